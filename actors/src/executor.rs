@@ -1,0 +1,240 @@
+//! The executor: one thread per version, bound to its device. It builds and warms up the model,
+//! then gathers batches from the version's queue, skips expired and abandoned jobs, runs
+//! forward passes under `catch_unwind`, and answers every job it took.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use burnserve_models::{load_model, Device, InferenceModel, ModelError, ModelSpec};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use tokio::sync::oneshot;
+
+use crate::batching::{gather_until, split_rows, triage, Batch, BatchPolicy, Triage};
+use crate::error::InferError;
+use crate::messages::{Job, JobOutput, VersionKey};
+use crate::metrics::VersionMetrics;
+
+/// What an executor needs to build its model.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    pub key: VersionKey,
+    pub spec: Arc<ModelSpec>,
+    /// The version directory in the repository.
+    pub dir: PathBuf,
+    pub device: Device,
+}
+
+impl ExecutorConfig {
+    pub fn policy(&self) -> BatchPolicy {
+        BatchPolicy {
+            max_rows: self.spec.batching.max_batch_size,
+            max_delay: self.spec.batching.max_batch_delay(),
+        }
+    }
+}
+
+/// A successful build and warm-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Loaded {
+    pub took: Duration,
+    pub weight_bytes: usize,
+}
+
+/// Why an executor thread ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutorExit {
+    /// Every sender is gone: the version was unloaded.
+    QueueClosed,
+    LoadFailed(ModelError),
+    Fatal(String),
+}
+
+pub type ReadySender = oneshot::Sender<Result<Loaded, ModelError>>;
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_string())
+}
+
+/// Runs `model.forward`, turning a panic into an error.
+fn guarded_forward(
+    model: &mut dyn InferenceModel,
+    input: Vec<f32>,
+    rows: usize,
+) -> Result<Vec<f32>, ModelError> {
+    catch_unwind(AssertUnwindSafe(|| model.forward(input, rows))).unwrap_or_else(|payload| {
+        Err(ModelError::Inference(format!(
+            "forward pass panicked: {}",
+            panic_message(&*payload)
+        )))
+    })
+}
+
+/// Builds the model and runs one real forward pass on zeros.
+fn build_and_warm(
+    config: &ExecutorConfig,
+) -> Result<(Box<dyn InferenceModel>, Loaded), ModelError> {
+    let start = Instant::now();
+    let mut model = catch_unwind(AssertUnwindSafe(|| {
+        load_model(&config.spec, &config.dir, config.device)
+    }))
+    .unwrap_or_else(|payload| {
+        Err(ModelError::Load(format!(
+            "loading panicked: {}",
+            panic_message(&*payload)
+        )))
+    })?;
+    let item = config.spec.input.item_len();
+    let output = guarded_forward(model.as_mut(), vec![0.0; item], 1)
+        .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
+    if output.len() != config.spec.output.item_len() {
+        return Err(ModelError::Load(format!(
+            "warm-up returned {} values; model.toml declares output shape {:?}",
+            output.len(),
+            config.spec.output.shape
+        )));
+    }
+    let weight_bytes = model.weight_bytes();
+    Ok((
+        model,
+        Loaded {
+            took: start.elapsed(),
+            weight_bytes,
+        },
+    ))
+}
+
+/// The executor thread's body: build, report readiness on `ready`, serve until the queue closes
+/// or the model fails fatally.
+pub fn run(
+    config: ExecutorConfig,
+    queue: Receiver<Job>,
+    metrics: VersionMetrics,
+    ready: ReadySender,
+) -> ExecutorExit {
+    let mut model = match build_and_warm(&config) {
+        Ok((model, loaded)) => {
+            let _ = ready.send(Ok(loaded));
+            model
+        }
+        Err(err) => {
+            tracing::error!(version = %config.key, error = %err, "executor could not load its model");
+            let _ = ready.send(Err(err.clone()));
+            return ExecutorExit::LoadFailed(err);
+        }
+    };
+    let policy = config.policy();
+    let output_len = config.spec.output.item_len();
+    let mut carried: Option<Job> = None;
+    loop {
+        let Some(batch) = gather(&queue, &policy, &metrics, &mut carried) else {
+            return ExecutorExit::QueueClosed;
+        };
+        if let Err(fatal) = execute(model.as_mut(), batch, output_len, &metrics) {
+            tracing::error!(version = %config.key, error = %fatal, "executor stopping on a fatal model error");
+            return ExecutorExit::Fatal(fatal);
+        }
+    }
+}
+
+/// Blocks for the next batch: waits for a live job, then gathers until the batch is full or
+/// the first job has waited `max_delay`. `None` when the queue is closed and empty.
+fn gather(
+    queue: &Receiver<Job>,
+    policy: &BatchPolicy,
+    metrics: &VersionMetrics,
+    carried: &mut Option<Job>,
+) -> Option<Batch> {
+    let mut batch = Batch::new(policy.max_rows);
+    let admit = |batch: &mut Batch, job: Job| match triage(&job, Instant::now()) {
+        Triage::Run => batch.push(job),
+        Triage::Expired => {
+            metrics.timed_out();
+            let waited = job.deadline.saturating_duration_since(job.enqueued_at);
+            let _ = job.reply.send(Err(InferError::Timeout(waited)));
+        }
+        Triage::Abandoned => {}
+    };
+    if let Some(job) = carried.take() {
+        admit(&mut batch, job);
+    }
+    while batch.is_empty() {
+        admit(&mut batch, queue.recv().ok()?);
+    }
+    let until = gather_until(batch.jobs()[0].enqueued_at, policy);
+    while !batch.is_full() {
+        match queue.recv_deadline(until) {
+            Ok(job) if batch.fits(&job) => admit(&mut batch, job),
+            Ok(job) => {
+                *carried = Some(job);
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    metrics.set_queue_depth(queue.len());
+    Some(batch)
+}
+
+/// Runs one batch and answers each job. `Err` only for a fatal model error.
+fn execute(
+    model: &mut dyn InferenceModel,
+    mut batch: Batch,
+    output_len: usize,
+    metrics: &VersionMetrics,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let size = batch.len();
+    let rows = batch.rows();
+    metrics.batch_started(
+        size,
+        batch
+            .jobs()
+            .iter()
+            .map(|j| started.saturating_duration_since(j.enqueued_at)),
+    );
+    let input = batch.take_input();
+    let result = guarded_forward(model, input, rows);
+    let inference_time = started.elapsed();
+    metrics.batch_finished(size);
+    let jobs = batch.into_jobs();
+    let rows_per_job: Vec<usize> = jobs.iter().map(|j| j.rows).collect();
+    let outputs = result
+        .map_err(|e| (e.to_string(), matches!(e, ModelError::Fatal(_))))
+        .and_then(|output| {
+            split_rows(output, &rows_per_job, output_len).map_err(|msg| (msg, false))
+        });
+    match outputs {
+        Ok(outputs) => {
+            let finished = Instant::now();
+            for (job, output) in jobs.into_iter().zip(outputs) {
+                if finished > job.deadline {
+                    metrics.timed_out();
+                }
+                let _ = job.reply.send(Ok(JobOutput {
+                    output,
+                    rows: job.rows,
+                    queue_time: started.saturating_duration_since(job.enqueued_at),
+                    inference_time,
+                    batch_size: size,
+                }));
+            }
+            Ok(())
+        }
+        Err((message, fatal)) => {
+            for job in jobs {
+                let _ = job.reply.send(Err(InferError::Inference(message.clone())));
+            }
+            if fatal {
+                Err(message)
+            } else {
+                Ok(())
+            }
+        }
+    }
+}

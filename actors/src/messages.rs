@@ -1,0 +1,58 @@
+//! Plain data crossing actors and threads: the queued `Job`, its `JobOutput`, `VersionKey`.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::error::InferError;
+
+/// `model`/`version` of one loaded version; also its metric label values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VersionKey {
+    pub model: String,
+    pub version: String,
+}
+
+impl VersionKey {
+    pub fn new(model: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            model: model.into(),
+            version: version.into(),
+        }
+    }
+}
+
+impl fmt::Display for VersionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.model, self.version)
+    }
+}
+
+pub type JobReply = oneshot::Sender<Result<JobOutput, InferError>>;
+
+/// One request waiting in a version's queue. The requester owns the other end of `reply`:
+/// when it is gone (client left, deadline passed) the executor skips the job.
+#[derive(Debug)]
+pub struct Job {
+    /// Row-major `[rows, input item length]`.
+    pub input: Vec<f32>,
+    pub rows: usize,
+    pub deadline: Instant,
+    pub enqueued_at: Instant,
+    pub reply: JobReply,
+}
+
+/// What the executor sends back for one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutput {
+    /// Row-major `[rows, output item length]`.
+    pub output: Vec<f32>,
+    pub rows: usize,
+    /// From enqueue to the start of its batch.
+    pub queue_time: Duration,
+    /// The forward pass of its batch.
+    pub inference_time: Duration,
+    /// Requests in its batch.
+    pub batch_size: usize,
+}

@@ -1,0 +1,272 @@
+//! The metric contract of DESIGN.md §4 (names, labels and buckets exact), registered on the
+//! caller's registry, plus per-version handles resolved once so the hot path does no label hashing.
+
+use std::time::Duration;
+
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
+};
+
+use crate::messages::VersionKey;
+
+/// Buckets of `inference_latency_seconds` and `inference_queue_duration_seconds`.
+pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+/// Buckets of `inference_batch_size`.
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+/// Label values for a request whose model or version is not loaded.
+pub const UNKNOWN: &str = "unknown";
+/// Tenant label until tenants are configured.
+pub const ANONYMOUS: &str = "anonymous";
+
+#[derive(Clone)]
+pub struct Metrics {
+    enabled: bool,
+    requests: IntCounterVec,
+    errors: IntCounterVec,
+    latency: HistogramVec,
+    successful: IntGaugeVec,
+    queue_depth: IntGaugeVec,
+    queue_duration: HistogramVec,
+    batch_size: HistogramVec,
+    executor_inflight: IntGaugeVec,
+    executor_timeouts: IntCounterVec,
+    actor_restarts: IntCounterVec,
+    model_loaded: IntGaugeVec,
+    model_load_time: GaugeVec,
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn int_gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> prometheus::Result<HistogramVec> {
+    let metric = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+        labels,
+    )?;
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
+impl Metrics {
+    /// Registers every metric of the contract on `registry`. With `enabled = false` the metrics
+    /// exist but nothing is recorded (for the overhead benchmark).
+    pub fn register(registry: &Registry, enabled: bool) -> prometheus::Result<Self> {
+        const MV: &[&str] = &["model", "version"];
+        const MVT: &[&str] = &["model", "version", "tenant"];
+        Ok(Self {
+            enabled,
+            requests: counter(
+                registry,
+                "inference_requests_total",
+                "Inference requests received, before execution",
+                MVT,
+            )?,
+            errors: counter(
+                registry,
+                "inference_errors_total",
+                "Inference requests that failed",
+                &["model", "version", "error_type", "tenant"],
+            )?,
+            latency: histogram(
+                registry,
+                "inference_latency_seconds",
+                "End-to-end latency of successful requests (queue, forward, postprocess)",
+                MVT,
+                LATENCY_BUCKETS,
+            )?,
+            successful: int_gauge(
+                registry,
+                "inference_successful",
+                "1 if the last request succeeded, else 0",
+                MV,
+            )?,
+            queue_depth: int_gauge(
+                registry,
+                "inference_queue_depth",
+                "Requests waiting in the version's queue",
+                MV,
+            )?,
+            queue_duration: histogram(
+                registry,
+                "inference_queue_duration_seconds",
+                "Time from enqueue to batch start",
+                MV,
+                LATENCY_BUCKETS,
+            )?,
+            batch_size: histogram(
+                registry,
+                "inference_batch_size",
+                "Requests per executed batch",
+                MV,
+                BATCH_SIZE_BUCKETS,
+            )?,
+            executor_inflight: int_gauge(
+                registry,
+                "executor_inflight",
+                "Requests in forward passes executing now",
+                &["device"],
+            )?,
+            executor_timeouts: counter(
+                registry,
+                "executor_timeouts_total",
+                "Requests that expired in an executor's queue or run",
+                &["device"],
+            )?,
+            actor_restarts: counter(
+                registry,
+                "actor_restarts_total",
+                "Supervisor restarts of a version's actor",
+                MV,
+            )?,
+            model_loaded: int_gauge(
+                registry,
+                "model_loaded",
+                "1 while the version is loaded and ready, else 0",
+                MV,
+            )?,
+            model_load_time: {
+                let metric = GaugeVec::new(
+                    Opts::new(
+                        "model_load_time_seconds",
+                        "Time the last load (with warm-up) took",
+                    ),
+                    MV,
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Records one finished request. `key` is `None` when the model or version is unknown.
+    pub fn record_request(
+        &self,
+        key: Option<&VersionKey>,
+        tenant: &str,
+        outcome: Result<Duration, &'static str>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let (model, version) = key.map_or((UNKNOWN, UNKNOWN), |k| {
+            (k.model.as_str(), k.version.as_str())
+        });
+        self.requests
+            .with_label_values(&[model, version, tenant])
+            .inc();
+        match outcome {
+            Ok(latency) => {
+                self.latency
+                    .with_label_values(&[model, version, tenant])
+                    .observe(latency.as_secs_f64());
+            }
+            Err(error_type) => {
+                self.errors
+                    .with_label_values(&[model, version, error_type, tenant])
+                    .inc();
+            }
+        }
+        if key.is_some() {
+            self.successful
+                .with_label_values(&[model, version])
+                .set(i64::from(outcome.is_ok()));
+        }
+    }
+
+    /// Handles for one version, resolved once.
+    pub fn version(&self, key: &VersionKey, device: &str) -> VersionMetrics {
+        let mv = [key.model.as_str(), key.version.as_str()];
+        VersionMetrics {
+            enabled: self.enabled,
+            queue_depth: self.queue_depth.with_label_values(&mv),
+            queue_duration: self.queue_duration.with_label_values(&mv),
+            batch_size: self.batch_size.with_label_values(&mv),
+            inflight: self.executor_inflight.with_label_values(&[device]),
+            timeouts: self.executor_timeouts.with_label_values(&[device]),
+            restarts: self.actor_restarts.with_label_values(&mv),
+            loaded: self.model_loaded.with_label_values(&mv),
+        }
+    }
+
+    pub fn record_load(&self, key: &VersionKey, took: Duration) {
+        let mv = [key.model.as_str(), key.version.as_str()];
+        self.model_load_time
+            .with_label_values(&mv)
+            .set(took.as_secs_f64());
+        self.model_loaded.with_label_values(&mv).set(1);
+    }
+}
+
+/// Per-version metric handles used by the router, actor and executor.
+#[derive(Clone)]
+pub struct VersionMetrics {
+    enabled: bool,
+    pub queue_depth: IntGauge,
+    queue_duration: Histogram,
+    batch_size: Histogram,
+    inflight: IntGauge,
+    timeouts: IntCounter,
+    pub restarts: IntCounter,
+    pub loaded: IntGauge,
+}
+
+impl VersionMetrics {
+    pub fn set_queue_depth(&self, depth: usize) {
+        if self.enabled {
+            self.queue_depth.set(depth as i64);
+        }
+    }
+
+    pub fn batch_started(&self, batch_size: usize, queue_times: impl Iterator<Item = Duration>) {
+        if !self.enabled {
+            return;
+        }
+        self.batch_size.observe(batch_size as f64);
+        for waited in queue_times {
+            self.queue_duration.observe(waited.as_secs_f64());
+        }
+        self.inflight.add(batch_size as i64);
+    }
+
+    pub fn batch_finished(&self, batch_size: usize) {
+        if self.enabled {
+            self.inflight.sub(batch_size as i64);
+        }
+    }
+
+    pub fn timed_out(&self) {
+        if self.enabled {
+            self.timeouts.inc();
+        }
+    }
+}

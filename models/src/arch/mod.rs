@@ -1,0 +1,90 @@
+//! burn architectures, one module each, and the generic wrapper that turns a burn network
+//! into an [`InferenceModel`](crate::InferenceModel).
+
+pub mod mlp;
+
+use burn::module::Module;
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+
+use crate::error::ModelError;
+use crate::model::InferenceModel;
+
+/// Architecture names `model.toml` may use.
+pub const KNOWN: &[&str] = &["mlp"];
+
+/// A burn network taking flattened items: `[rows, input len] -> [rows, output len]`.
+pub trait Network<B: Backend>: Module<B> {
+    fn infer(&self, input: Tensor<B, 2>) -> Tensor<B, 2>;
+}
+
+/// A burn network on one device, behind the plain-data seam.
+pub struct BurnModel<B: Backend, N: Network<B>> {
+    network: N,
+    device: B::Device,
+    input_len: usize,
+}
+
+impl<B: Backend, N: Network<B>> BurnModel<B, N> {
+    pub fn new(network: N, device: B::Device, input_len: usize) -> Self {
+        Self {
+            network,
+            device,
+            input_len,
+        }
+    }
+
+    pub fn network(&self) -> &N {
+        &self.network
+    }
+}
+
+impl<B: Backend, N: Network<B> + Send> InferenceModel for BurnModel<B, N>
+where
+    B::Device: Send,
+{
+    fn forward(&mut self, input: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError> {
+        if input.len() != rows * self.input_len {
+            return Err(ModelError::Inference(format!(
+                "batch has {} values for {rows} rows of {}",
+                input.len(),
+                self.input_len
+            )));
+        }
+        // [rows, input_len]
+        let x =
+            Tensor::<B, 2>::from_data(TensorData::new(input, [rows, self.input_len]), &self.device);
+        // [rows, output_len]
+        let y = self.network.infer(x);
+        y.into_data()
+            .into_vec::<f32>()
+            .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.network.num_params() * std::mem::size_of::<f32>()
+    }
+}
+
+/// The CPU backend every `cpu` version runs on.
+pub type CpuBackend = burn::backend::NdArray<f32>;
+/// The GPU backend of `cuda:N` versions.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda<f32, i32>;
+
+/// Calls `$build::<Backend>(backend_device, args..)` with the backend that serves `$device`.
+macro_rules! on_backend {
+    ($device:expr, $build:ident $(, $arg:expr)*) => {
+        match $device {
+            $crate::Device::Cpu => $build::<$crate::arch::CpuBackend>(Default::default() $(, $arg)*),
+            #[cfg(feature = "cuda")]
+            $crate::Device::Cuda(index) => $build::<$crate::arch::CudaBackend>(
+                burn::backend::cuda::CudaDevice { index } $(, $arg)*
+            ),
+            #[cfg(not(feature = "cuda"))]
+            $crate::Device::Cuda(_) => Err($crate::ModelError::Load(
+                "cuda devices need burnserve built with the `cuda` feature".into(),
+            )),
+        }
+    };
+}
+pub(crate) use on_backend;

@@ -1,0 +1,80 @@
+//! Fake models for tests and benches (feature `test-util`): they echo their input and can be
+//! slow, panic, or fail fatally on a marker value, so the runtime's failure paths can be driven.
+//!
+//! | architecture | behaviour | params |
+//! |---|---|---|
+//! | `fake-echo`  | output = input | `delay_ms` (0) |
+//! | `fake-slow`  | sleeps, then echoes | `delay_ms` (200) |
+//! | `fake-panic` | panics when an item starts with `marker` | `marker` (-1.0), `delay_ms` (0) |
+//! | `fake-fail`  | returns a fatal error when an item starts with `marker` | `marker` (-1.0) |
+
+use std::time::Duration;
+
+use crate::error::ModelError;
+use crate::model::InferenceModel;
+use crate::spec::ModelSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Misbehaviour {
+    None,
+    Panic(f32),
+    Fatal(f32),
+}
+
+#[derive(Debug)]
+pub struct FakeModel {
+    item_len: usize,
+    delay: Duration,
+    misbehaviour: Misbehaviour,
+}
+
+pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
+    if spec.input.item_len() != spec.output.item_len() {
+        return Err(ModelError::Load(
+            "fake models echo: input and output sizes must match".into(),
+        ));
+    }
+    let (default_delay, misbehaviour) = match spec.architecture.as_str() {
+        "fake-echo" => (0, Misbehaviour::None),
+        "fake-slow" => (200, Misbehaviour::None),
+        "fake-panic" => (0, Misbehaviour::Panic(spec.param("marker", -1.0)?)),
+        "fake-fail" => (0, Misbehaviour::Fatal(spec.param("marker", -1.0)?)),
+        other => {
+            return Err(ModelError::Load(format!(
+                "unknown fake architecture '{other}'"
+            )))
+        }
+    };
+    let delay_ms: u64 = spec.param("delay_ms", default_delay)?;
+    Ok(Box::new(FakeModel {
+        item_len: spec.input.item_len(),
+        delay: Duration::from_millis(delay_ms),
+        misbehaviour,
+    }))
+}
+
+impl InferenceModel for FakeModel {
+    fn forward(&mut self, input: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError> {
+        if input.len() != rows * self.item_len {
+            return Err(ModelError::Inference(
+                "batch size does not match its rows".into(),
+            ));
+        }
+        let marked = |marker: f32| input.chunks(self.item_len).any(|item| item[0] == marker);
+        match self.misbehaviour {
+            Misbehaviour::Panic(marker) if marked(marker) => {
+                panic!("fake-panic model hit its marker input {marker}")
+            }
+            Misbehaviour::Fatal(marker) if marked(marker) => {
+                return Err(ModelError::Fatal(format!(
+                    "fake-fail model hit its marker input {marker}"
+                )))
+            }
+            _ => {}
+        }
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        Ok(input)
+    }
+}

@@ -1,0 +1,29 @@
+//! burnserve-models: the only crate where burn types appear.
+//!
+//! # Layout
+//! - [`spec`]: `model.toml`, the description of one model version (architecture, I/O schema,
+//!   batching and timeout settings), read and validated.
+//! - [`device`]: where a version runs (`cpu`, `cuda:N`).
+//! - [`model`]: the [`InferenceModel`] seam the actors see (plain `Vec<f32>` in and out) and
+//!   [`load_model`], which builds the right architecture on the right backend.
+//! - [`arch`]: burn architectures, one module each.
+//! - [`weights`]: safetensors loading and saving through burn-store.
+//! - [`pipeline`]: the request stages around `forward`: validate (shape, finiteness) and
+//!   postprocess (top-k labels).
+//! - `fakes` (feature `test-util`): echo, slow, panicking and failing models for tests and benches.
+
+pub mod arch;
+pub mod device;
+pub mod error;
+#[cfg(feature = "test-util")]
+pub mod fakes;
+pub mod model;
+pub mod pipeline;
+pub mod spec;
+pub mod weights;
+
+pub use device::Device;
+pub use error::ModelError;
+pub use model::{load_model, InferenceModel};
+pub use pipeline::{top_k, validate_input, Prediction, RequestInput};
+pub use spec::{ModelSpec, TensorSpec};

@@ -1,0 +1,43 @@
+//! The `InferenceModel` seam: what the actors see of a model (plain `Vec<f32>` in and out),
+//! and `load_model`, which builds a version's architecture on its device from the repository.
+
+use std::path::Path;
+
+use crate::arch;
+use crate::device::Device;
+use crate::error::ModelError;
+use crate::spec::ModelSpec;
+
+/// A loaded network, owned by one executor thread.
+pub trait InferenceModel: Send {
+    /// Runs one batch. `input` is row-major `[rows, input item length]`; the result is
+    /// row-major `[rows, output item length]`.
+    fn forward(&mut self, input: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError>;
+
+    /// Bytes of parameters held on the device.
+    fn weight_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Builds the version described by `spec` (read from `dir`) on `device`.
+pub fn load_model(
+    spec: &ModelSpec,
+    dir: &Path,
+    device: Device,
+) -> Result<Box<dyn InferenceModel>, ModelError> {
+    if !device.is_supported() {
+        return Err(ModelError::Load(format!(
+            "device {device} needs burnserve built with the `cuda` feature"
+        )));
+    }
+    match spec.architecture.as_str() {
+        "mlp" => arch::mlp::load(spec, dir, device),
+        #[cfg(feature = "test-util")]
+        fake if fake.starts_with("fake-") => crate::fakes::load(spec),
+        other => Err(ModelError::Load(format!(
+            "unknown architecture '{other}' (known: {})",
+            arch::KNOWN.join(", ")
+        ))),
+    }
+}

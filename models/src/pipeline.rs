@@ -1,0 +1,233 @@
+//! The request stages around `forward`: validate a request against the version's schema
+//! (shape, finiteness, range) and postprocess outputs (top-k labels).
+
+use serde::Serialize;
+
+use crate::error::ModelError;
+use crate::spec::ModelSpec;
+
+/// One request's input tensor as plain data: row-major `data` of shape `shape`, where `shape`
+/// is either the model's item shape (one item) or `[n, ..item shape]` (n items).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestInput {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    /// The tensor name the client gave (v2), checked against the schema when present.
+    pub name: Option<String>,
+    /// The datatype the client declared (v2), checked against the schema when present.
+    pub datatype: Option<String>,
+}
+
+impl RequestInput {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        Self {
+            shape,
+            data,
+            name: None,
+            datatype: None,
+        }
+    }
+
+    /// A named, typed tensor as the v2 protocol sends it.
+    pub fn tensor(name: String, datatype: String, shape: Vec<usize>, data: Vec<f32>) -> Self {
+        Self {
+            shape,
+            data,
+            name: Some(name),
+            datatype: Some(datatype),
+        }
+    }
+}
+
+/// Checks a request against the schema and returns how many items (rows) it holds.
+pub fn validate_input(spec: &ModelSpec, input: &RequestInput) -> Result<usize, ModelError> {
+    if let Some(name) = input.name.as_deref().filter(|n| *n != spec.input.name) {
+        return Err(ModelError::SchemaMismatch(format!(
+            "unknown input '{name}'; this model takes '{}'",
+            spec.input.name
+        )));
+    }
+    if let Some(datatype) = input
+        .datatype
+        .as_deref()
+        .filter(|d| *d != spec.input.datatype)
+    {
+        return Err(ModelError::SchemaMismatch(format!(
+            "input '{}' has datatype {datatype}; this model takes {}",
+            spec.input.name, spec.input.datatype
+        )));
+    }
+    let declared: usize = input.shape.iter().product();
+    if declared != input.data.len() {
+        return Err(ModelError::InvalidInput(format!(
+            "data has {} values but shape {:?} needs {declared}",
+            input.data.len(),
+            input.shape
+        )));
+    }
+    let item = &spec.input.shape;
+    let rows = if input.shape == *item {
+        1
+    } else if input.shape.len() == item.len() + 1 && input.shape[1..] == item[..] {
+        input.shape[0]
+    } else {
+        return Err(ModelError::SchemaMismatch(format!(
+            "input '{}' has shape {:?}; the model takes {:?} or [n, {}]",
+            spec.input.name,
+            input.shape,
+            item,
+            item.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if rows == 0 {
+        return Err(ModelError::SchemaMismatch("input holds no items".into()));
+    }
+    if rows > spec.batching.max_batch_size {
+        return Err(ModelError::SchemaMismatch(format!(
+            "input holds {rows} items; this model takes at most {} per request (max_batch_size)",
+            spec.batching.max_batch_size
+        )));
+    }
+    if let Some(index) = input.data.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::InvalidInput(format!(
+            "value at flat index {index} is not finite ({})",
+            input.data[index]
+        )));
+    }
+    let (min, max) = (spec.input.min, spec.input.max);
+    if min.is_some() || max.is_some() {
+        let lo = min.unwrap_or(f32::NEG_INFINITY);
+        let hi = max.unwrap_or(f32::INFINITY);
+        if let Some(index) = input.data.iter().position(|v| *v < lo || *v > hi) {
+            return Err(ModelError::SchemaMismatch(format!(
+                "value {} at flat index {index} is outside the input range [{lo}, {hi}]",
+                input.data[index]
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+/// One ranked class of a classifier's output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub score: f32,
+}
+
+/// The `k` highest scores of one output row, best first (ties keep the lower index first).
+pub fn top_k(spec: &ModelSpec, row: &[f32], k: usize) -> Vec<Prediction> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Prediction {
+            index,
+            label: spec.output.labels.get(index).cloned(),
+            score: row[index],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ModelSpec {
+        ModelSpec::from_toml(
+            r#"
+            architecture = "mlp"
+            [input]
+            name = "x"
+            shape = [2, 2]
+            min = 0.0
+            max = 1.0
+            [output]
+            name = "y"
+            shape = [3]
+            labels = ["a", "b", "c"]
+            [batching]
+            max_batch_size = 4
+            "#,
+        )
+        .expect("valid spec")
+    }
+
+    #[test]
+    fn counts_rows_for_item_and_batched_shapes() {
+        let s = spec();
+        assert_eq!(
+            validate_input(&s, &RequestInput::new(vec![2, 2], vec![0.5; 4])),
+            Ok(1)
+        );
+        assert_eq!(
+            validate_input(&s, &RequestInput::new(vec![3, 2, 2], vec![0.5; 12])),
+            Ok(3)
+        );
+    }
+
+    #[test]
+    fn rejects_bad_inputs_with_the_right_kind() {
+        let s = spec();
+        let kind = |shape: Vec<usize>, data: Vec<f32>| {
+            validate_input(&s, &RequestInput::new(shape, data)).unwrap_err()
+        };
+        assert!(matches!(
+            kind(vec![2, 2], vec![0.5; 3]),
+            ModelError::InvalidInput(_)
+        ));
+        assert!(matches!(
+            kind(vec![4], vec![0.5; 4]),
+            ModelError::SchemaMismatch(_)
+        ));
+        assert!(matches!(
+            kind(vec![5, 2, 2], vec![0.5; 20]),
+            ModelError::SchemaMismatch(_)
+        ));
+        assert!(matches!(
+            kind(vec![0, 2, 2], vec![]),
+            ModelError::SchemaMismatch(_)
+        ));
+        let nan = kind(vec![2, 2], vec![0.5, f32::NAN, 0.5, 0.5]);
+        assert_eq!(nan.error_type(), "invalid_input");
+        assert!(nan.to_string().contains("flat index 1"), "{nan}");
+        assert!(matches!(
+            kind(vec![2, 2], vec![0.5, 0.5, 1.5, 0.5]),
+            ModelError::SchemaMismatch(_)
+        ));
+        let named = |name: &str, dtype: &str| {
+            validate_input(
+                &s,
+                &RequestInput::tensor(name.into(), dtype.into(), vec![2, 2], vec![0.5; 4]),
+            )
+        };
+        assert_eq!(named("x", "FP32"), Ok(1));
+        assert!(matches!(
+            named("other", "FP32"),
+            Err(ModelError::SchemaMismatch(_))
+        ));
+        assert!(matches!(
+            named("x", "INT64"),
+            Err(ModelError::SchemaMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn top_k_ranks_scores_and_names_labels() {
+        let s = spec();
+        let ranked = top_k(&s, &[0.2, 0.7, 0.1], 2);
+        assert_eq!(ranked.len(), 2);
+        assert_eq!(
+            (ranked[0].index, ranked[0].label.as_deref()),
+            (1, Some("b"))
+        );
+        assert_eq!((ranked[1].index, ranked[1].score), (0, 0.2));
+        assert_eq!(top_k(&s, &[0.5, 0.5, 0.0], 1)[0].index, 0);
+    }
+}

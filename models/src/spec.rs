@@ -1,0 +1,244 @@
+//! `ModelSpec`: one version's `model.toml` (architecture, I/O schema, batching, timeout),
+//! read from the model repository and validated before anything is built.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ModelError;
+
+/// The file name of a version's description inside `<repo>/<name>/<version>/`.
+pub const SPEC_FILE: &str = "model.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Which architecture builds the network (`mlp`; fakes with the `test-util` feature).
+    pub architecture: String,
+    /// Weights file relative to the version directory (safetensors).
+    #[serde(default)]
+    pub weights: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Architecture parameters (e.g. `hidden = [128]` for `mlp`).
+    #[serde(default)]
+    pub params: toml::Table,
+    pub input: TensorSpec,
+    pub output: TensorSpec,
+    #[serde(default)]
+    pub batching: BatchingSpec,
+    /// Default per-request deadline; a request may only shorten it.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// One named tensor of the schema. `shape` is per item: a request carries `[n, ..shape]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    pub name: String,
+    #[serde(default = "default_datatype")]
+    pub datatype: String,
+    pub shape: Vec<usize>,
+    /// Inclusive value range the input must lie in, if any.
+    #[serde(default)]
+    pub min: Option<f32>,
+    #[serde(default)]
+    pub max: Option<f32>,
+    /// Class names, one per output value, for classifiers.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BatchingSpec {
+    /// Most requests run in one forward pass.
+    #[serde(default = "default_max_batch_size")]
+    pub max_batch_size: usize,
+    /// Longest a request waits for others to join its batch.
+    #[serde(default = "default_max_batch_delay_ms")]
+    pub max_batch_delay_ms: f64,
+    /// Bound of the version's queue; a full queue answers `overloaded`.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+}
+
+impl Default for BatchingSpec {
+    fn default() -> Self {
+        Self {
+            max_batch_size: default_max_batch_size(),
+            max_batch_delay_ms: default_max_batch_delay_ms(),
+            queue_capacity: default_queue_capacity(),
+        }
+    }
+}
+
+fn default_datatype() -> String {
+    "FP32".to_string()
+}
+fn default_max_batch_size() -> usize {
+    32
+}
+fn default_max_batch_delay_ms() -> f64 {
+    2.0
+}
+fn default_queue_capacity() -> usize {
+    256
+}
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+impl BatchingSpec {
+    pub fn max_batch_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.max_batch_delay_ms / 1000.0)
+    }
+}
+
+impl TensorSpec {
+    /// Values per item (product of `shape`).
+    pub fn item_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+impl ModelSpec {
+    /// Reads and validates `<dir>/model.toml`.
+    pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
+        let path = dir.join(SPEC_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            ModelError::Load(msg) => ModelError::Load(format!("{}: {msg}", path.display())),
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, ModelError> {
+        let spec: ModelSpec = toml::from_str(text).map_err(|e| ModelError::Load(e.to_string()))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let fail = |msg: String| Err(ModelError::Load(msg));
+        if self.input.shape.is_empty() || self.input.item_len() == 0 {
+            return fail("input.shape must be non-empty with no zero dimension".into());
+        }
+        if self.output.shape.is_empty() || self.output.item_len() == 0 {
+            return fail("output.shape must be non-empty with no zero dimension".into());
+        }
+        for (key, tensor) in [("input", &self.input), ("output", &self.output)] {
+            if tensor.datatype != "FP32" {
+                return fail(format!(
+                    "{key}.datatype '{}' is not supported (FP32 only)",
+                    tensor.datatype
+                ));
+            }
+        }
+        if !self.output.labels.is_empty() && self.output.labels.len() != self.output.item_len() {
+            return fail(format!(
+                "output.labels has {} names for {} output values",
+                self.output.labels.len(),
+                self.output.item_len()
+            ));
+        }
+        if self.batching.max_batch_size == 0 {
+            return fail("batching.max_batch_size must be at least 1".into());
+        }
+        if !(self.batching.max_batch_delay_ms >= 0.0
+            && self.batching.max_batch_delay_ms <= 10_000.0)
+        {
+            return fail("batching.max_batch_delay_ms must be within 0..=10000".into());
+        }
+        if self.batching.queue_capacity == 0 {
+            return fail("batching.queue_capacity must be at least 1".into());
+        }
+        if self.timeout_ms == 0 {
+            return fail("timeout_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The absolute path of the weights file, if the architecture has one.
+    pub fn weights_path(&self, dir: &Path) -> Option<PathBuf> {
+        self.weights.as_ref().map(|w| dir.join(w))
+    }
+
+    pub fn default_timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Reads an architecture parameter, or `default` when absent.
+    pub fn param<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        default: T,
+    ) -> Result<T, ModelError> {
+        match self.params.get(key) {
+            None => Ok(default),
+            Some(value) => value
+                .clone()
+                .try_into()
+                .map_err(|e| ModelError::Load(format!("params.{key}: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MLP: &str = r#"
+        architecture = "mlp"
+        weights = "model.safetensors"
+        params = { hidden = [16] }
+        timeout_ms = 500
+        [input]
+        name = "pixels"
+        shape = [4]
+        [output]
+        name = "probabilities"
+        shape = [3]
+        labels = ["a", "b", "c"]
+        [batching]
+        max_batch_size = 8
+        max_batch_delay_ms = 1.5
+    "#;
+
+    #[test]
+    fn parses_a_full_spec_with_defaults() {
+        let spec = ModelSpec::from_toml(MLP).expect("valid spec");
+        assert_eq!(spec.input.item_len(), 4);
+        assert_eq!(spec.input.datatype, "FP32");
+        assert_eq!(spec.batching.max_batch_size, 8);
+        assert_eq!(spec.batching.queue_capacity, 256);
+        assert_eq!(spec.batching.max_batch_delay(), Duration::from_micros(1500));
+        assert_eq!(
+            spec.param::<Vec<usize>>("hidden", vec![]).unwrap(),
+            vec![16]
+        );
+        assert_eq!(spec.param::<u64>("absent", 7).unwrap(), 7);
+    }
+
+    #[test]
+    fn rejects_inconsistent_specs_with_the_key_named() {
+        let bad_labels = MLP.replace(r#"["a", "b", "c"]"#, r#"["a"]"#);
+        let err = ModelSpec::from_toml(&bad_labels).unwrap_err().to_string();
+        assert!(err.contains("output.labels"), "{err}");
+        let bad_batch = MLP.replace("max_batch_size = 8", "max_batch_size = 0");
+        let err = ModelSpec::from_toml(&bad_batch).unwrap_err().to_string();
+        assert!(err.contains("max_batch_size"), "{err}");
+        let unknown = MLP.replace("timeout_ms = 500", "timeout = 500");
+        let err = ModelSpec::from_toml(&unknown).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+        let dtype = MLP.replace(
+            r#"name = "pixels""#,
+            "name = \"pixels\"\ndatatype = \"INT8\"",
+        );
+        let err = ModelSpec::from_toml(&dtype).unwrap_err().to_string();
+        assert!(err.contains("input.datatype"), "{err}");
+    }
+}

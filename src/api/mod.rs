@@ -1,0 +1,83 @@
+//! HTTP routes (thin: parse, call the inference service, map errors) and their shared state.
+
+pub mod error;
+pub mod health;
+pub mod predict;
+pub mod tensor;
+pub mod v2;
+
+use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
+use burnserve_actors::router::ModelRouter;
+use burnserve_actors::InferenceService;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: InferenceService,
+}
+
+impl AppState {
+    pub fn router(&self) -> &Addr<ModelRouter> {
+        self.service.router()
+    }
+}
+
+/// Milliseconds with microsecond precision, for the timing headers.
+pub fn millis(duration: std::time::Duration) -> String {
+    format!("{:.3}", duration.as_secs_f64() * 1000.0)
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1/models/{model}/predict",
+        web::post().to(predict::predict),
+    )
+    .route(
+        "/v1/models/{model}/versions/{version}/predict",
+        web::post().to(predict::predict_version),
+    )
+    .route("/v2", web::get().to(v2::server_metadata))
+    .route("/v2/health/live", web::get().to(health::live))
+    .route("/v2/health/ready", web::get().to(health::ready))
+    .route("/v2/models/{model}", web::get().to(v2::model_metadata))
+    .route(
+        "/v2/models/{model}/versions/{version}",
+        web::get().to(v2::model_metadata_version),
+    )
+    .route(
+        "/v2/models/{model}/ready",
+        web::get().to(health::model_ready),
+    )
+    .route(
+        "/v2/models/{model}/versions/{version}/ready",
+        web::get().to(health::model_version_ready),
+    )
+    .route("/v2/models/{model}/infer", web::post().to(v2::infer))
+    .route(
+        "/v2/models/{model}/versions/{version}/infer",
+        web::post().to(v2::infer_version),
+    )
+    .route("/health", web::get().to(health::live))
+    .route("/ready", web::get().to(health::ready));
+}
+
+/// Any path no route matches.
+pub async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoRoute(format!(
+        "{} {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+/// JSON bodies: size limit, any content type, parse errors as `invalid_input`.
+pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(max_body_bytes)
+        .content_type_required(false)
+        .error_handler(|err, _req| ApiError::BadRequest(format!("invalid JSON body: {err}")).into())
+}

@@ -1,0 +1,102 @@
+//! The simple JSON predict API: `POST /v1/models/{m}[/versions/{v}]/predict` with
+//! `{"inputs": [...], "timeout_ms"?, "top_k"?}`; answers one output row per item and, for
+//! classifiers with labels, the top-k classes of each.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use burnserve_actors::{InferRequest, InferResponse};
+use burnserve_models::{top_k, Prediction, RequestInput};
+use serde::{Deserialize, Serialize};
+
+use super::tensor::NestedF32;
+use super::{millis, ApiError, AppState};
+
+/// Top classes reported per item when the request does not say.
+pub const DEFAULT_TOP_K: usize = 3;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// One item (the model's input shape) or a list of items, nested or not.
+    pub inputs: NestedF32,
+    /// Shortens the model's deadline for this request.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PredictResponse {
+    pub model: String,
+    pub version: String,
+    /// One flattened output per item.
+    pub outputs: Vec<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<Vec<Vec<Prediction>>>,
+}
+
+/// Adds the `x-queue-time` and `x-inference-time` headers (ms).
+pub fn timed(response: &InferResponse) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    builder
+        .insert_header(("x-queue-time", millis(response.output.queue_time)))
+        .insert_header(("x-inference-time", millis(response.output.inference_time)));
+    builder
+}
+
+async fn run(
+    state: &AppState,
+    model: String,
+    version: Option<String>,
+    body: PredictRequest,
+) -> Result<HttpResponse, ApiError> {
+    let top = body.top_k.unwrap_or(DEFAULT_TOP_K);
+    if top == 0 {
+        return Err(ApiError::BadRequest("top_k must be at least 1".into()));
+    }
+    let mut request = InferRequest::new(
+        model,
+        version,
+        RequestInput::new(body.inputs.shape, body.inputs.data),
+    );
+    request.timeout = body.timeout_ms.map(Duration::from_millis);
+    let response = state.service.infer(request).await?;
+    let item_len = response.spec.output.item_len();
+    let outputs: Vec<Vec<f32>> = response
+        .output
+        .output
+        .chunks(item_len)
+        .map(<[f32]>::to_vec)
+        .collect();
+    let predictions = (!response.spec.output.labels.is_empty()).then(|| {
+        outputs
+            .iter()
+            .map(|row| top_k(&response.spec, row, top))
+            .collect()
+    });
+    Ok(timed(&response).json(PredictResponse {
+        model: response.key.model.clone(),
+        version: response.key.version.clone(),
+        outputs,
+        predictions,
+    }))
+}
+
+pub async fn predict(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PredictRequest>,
+) -> Result<HttpResponse, ApiError> {
+    run(&state, path.into_inner(), None, body.into_inner()).await
+}
+
+pub async fn predict_version(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Json<PredictRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (model, version) = path.into_inner();
+    run(&state, model, Some(version), body.into_inner()).await
+}

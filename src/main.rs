@@ -1,0 +1,43 @@
+//! The `burnserve` binary: parse the CLI, load settings, serve until stopped.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use burnserve::{settings::Settings, telemetry};
+use clap::Parser;
+
+/// burnserve: serve burn models over HTTP (simple JSON and KServe v2), with Prometheus metrics.
+///
+/// Settings: config/default.toml, then --config FILE (or config/$BURNSERVE_MODE.toml), then
+/// environment variables BURNSERVE__SECTION__KEY, then these flags.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML settings file layered over the defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen port (overrides server.port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Listen address (overrides server.host).
+    #[arg(long)]
+    host: Option<String>,
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut settings = Settings::load(cli.config.as_deref()).context("invalid settings")?;
+    if let Some(port) = cli.port {
+        settings.server.port = port;
+    }
+    if let Some(host) = cli.host {
+        settings.server.host = host;
+    }
+    telemetry::init(&settings.log);
+    let running = burnserve::start(settings)
+        .await
+        .context("burnserve could not start")?;
+    running.server.await.context("server error")?;
+    Ok(())
+}

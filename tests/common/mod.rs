@@ -1,0 +1,292 @@
+//! Shared test support: a model repository of fixtures in a temp dir, a server started on
+//! 127.0.0.1:0, a JSON client, and a Prometheus text reader.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use burnserve::{RunningServer, Settings};
+use burnserve_models::{arch::mlp, ModelSpec};
+use serde_json::Value;
+
+pub const MLP_INPUT: usize = 12;
+pub const MLP_CLASSES: usize = 4;
+pub const LABELS: [&str; MLP_CLASSES] = ["north", "east", "south", "west"];
+
+fn write(dir: &Path, model: &str, version: &str, toml: &str) -> PathBuf {
+    let path = dir.join(model).join(version);
+    std::fs::create_dir_all(&path).expect("create version dir");
+    std::fs::write(path.join("model.toml"), toml).expect("write model.toml");
+    path
+}
+
+fn mlp_toml() -> String {
+    format!(
+        r#"
+architecture = "mlp"
+weights = "model.safetensors"
+params = {{ hidden = [16] }}
+[input]
+name = "features"
+shape = [{MLP_INPUT}]
+[output]
+name = "probabilities"
+shape = [{MLP_CLASSES}]
+labels = {LABELS:?}
+[batching]
+max_batch_size = 16
+max_batch_delay_ms = 1
+"#
+    )
+}
+
+fn fake_toml(architecture: &str, item: usize, extra: &str) -> String {
+    format!(
+        r#"
+architecture = "{architecture}"
+{extra}
+[input]
+name = "x"
+shape = [{item}]
+[output]
+name = "y"
+shape = [{item}]
+"#
+    )
+}
+
+/// A repository with two seeded MLP versions and the fakes, in a fresh temp dir.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        for (version, seed) in [("1", 7), ("2", 11)] {
+            let path = write(root, "mlp", version, &mlp_toml());
+            let spec = ModelSpec::from_dir(&path).expect("fixture spec");
+            mlp::write_initialised(&spec, &path.join("model.safetensors"), seed)
+                .expect("fixture weights");
+        }
+        write(
+            root,
+            "echo",
+            "1",
+            &fake_toml(
+                "fake-echo",
+                4,
+                "[batching]\nmax_batch_size = 64\nmax_batch_delay_ms = 20",
+            ),
+        );
+        write(
+            root,
+            "slow",
+            "1",
+            &fake_toml("fake-slow", 2, "params = { delay_ms = 300 }\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0"),
+        );
+        write(
+            root,
+            "tiny",
+            "1",
+            &fake_toml(
+                "fake-slow",
+                2,
+                "params = { delay_ms = 400 }\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0\nqueue_capacity = 2",
+            ),
+        );
+        write(
+            root,
+            "panic",
+            "1",
+            &fake_toml("fake-panic", 2, "[batching]\nmax_batch_delay_ms = 0"),
+        );
+        write(
+            root,
+            "fail",
+            "1",
+            &fake_toml("fake-fail", 2, "[batching]\nmax_batch_delay_ms = 0"),
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn version_dir(&self, model: &str, version: &str) -> PathBuf {
+        self.path().join(model).join(version)
+    }
+
+    /// Settings serving every fixture model on 127.0.0.1:0.
+    pub fn settings(&self) -> Settings {
+        let toml = format!(
+            r#"
+[server]
+port = 0
+workers = 2
+[repository]
+path = "{}"
+[log]
+level = "warn"
+[[models]]
+name = "mlp"
+versions = ["1", "2"]
+default_version = "2"
+[[models]]
+name = "echo"
+versions = ["1"]
+[[models]]
+name = "slow"
+versions = ["1"]
+[[models]]
+name = "tiny"
+versions = ["1"]
+[[models]]
+name = "panic"
+versions = ["1"]
+[[models]]
+name = "fail"
+versions = ["1"]
+"#,
+            self.path().display()
+        );
+        Settings::from_toml(&toml).expect("fixture settings")
+    }
+}
+
+/// A server on an ephemeral loopback port, running on the current actix system.
+pub struct TestServer {
+    pub base: String,
+    pub client: awc::Client,
+    pub running_handle: actix_web::dev::ServerHandle,
+}
+
+impl TestServer {
+    pub async fn start(settings: Settings) -> Self {
+        let RunningServer {
+            addr,
+            handle,
+            server,
+            ..
+        } = burnserve::start(settings).await.expect("server starts");
+        actix_web::rt::spawn(server);
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .finish();
+        Self {
+            base: format!("http://{addr}"),
+            client,
+            running_handle: handle,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POSTs JSON; returns status, body as JSON, and the response headers.
+    pub fn post<'a>(
+        &'a self,
+        path: &'a str,
+        body: &Value,
+    ) -> impl std::future::Future<Output = (u16, Value, awc::http::header::HeaderMap)> + 'a {
+        self.post_raw(path, body.to_string())
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: String,
+    ) -> (u16, Value, awc::http::header::HeaderMap) {
+        let mut response = self
+            .client
+            .post(self.url(path))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body)
+            .await
+            .expect("request sent");
+        let bytes = response.body().limit(64 << 20).await.expect("body read");
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (response.status().as_u16(), json, response.headers().clone())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let mut response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent");
+        let bytes = response.body().await.expect("body read");
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn metrics(&self) -> String {
+        let mut response = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        let bytes = response.body().limit(16 << 20).await.expect("metrics body");
+        String::from_utf8(bytes.to_vec()).expect("utf-8 metrics")
+    }
+
+    pub async fn stop(self) {
+        self.running_handle.stop(false).await;
+    }
+}
+
+/// The value of the one sample of `name` whose labels include all of `labels`; 0 when absent.
+/// Panics when several samples match (the test asked an ambiguous question).
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (series_name, series_labels) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if series_name != name {
+            continue;
+        }
+        let pairs: Vec<(String, String)> = series_labels
+            .split("\",")
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| {
+                p.split_once("=\"")
+                    .map(|(k, v)| (k.to_string(), v.trim_end_matches('"').to_string()))
+            })
+            .collect();
+        if labels
+            .iter()
+            .all(|(k, v)| pairs.iter().any(|(pk, pv)| pk == k && pv == v))
+        {
+            found.push(value.parse::<f64>().expect("numeric sample"));
+        }
+    }
+    assert!(
+        found.len() <= 1,
+        "{name}{labels:?} matches {} samples",
+        found.len()
+    );
+    found.first().copied().unwrap_or(0.0)
+}
+
+/// The input every MLP test uses: item `i` is a deterministic ramp.
+pub fn mlp_items(n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|i| {
+            (0..MLP_INPUT)
+                .map(|j| ((i * 7 + j * 3) % 11) as f32 / 10.0 - 0.4)
+                .collect()
+        })
+        .collect()
+}
