@@ -1,18 +1,18 @@
 //! burnserve-actors: the serving runtime between HTTP and models. No actix-web here.
 //!
 //! # Layout
-//! - [`error`]: `InferError`, the request-level error with its `error_type`.
-//! - [`messages`]: the plain data that crosses actors and threads (`Job`, `JobOutput`, labels).
-//! - [`batching`]: pure batching state (gathering rules, triage, concat/split), unit-tested.
-//! - [`executor`]: the thread bound to one device that gathers batches and runs forward passes.
-//! - [`model_actor`]: `ModelActor`, one per loaded version, under an actix `Supervisor`; owns the
+//! - [`error`] — `InferError`, the request-level error with its `error_type`.
+//! - [`messages`] — the plain data that crosses actors and threads (`Job`, `JobOutput`, labels).
+//! - [`batching`] — pure batching state (gathering rules, triage, concat/split), unit-tested.
+//! - [`executor`] — the thread bound to one device that gathers batches and runs forward passes.
+//! - [`model_actor`] — `ModelActor`, one per loaded version, under an actix `Supervisor`; owns the
 //!   version's bounded queue and its executor, and restarts it when it dies.
-//! - [`router`]: `ModelRouter`, the route table (model → default version → versions); turns a
+//! - [`router`] — `ModelRouter`, the route table (model → default version → versions); turns a
 //!   request into a queued job or a clear error, never waiting.
-//! - [`supervisor`]: `ModelSupervisor`, loads versions (build, warm up, route).
-//! - [`service`]: `InferenceService`, the one entry point for callers: route, await with the
+//! - [`supervisor`] — `ModelSupervisor`, loads versions (build, warm up, route).
+//! - [`service`] — `InferenceService`, the one entry point for callers: route, await with the
 //!   deadline, record the request metrics.
-//! - [`metrics`]: the metric contract of DESIGN.md §4 on a caller-provided registry.
+//! - [`metrics`] — the metric contract of DESIGN.md §4 on a caller-provided registry.
 
 pub mod batching;
 pub mod error;

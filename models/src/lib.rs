@@ -1,14 +1,14 @@
 //! burnserve-models: the only crate where burn types appear.
 //!
 //! # Layout
-//! - [`spec`]: `model.toml`, the description of one model version (architecture, I/O schema,
+//! - [`spec`] — `model.toml`, the description of one model version (architecture, I/O schema,
 //!   batching and timeout settings), read and validated.
-//! - [`device`]: where a version runs (`cpu`, `cuda:N`).
-//! - [`model`]: the [`InferenceModel`] seam the actors see (plain `Vec<f32>` in and out) and
+//! - [`device`] — where a version runs (`cpu`, `cuda:N`).
+//! - [`model`] — the [`InferenceModel`] seam the actors see (plain `Vec<f32>` in and out) and
 //!   [`load_model`], which builds the right architecture on the right backend.
-//! - [`arch`]: burn architectures, one module each.
-//! - [`weights`]: safetensors loading and saving through burn-store.
-//! - [`pipeline`]: the request stages around `forward`: validate (shape, finiteness) and
+//! - [`arch`] — burn architectures, one module each.
+//! - [`weights`] — safetensors loading and saving through burn-store.
+//! - [`pipeline`] — the request stages around `forward`: validate (shape, finiteness) and
 //!   postprocess (top-k labels).
 //! - `fakes` (feature `test-util`): echo, slow, panicking and failing models for tests and benches.
 
