@@ -6,8 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, System};
-use burnserve_actors::{InferRequest, InferenceService, LoadVersion, Metrics, ModelRouter, ModelSupervisor};
+use actix::{Actor, System, SystemRunner};
+use burnserve_actors::{
+    InferRequest, InferenceService, LoadVersion, Metrics, ModelRouter, ModelSupervisor,
+};
 use burnserve_models::{arch::mlp, load_model, Device, ModelSpec, RequestInput};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
@@ -48,15 +50,19 @@ fn repository() -> tempfile::TempDir {
     root
 }
 
-fn start_service(system: &mut System, root: &Path) -> InferenceService {
+fn start_service(system: &SystemRunner, root: &Path) -> InferenceService {
     let root = root.to_path_buf();
     system.block_on(async move {
         let metrics = Metrics::register(&prometheus::Registry::new(), true).expect("metrics");
         let router = ModelRouter::default().start();
         let supervisor = ModelSupervisor::new(root, router.clone(), metrics.clone()).start();
         for (model, version) in [("echo", "1"), ("mlp", "batched"), ("mlp", "unbatched")] {
-            let load = LoadVersion { model: model.into(), version: version.into(), device: Device::Cpu, make_default: false };
-            supervisor.send(load).await.expect("supervisor").expect("load");
+            let load = LoadVersion::new(model, version, Device::Cpu);
+            supervisor
+                .send(load)
+                .await
+                .expect("supervisor")
+                .expect("load");
         }
         InferenceService::new(router, metrics)
     })
@@ -64,25 +70,34 @@ fn start_service(system: &mut System, root: &Path) -> InferenceService {
 
 fn request(model: &str, version: &str, item: Vec<f32>) -> InferRequest {
     let shape = vec![item.len()];
-    InferRequest::new(model, Some(version.to_string()), RequestInput::new(shape, item))
+    InferRequest::new(
+        model,
+        Some(version.to_string()),
+        RequestInput::new(shape, item),
+    )
 }
 
 fn roundtrip(c: &mut Criterion) {
     let root = repository();
-    let mut system = System::new();
-    let service = start_service(&mut system, root.path());
+    let system = System::new();
+    let service = start_service(&system, root.path());
     let dir = root.path().join("echo").join("1");
     let spec = ModelSpec::from_dir(&dir).expect("spec");
     let mut direct = load_model(&spec, &dir, Device::Cpu).expect("echo");
 
     let mut group = c.benchmark_group("roundtrip_echo");
-    group.bench_function("direct_forward", |b| b.iter(|| direct.forward(vec![1.0, 2.0, 3.0, 4.0], 1).expect("echo")));
+    group.bench_function("direct_forward", |b| {
+        b.iter(|| direct.forward(vec![1.0, 2.0, 3.0, 4.0], 1).expect("echo"))
+    });
     group.bench_function("router_actor_executor", |b| {
         b.iter_custom(|iters| {
             system.block_on(async {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    service.infer(request("echo", "1", vec![1.0, 2.0, 3.0, 4.0])).await.expect("served");
+                    service
+                        .infer(request("echo", "1", vec![1.0, 2.0, 3.0, 4.0]))
+                        .await
+                        .expect("served");
                 }
                 start.elapsed()
             })
@@ -94,20 +109,30 @@ fn roundtrip(c: &mut Criterion) {
     group.throughput(Throughput::Elements(64));
     group.measurement_time(Duration::from_secs(5));
     for version in ["batched", "unbatched"] {
-        group.bench_with_input(BenchmarkId::from_parameter(version), version, |b, version| {
-            b.iter_custom(|iters| {
-                system.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        let calls = (0..64).map(|i| service.infer(request("mlp", version, vec![(i % 7) as f32 / 7.0; 784])));
-                        for reply in join_all(calls).await {
-                            reply.expect("served");
+        group.bench_with_input(
+            BenchmarkId::from_parameter(version),
+            version,
+            |b, version| {
+                b.iter_custom(|iters| {
+                    system.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            let calls = (0..64).map(|i| {
+                                service.infer(request(
+                                    "mlp",
+                                    version,
+                                    vec![(i % 7) as f32 / 7.0; 784],
+                                ))
+                            });
+                            for reply in join_all(calls).await {
+                                reply.expect("served");
+                            }
                         }
-                    }
-                    start.elapsed()
+                        start.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     group.finish();
 }

@@ -70,12 +70,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     for model in &settings.models {
         for version in &model.versions {
             let make_default = model.default_version.as_deref() == Some(version.as_str());
-            let load = LoadVersion {
-                model: model.name.clone(),
-                version: version.clone(),
-                device: model.device(),
-                make_default,
-            };
+            let mut load = LoadVersion::new(&model.name, version, model.device());
+            load.make_default = make_default;
             let fail = |message: String| StartError::Load {
                 model: model.name.clone(),
                 version: version.clone(),
@@ -94,6 +90,15 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
 
     let state = web::Data::new(AppState {
         service: InferenceService::new(router, metrics),
+        supervisor,
+        admin_token: settings.admin.token.clone(),
+        repository: settings.repository.path.clone(),
+        settings_file: settings.source.clone(),
+        devices: settings
+            .models
+            .iter()
+            .map(|m| (m.name.clone(), m.device()))
+            .collect(),
     });
     let prometheus = http_metrics(&registry)?;
     let json = api::json_config(settings.server.max_body_bytes);

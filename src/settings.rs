@@ -18,7 +18,20 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
     pub models: Vec<ModelSettings>,
+    /// The file these settings were read from (for `POST /admin/reload-config`).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token for `/admin` and `/v2/repository`; unset = those routes answer 403.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -97,7 +110,7 @@ impl Settings {
                 builder.add_source(File::with_name(&format!("config/{mode}")).required(false))
             }
         };
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .add_source(
                 Environment::with_prefix("BURNSERVE")
                     .prefix_separator("__")
@@ -107,6 +120,7 @@ impl Settings {
             .build()?
             .try_deserialize()?;
         settings.validate()?;
+        settings.source = file.map(Path::to_path_buf);
         Ok(settings)
     }
 
@@ -124,6 +138,9 @@ impl Settings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.server.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
+        }
+        if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid("admin.token", "must be at least 16 characters"));
         }
         if self.server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));

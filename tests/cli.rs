@@ -24,7 +24,11 @@ impl Drop for Killed {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn mlp_config(fixture: &Fixture) -> std::path::PathBuf {
@@ -64,10 +68,15 @@ fn serves_on_the_port_the_environment_sets() {
     let _guard = Killed(child);
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
-        assert!(Instant::now() < deadline, "server did not answer on port {port}");
+        assert!(
+            Instant::now() < deadline,
+            "server did not answer on port {port}"
+        );
         if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
             use std::io::Write;
-            stream.write_all(b"GET /v2/models/mlp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            stream
+                .write_all(b"GET /v2/models/mlp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
             let mut reply = String::new();
             stream.read_to_string(&mut reply).unwrap();
             break reply;

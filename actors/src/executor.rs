@@ -15,6 +15,7 @@ use crate::batching::{gather_until, split_rows, triage, Batch, BatchPolicy, Tria
 use crate::error::InferError;
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
+use crate::state::VersionState;
 
 /// What an executor needs to build its model.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct ExecutorConfig {
     /// The version directory in the repository.
     pub dir: PathBuf,
     pub device: Device,
+    /// Shared with the router and the admin listing.
+    pub state: Arc<VersionState>,
 }
 
 impl ExecutorConfig {
@@ -135,7 +138,7 @@ pub fn run(
         let Some(batch) = gather(&queue, &policy, &metrics, &mut carried) else {
             return ExecutorExit::QueueClosed;
         };
-        if let Err(fatal) = execute(model.as_mut(), batch, output_len, &metrics) {
+        if let Err(fatal) = execute(model.as_mut(), batch, output_len, &metrics, &config.state) {
             tracing::error!(version = %config.key, error = %fatal, "executor stopping on a fatal model error");
             return ExecutorExit::Fatal(fatal);
         }
@@ -187,6 +190,7 @@ fn execute(
     mut batch: Batch,
     output_len: usize,
     metrics: &VersionMetrics,
+    state: &VersionState,
 ) -> Result<(), String> {
     let started = Instant::now();
     let size = batch.len();
@@ -199,7 +203,9 @@ fn execute(
             .map(|j| started.saturating_duration_since(j.enqueued_at)),
     );
     let input = batch.take_input();
+    state.add_inflight(size);
     let result = guarded_forward(model, input, rows);
+    state.sub_inflight(size);
     let inference_time = started.elapsed();
     metrics.batch_finished(size);
     let jobs = batch.into_jobs();

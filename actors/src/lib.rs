@@ -9,7 +9,10 @@
 //!   version's bounded queue and its executor, and restarts it when it dies.
 //! - [`router`] — `ModelRouter`, the route table (model → default version → versions); turns a
 //!   request into a queued job or a clear error, never waiting.
+//! - [`split`] — `TrafficSplit`, weighted canary routing (smooth weighted round-robin).
 //! - [`supervisor`] — `ModelSupervisor`, loads versions (build, warm up, route).
+//! - [`state`] — `VersionState`, the lock-free facts about a version shared by router, executor
+//!   and admin listing.
 //! - [`service`] — `InferenceService`, the one entry point for callers: route, await with the
 //!   deadline, record the request metrics.
 //! - [`metrics`] — the metric contract of DESIGN.md §4 on a caller-provided registry.
@@ -22,6 +25,8 @@ pub mod metrics;
 pub mod model_actor;
 pub mod router;
 pub mod service;
+pub mod split;
+pub mod state;
 pub mod supervisor;
 
 pub use error::InferError;
@@ -30,4 +35,4 @@ pub use metrics::Metrics;
 pub use model_actor::ModelActor;
 pub use router::ModelRouter;
 pub use service::{InferRequest, InferResponse, InferenceService};
-pub use supervisor::{LoadVersion, ModelSupervisor};
+pub use supervisor::{LifecycleError, LoadAction, LoadVersion, ModelSupervisor, UnloadVersion};

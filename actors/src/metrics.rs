@@ -34,6 +34,7 @@ pub struct Metrics {
     actor_restarts: IntCounterVec,
     model_loaded: IntGaugeVec,
     model_load_time: GaugeVec,
+    lifecycle: IntCounterVec,
 }
 
 fn counter(
@@ -161,6 +162,12 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            lifecycle: counter(
+                registry,
+                "model_lifecycle_total",
+                "Loads, reloads and unloads of versions by outcome",
+                &["model", "version", "action", "outcome"],
+            )?,
         })
     }
 
@@ -216,6 +223,20 @@ impl Metrics {
             restarts: self.actor_restarts.with_label_values(&mv),
             loaded: self.model_loaded.with_label_values(&mv),
         }
+    }
+
+    /// Counts a load, reload or unload (`action`) that ended in `outcome` (success, failure).
+    pub fn record_lifecycle(&self, key: &VersionKey, action: &str, outcome: &str) {
+        self.lifecycle
+            .with_label_values(&[key.model.as_str(), key.version.as_str(), action, outcome])
+            .inc();
+    }
+
+    /// The version is no longer routed.
+    pub fn record_unloaded(&self, key: &VersionKey) {
+        self.model_loaded
+            .with_label_values(&[key.model.as_str(), key.version.as_str()])
+            .set(0);
     }
 
     pub fn record_load(&self, key: &VersionKey, took: Duration) {

@@ -1,9 +1,9 @@
 //! `ModelActor`: one per loaded version, run under an actix `Supervisor`. It owns the version's
 //! bounded job queue (kept across restarts, so queued jobs survive one) and its executor thread;
 //! when the executor dies the actor stops, the supervisor restarts it, and a new executor is
-//! built after a backoff.
+//! built after a backoff. `Drain` retires a version: no new jobs, every accepted one answered,
+//! then the executor ends and the weights are freed.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,26 +15,7 @@ use tokio::sync::oneshot;
 use crate::executor::{self, ExecutorConfig, ExecutorExit, Loaded, ReadySender};
 use crate::messages::Job;
 use crate::metrics::VersionMetrics;
-
-/// State of a version shared with the router (read on the request path, lock-free).
-#[derive(Debug, Default)]
-pub struct VersionState {
-    ready: AtomicBool,
-    restarts: AtomicU64,
-    weight_bytes: AtomicUsize,
-}
-
-impl VersionState {
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-    pub fn restarts(&self) -> u64 {
-        self.restarts.load(Ordering::Relaxed)
-    }
-    pub fn weight_bytes(&self) -> usize {
-        self.weight_bytes.load(Ordering::Relaxed)
-    }
-}
+use crate::state::VersionState;
 
 /// Backoff before rebuilding the executor after the n-th restart: 50 ms doubling, at most 5 s.
 pub fn restart_backoff(restarts: u64) -> Duration {
@@ -47,13 +28,16 @@ pub fn restart_backoff(restarts: u64) -> Duration {
 
 pub struct ModelActor {
     config: ExecutorConfig,
-    queue_tx: Sender<Job>,
+    /// Dropped by `Drain`: once the router's sender is gone too, the executor sees the queue
+    /// close after its last job.
+    queue_tx: Option<Sender<Job>>,
     queue_rx: Receiver<Job>,
     metrics: VersionMetrics,
-    state: Arc<VersionState>,
     /// Answered once, by the first executor's load.
     first_ready: Option<ReadySender>,
     ever_ready: bool,
+    /// Told when a drain completes.
+    drained: Vec<oneshot::Sender<()>>,
 }
 
 /// What the loader gets back from [`ModelActor::start`].
@@ -69,15 +53,15 @@ impl ModelActor {
     pub fn start(config: ExecutorConfig, metrics: VersionMetrics) -> StartedVersion {
         let (queue_tx, queue_rx) = bounded(config.spec.batching.queue_capacity);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let state = Arc::new(VersionState::default());
+        let state = config.state.clone();
         let actor = ModelActor {
             config,
-            queue_tx: queue_tx.clone(),
+            queue_tx: Some(queue_tx.clone()),
             queue_rx,
             metrics,
-            state: state.clone(),
             first_ready: Some(ready_tx),
             ever_ready: false,
+            drained: Vec::new(),
         };
         let addr = Supervisor::start(move |_| actor);
         StartedVersion {
@@ -88,16 +72,21 @@ impl ModelActor {
         }
     }
 
+    fn state(&self) -> &VersionState {
+        &self.config.state
+    }
+
     fn spawn_executor(&mut self, ctx: &mut Context<Self>) {
-        let addr = ctx.address();
         let config = self.config.clone();
         let queue = self.queue_rx.clone();
         let metrics = self.metrics.clone();
         let (ready_tx, ready_rx) = oneshot::channel();
+        // The thread reports its end on a channel, not through an `Addr`: holding none, it
+        // never keeps a drained actor alive for its supervisor to restart.
+        let (exit_tx, exit_rx) = oneshot::channel();
         let name = format!("exec-{}-{}", config.key.model, config.key.version);
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            let exit = executor::run(config, queue, metrics, ready_tx);
-            addr.do_send(ExecutorExited(exit));
+            let _ = exit_tx.send(executor::run(config, queue, metrics, ready_tx));
         });
         if let Err(err) = spawned {
             tracing::error!(version = %self.config.key, error = %err, "cannot spawn executor thread");
@@ -108,8 +97,8 @@ impl ModelActor {
             let result = result.unwrap_or_else(|_| Err(ModelError::Load("executor ended before loading".into())));
             if let Ok(loaded) = &result {
                 actor.ever_ready = true;
-                actor.state.weight_bytes.store(loaded.weight_bytes, Ordering::Relaxed);
-                actor.state.ready.store(true, Ordering::Release);
+                actor.state().set_loaded(loaded.weight_bytes, loaded.took);
+                actor.state().set_ready(!actor.state().is_draining());
                 actor.metrics.loaded.set(1);
                 tracing::info!(version = %actor.config.key, took_ms = loaded.took.as_millis() as u64, "version ready");
             }
@@ -117,11 +106,35 @@ impl ModelActor {
                 let _ = first.send(result);
             }
         }));
+        ctx.spawn(
+            fut::wrap_future(exit_rx).map(|exit, actor: &mut Self, ctx| {
+                let exit =
+                    exit.unwrap_or_else(|_| ExecutorExit::Fatal("executor thread panicked".into()));
+                actor.executor_exited(exit, ctx);
+            }),
+        );
     }
 
-    /// The sender side of the queue, for the router.
-    pub fn queue(&self) -> Sender<Job> {
-        self.queue_tx.clone()
+    fn executor_exited(&mut self, exit: ExecutorExit, ctx: &mut Context<Self>) {
+        self.state().set_ready(false);
+        match exit {
+            ExecutorExit::QueueClosed => {
+                tracing::info!(version = %self.config.key, "version drained and stopped");
+                for waiter in self.drained.drain(..) {
+                    let _ = waiter.send(());
+                }
+                ctx.stop();
+            }
+            // A version that never loaded is not restarted: its loader reports the error and
+            // drops the address, which ends the actor.
+            ExecutorExit::LoadFailed(_) if !self.ever_ready => {}
+            ExecutorExit::LoadFailed(_) | ExecutorExit::Fatal(_) => {
+                if !self.state().is_draining() {
+                    self.metrics.loaded.set(0);
+                }
+                ctx.stop();
+            }
+        }
     }
 }
 
@@ -129,7 +142,8 @@ impl Actor for ModelActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let delay = restart_backoff(self.state.restarts());
+        // A draining version restarted by its supervisor still serves its accepted jobs.
+        let delay = restart_backoff(self.state().restarts());
         if delay.is_zero() {
             self.spawn_executor(ctx);
         } else {
@@ -140,30 +154,31 @@ impl Actor for ModelActor {
 
 impl Supervised for ModelActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        self.state.restarts.fetch_add(1, Ordering::Relaxed);
+        self.state().count_restart();
         self.metrics.restarts.inc();
-        tracing::warn!(version = %self.config.key, restarts = self.state.restarts(), "restarting version");
+        tracing::warn!(version = %self.config.key, restarts = self.state().restarts(), "restarting version");
     }
 }
 
-/// Sent by the executor thread as it ends.
+/// Retire the version: stop taking jobs, answer every accepted one, then end the executor
+/// (freeing the weights). Resolves once that happened. The router must have dropped its
+/// sender first (see `router::RemoveVersion`).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ExecutorExited(pub ExecutorExit);
+pub struct Drain;
 
-impl Handler<ExecutorExited> for ModelActor {
-    type Result = ();
+impl Handler<Drain> for ModelActor {
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, msg: ExecutorExited, ctx: &mut Self::Context) {
-        self.state.ready.store(false, Ordering::Release);
-        self.metrics.loaded.set(0);
-        match msg.0 {
-            ExecutorExit::QueueClosed => ctx.stop(),
-            // A version that never loaded is not restarted: its loader reports the error and
-            // drops the address, which ends the actor.
-            ExecutorExit::LoadFailed(_) if !self.ever_ready => {}
-            ExecutorExit::LoadFailed(_) | ExecutorExit::Fatal(_) => ctx.stop(),
-        }
+    fn handle(&mut self, _msg: Drain, _ctx: &mut Self::Context) -> Self::Result {
+        self.state().set_draining();
+        self.state().set_ready(false);
+        self.queue_tx = None;
+        let (done, wait) = oneshot::channel();
+        self.drained.push(done);
+        Box::pin(async move {
+            let _ = wait.await;
+        })
     }
 }
 

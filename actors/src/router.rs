@@ -1,21 +1,25 @@
-//! `ModelRouter`: the route table (model → default version → loaded versions). A `Route`
-//! resolves the version, validates the input against its schema, applies the deadline (the
-//! model's default; a request may only shorten it) and puts a job on the version's queue with
-//! `try_send`, answering at once: a ticket to await, or a clear error. It never waits.
+//! `ModelRouter`: the route table (model → default version, canary split → loaded versions).
+//! A `Route` resolves the version, preprocesses and validates the input against its schema,
+//! applies the deadline (the model's default; a request may only shorten it) and puts a job on
+//! the version's queue with `try_send`, answering at once: a ticket to await, or a clear error.
+//! It never waits. Route-table changes (register, remove, routing) are single messages, so every
+//! request sees the table before or after a change, never half of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use burnserve_models::{validate_input, Device, ModelSpec, RequestInput};
+use burnserve_models::{prepare_input, Device, ModelSpec, RequestInput};
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::error::InferError;
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
-use crate::model_actor::{ModelActor, VersionState};
+use crate::model_actor::ModelActor;
+use crate::split::TrafficSplit;
+use crate::state::VersionState;
 
 /// How long a client is told to back off when a queue is full.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -35,6 +39,16 @@ pub struct VersionEntry {
 struct ModelRoutes {
     default: Option<String>,
     versions: BTreeMap<String, VersionEntry>,
+    /// Weighted split of unpinned requests; `None` sends them all to `default`.
+    split: Option<TrafficSplit>,
+}
+
+/// Orders version names numerically when both are numbers ("10" after "9"), else as text.
+pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
 }
 
 #[derive(Default)]
@@ -50,29 +64,27 @@ impl Actor for ModelRouter {
     }
 }
 
+type Resolved<'a> = Result<(VersionKey, &'a VersionEntry), (Option<VersionKey>, InferError)>;
+
 impl ModelRouter {
-    fn resolve(
-        &self,
-        model: &str,
-        version: Option<&str>,
-    ) -> Result<(VersionKey, &VersionEntry), (Option<VersionKey>, InferError)> {
-        let routes = self
-            .models
-            .get(model)
-            .ok_or_else(|| (None, InferError::ModelNotFound(model.to_string())))?;
-        let version = match version {
-            Some(v) => v,
-            None => routes
+    /// Finds the version a request goes to: the one named, else the split's pick, else the default.
+    fn resolve(&mut self, model: &str, version: Option<&str>) -> Resolved<'_> {
+        let not_found = || (None, InferError::ModelNotFound(model.to_string()));
+        let routes = self.models.get_mut(model).ok_or_else(not_found)?;
+        let version = match (version, routes.split.as_mut()) {
+            (Some(v), _) => v.to_string(),
+            (None, Some(split)) => split.pick().to_string(),
+            (None, None) => routes
                 .default
-                .as_deref()
+                .clone()
                 .ok_or_else(|| (None, InferError::NoDefaultVersion(model.to_string())))?,
         };
-        let entry = routes.versions.get(version).ok_or_else(|| {
+        let entry = routes.versions.get(&version).ok_or_else(|| {
             (
                 None,
                 InferError::VersionNotFound {
                     model: model.to_string(),
-                    version: version.to_string(),
+                    version: version.clone(),
                 },
             )
         })?;
@@ -132,7 +144,7 @@ impl Handler<Route> for ModelRouter {
 fn enqueue(
     key: &VersionKey,
     entry: &VersionEntry,
-    input: RequestInput,
+    mut input: RequestInput,
     timeout: Option<Duration>,
 ) -> Result<Ticket, InferError> {
     if !entry.state.is_ready() {
@@ -141,7 +153,7 @@ fn enqueue(
             key.model, key.version
         )));
     }
-    let rows = validate_input(&entry.spec, &input)?;
+    let rows = prepare_input(&entry.spec, &mut input)?;
     let default_timeout = entry.spec.default_timeout();
     let timeout = timeout.map_or(default_timeout, |t| t.min(default_timeout));
     let now = Instant::now();
@@ -177,9 +189,10 @@ fn enqueue(
     }
 }
 
-/// Adds a loaded version to the table (replacing one of the same key).
+/// Adds a loaded version to the table. Answers the entry it replaced (a reload), which the
+/// caller must drain.
 #[derive(Message)]
-#[rtype(result = "()")]
+#[rtype(result = "Option<VersionEntry>")]
 pub struct RegisterVersion {
     pub key: VersionKey,
     pub entry: VersionEntry,
@@ -188,14 +201,112 @@ pub struct RegisterVersion {
 }
 
 impl Handler<RegisterVersion> for ModelRouter {
-    type Result = ();
+    type Result = Option<VersionEntry>;
 
-    fn handle(&mut self, msg: RegisterVersion, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: RegisterVersion, _ctx: &mut Self::Context) -> Self::Result {
         let routes = self.models.entry(msg.key.model.clone()).or_default();
-        routes.versions.insert(msg.key.version.clone(), msg.entry);
         if msg.make_default || routes.default.is_none() {
-            routes.default = Some(msg.key.version);
+            routes.default = Some(msg.key.version.clone());
         }
+        routes.versions.insert(msg.key.version, msg.entry)
+    }
+}
+
+/// Takes a version out of the table: new requests no longer reach it (404 at once when it was
+/// the model's last version). Answers the entry, which the caller must drain.
+#[derive(Message)]
+#[rtype(result = "Option<VersionEntry>")]
+pub struct RemoveVersion {
+    pub key: VersionKey,
+}
+
+impl Handler<RemoveVersion> for ModelRouter {
+    type Result = Option<VersionEntry>;
+
+    fn handle(&mut self, msg: RemoveVersion, _ctx: &mut Self::Context) -> Self::Result {
+        let routes = self.models.get_mut(&msg.key.model)?;
+        let removed = routes.versions.remove(&msg.key.version)?;
+        if routes.versions.is_empty() {
+            self.models.remove(&msg.key.model);
+            return Some(removed);
+        }
+        routes.split = routes
+            .split
+            .as_ref()
+            .and_then(|s| s.without(&msg.key.version));
+        if routes.default.as_deref() == Some(msg.key.version.as_str()) {
+            // The highest remaining version takes over.
+            routes.default = routes
+                .versions
+                .keys()
+                .max_by(|a, b| version_order(a, b))
+                .cloned();
+        }
+        Some(removed)
+    }
+}
+
+/// How a model's unpinned requests are routed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Routing {
+    pub default_version: Option<String>,
+    /// Version → weight; empty when every unpinned request goes to the default.
+    pub weights: BTreeMap<String, u32>,
+}
+
+/// Sets a model's default version and/or weighted split, atomically. `weights: Some(empty)`
+/// removes the split.
+#[derive(Message)]
+#[rtype(result = "Result<Routing, InferError>")]
+pub struct SetRouting {
+    pub model: String,
+    pub default_version: Option<String>,
+    pub weights: Option<BTreeMap<String, u32>>,
+}
+
+impl Handler<SetRouting> for ModelRouter {
+    type Result = Result<Routing, InferError>;
+
+    fn handle(&mut self, msg: SetRouting, _ctx: &mut Self::Context) -> Self::Result {
+        let routes = self
+            .models
+            .get_mut(&msg.model)
+            .ok_or_else(|| InferError::ModelNotFound(msg.model.clone()))?;
+        let missing = |version: &String| InferError::VersionNotFound {
+            model: msg.model.clone(),
+            version: version.clone(),
+        };
+        if let Some(default) = &msg.default_version {
+            if !routes.versions.contains_key(default) {
+                return Err(missing(default));
+            }
+        }
+        let split = match &msg.weights {
+            None => routes.split.clone(),
+            Some(weights) if weights.is_empty() => None,
+            Some(weights) => {
+                if let Some(version) = weights.keys().find(|v| !routes.versions.contains_key(*v)) {
+                    return Err(missing(version));
+                }
+                Some(TrafficSplit::new(weights).ok_or_else(|| {
+                    InferError::InvalidInput(
+                        "weights must give at least one version a weight above 0".into(),
+                    )
+                })?)
+            }
+        };
+        if let Some(default) = msg.default_version {
+            routes.default = Some(default);
+        }
+        routes.split = split;
+        Ok(Routing {
+            default_version: routes.default.clone(),
+            weights: routes
+                .split
+                .as_ref()
+                .map(TrafficSplit::weights)
+                .unwrap_or_default(),
+        })
     }
 }
 
@@ -206,7 +317,7 @@ pub struct ModelDescription {
     /// The version described (explicit, or the default).
     pub version: String,
     pub versions: Vec<String>,
-    pub default_version: Option<String>,
+    pub routing: Routing,
     pub spec: Arc<ModelSpec>,
     pub ready: bool,
     pub device: Device,
@@ -223,15 +334,35 @@ impl Handler<DescribeModel> for ModelRouter {
     type Result = Result<ModelDescription, InferError>;
 
     fn handle(&mut self, msg: DescribeModel, _ctx: &mut Self::Context) -> Self::Result {
-        let (key, entry) = self
-            .resolve(&msg.model, msg.version.as_deref())
-            .map_err(|(_, e)| e)?;
-        let routes = &self.models[&msg.model];
+        let routes = self
+            .models
+            .get(&msg.model)
+            .ok_or_else(|| InferError::ModelNotFound(msg.model.clone()))?;
+        let version = msg
+            .version
+            .or_else(|| routes.default.clone())
+            .ok_or_else(|| InferError::NoDefaultVersion(msg.model.clone()))?;
+        let entry = routes
+            .versions
+            .get(&version)
+            .ok_or_else(|| InferError::VersionNotFound {
+                model: msg.model.clone(),
+                version: version.clone(),
+            })?;
+        let mut versions: Vec<String> = routes.versions.keys().cloned().collect();
+        versions.sort_by(|a, b| version_order(a, b));
         Ok(ModelDescription {
-            name: key.model,
-            version: key.version,
-            versions: routes.versions.keys().cloned().collect(),
-            default_version: routes.default.clone(),
+            name: msg.model,
+            version,
+            versions,
+            routing: Routing {
+                default_version: routes.default.clone(),
+                weights: routes
+                    .split
+                    .as_ref()
+                    .map(TrafficSplit::weights)
+                    .unwrap_or_default(),
+            },
             spec: entry.spec.clone(),
             ready: entry.state.is_ready(),
             device: entry.device,
@@ -261,6 +392,70 @@ impl Handler<ListVersions> for ModelRouter {
             })
             .collect();
         all.sort();
+        MessageResult(all)
+    }
+}
+
+/// One routed version as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct VersionInfo {
+    pub model: String,
+    pub version: String,
+    /// `ready`, or `restarting` while its supervisor rebuilds it.
+    pub state: &'static str,
+    pub device: String,
+    pub default: bool,
+    /// Its share of unpinned requests, when the model has a split.
+    pub weight: Option<u32>,
+    pub queue_depth: usize,
+    pub inflight: usize,
+    pub restarts: u64,
+    pub load_time_ms: f64,
+    pub weight_bytes: usize,
+    pub max_batch_size: usize,
+    pub queue_capacity: usize,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<VersionInfo>")]
+pub struct ListDetailed;
+
+impl Handler<ListDetailed> for ModelRouter {
+    type Result = MessageResult<ListDetailed>;
+
+    fn handle(&mut self, _msg: ListDetailed, _ctx: &mut Self::Context) -> Self::Result {
+        let mut all = Vec::new();
+        for (model, routes) in &self.models {
+            let weights = routes.split.as_ref().map(TrafficSplit::weights);
+            for (version, entry) in &routes.versions {
+                all.push(VersionInfo {
+                    model: model.clone(),
+                    version: version.clone(),
+                    state: if entry.state.is_ready() {
+                        "ready"
+                    } else {
+                        "restarting"
+                    },
+                    device: entry.device.to_string(),
+                    default: routes.default.as_deref() == Some(version.as_str()),
+                    weight: weights
+                        .as_ref()
+                        .map(|w| w.get(version).copied().unwrap_or(0)),
+                    queue_depth: entry.queue.len(),
+                    inflight: entry.state.inflight(),
+                    restarts: entry.state.restarts(),
+                    load_time_ms: entry.state.load_time().as_secs_f64() * 1000.0,
+                    weight_bytes: entry.state.weight_bytes(),
+                    max_batch_size: entry.spec.batching.max_batch_size,
+                    queue_capacity: entry.spec.batching.queue_capacity,
+                });
+            }
+        }
+        all.sort_by(|a, b| {
+            a.model
+                .cmp(&b.model)
+                .then(version_order(&a.version, &b.version))
+        });
         MessageResult(all)
     }
 }

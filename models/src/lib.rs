@@ -13,6 +13,7 @@
 //! - `fakes` (feature `test-util`): echo, slow, panicking and failing models for tests and benches.
 
 pub mod arch;
+pub mod datasets;
 pub mod device;
 pub mod error;
 #[cfg(feature = "test-util")]
@@ -20,10 +21,11 @@ pub mod fakes;
 pub mod model;
 pub mod pipeline;
 pub mod spec;
+pub mod train;
 pub mod weights;
 
 pub use device::Device;
 pub use error::ModelError;
 pub use model::{load_model, InferenceModel};
-pub use pipeline::{top_k, validate_input, Prediction, RequestInput};
+pub use pipeline::{prepare_input, top_k, validate_input, Prediction, RequestInput, UINT8};
 pub use spec::{ModelSpec, TensorSpec};

@@ -33,6 +33,7 @@ pub fn load_model(
     }
     match spec.architecture.as_str() {
         "mlp" => arch::mlp::load(spec, dir, device),
+        "cnn" => arch::cnn::load(spec, dir, device),
         #[cfg(feature = "test-util")]
         fake if fake.starts_with("fake-") => crate::fakes::load(spec),
         other => Err(ModelError::Load(format!(

@@ -1,5 +1,6 @@
-//! The request stages around `forward`: validate a request against the version's schema
-//! (shape, finiteness, range) and postprocess outputs (top-k labels).
+//! The request stages around `forward`: preprocess (UINT8 scaling, flat items for
+//! multi-dimensional inputs), validate against the version's schema (name, datatype, shape,
+//! finiteness, range), and postprocess outputs (top-k labels).
 
 use serde::Serialize;
 
@@ -39,6 +40,43 @@ impl RequestInput {
     }
 }
 
+/// The datatype of 8-bit pixels, scaled to `[0, 1]` where the model accepts them.
+pub const UINT8: &str = "UINT8";
+
+/// Preprocesses then validates a request; returns how many items (rows) it holds.
+pub fn prepare_input(spec: &ModelSpec, input: &mut RequestInput) -> Result<usize, ModelError> {
+    if input.datatype.as_deref() == Some(UINT8) && spec.input.accept_uint8 {
+        if let Some(index) = input
+            .data
+            .iter()
+            .position(|v| !(0.0..=255.0).contains(v) || v.fract() != 0.0)
+        {
+            return Err(ModelError::InvalidInput(format!(
+                "UINT8 value {} at flat index {index} is not an integer in 0..=255",
+                input.data[index]
+            )));
+        }
+        input.data.iter_mut().for_each(|v| *v /= 255.0);
+        input.datatype = Some(spec.input.datatype.clone());
+    }
+    validate_input(spec, input)
+}
+
+/// How many items `shape` holds for a model whose items have shape `item`: `item` itself,
+/// `[n, ..item]`, or, for multi-dimensional items, flat items `[len]` / `[n, len]`.
+fn rows_of(shape: &[usize], item: &[usize]) -> Option<usize> {
+    let len: usize = item.iter().product();
+    if shape == item || (item.len() > 1 && shape == [len]) {
+        Some(1)
+    } else if (shape.len() == item.len() + 1 && shape[1..] == item[..])
+        || (item.len() > 1 && shape.len() == 2 && shape[1] == len)
+    {
+        Some(shape[0])
+    } else {
+        None
+    }
+}
+
 /// Checks a request against the schema and returns how many items (rows) it holds.
 pub fn validate_input(spec: &ModelSpec, input: &RequestInput) -> Result<usize, ModelError> {
     if let Some(name) = input.name.as_deref().filter(|n| *n != spec.input.name) {
@@ -66,11 +104,7 @@ pub fn validate_input(spec: &ModelSpec, input: &RequestInput) -> Result<usize, M
         )));
     }
     let item = &spec.input.shape;
-    let rows = if input.shape == *item {
-        1
-    } else if input.shape.len() == item.len() + 1 && input.shape[1..] == item[..] {
-        input.shape[0]
-    } else {
+    let Some(rows) = rows_of(&input.shape, item) else {
         return Err(ModelError::SchemaMismatch(format!(
             "input '{}' has shape {:?}; the model takes {:?} or [n, {}]",
             spec.input.name,
@@ -183,7 +217,7 @@ mod tests {
             ModelError::InvalidInput(_)
         ));
         assert!(matches!(
-            kind(vec![4], vec![0.5; 4]),
+            kind(vec![3], vec![0.5; 3]),
             ModelError::SchemaMismatch(_)
         ));
         assert!(matches!(

@@ -42,13 +42,16 @@ pub struct TensorSpec {
     pub datatype: String,
     pub shape: Vec<usize>,
     /// Inclusive value range the input must lie in, if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f32>,
     /// Class names, one per output value, for classifiers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// Also accept `UINT8` values (0–255), scaled to `[0, 1]` by the preprocess stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_uint8: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +92,32 @@ fn default_queue_capacity() -> usize {
 }
 fn default_timeout_ms() -> u64 {
     10_000
+}
+
+/// Every `(model, version)` directory of a repository that holds a `model.toml`, sorted.
+pub fn scan_repository(root: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for model in names(root) {
+        for version in names(&root.join(&model)) {
+            if root.join(&model).join(&version).join(SPEC_FILE).is_file() {
+                found.push((model.clone(), version));
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 impl BatchingSpec {

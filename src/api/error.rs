@@ -3,7 +3,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use burnserve_actors::InferError;
+use burnserve_actors::{InferError, LifecycleError};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +15,14 @@ pub enum ApiError {
     BadRequest(String),
     #[error("no route for {0}")]
     NoRoute(String),
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// Missing or wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The route is switched off by configuration.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ApiError {
@@ -23,6 +31,9 @@ impl ApiError {
             ApiError::Infer(err) => err.error_type(),
             ApiError::BadRequest(_) => "invalid_input",
             ApiError::NoRoute(_) => "not_found",
+            ApiError::Lifecycle(err) => err.error_type(),
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
         }
     }
 }
@@ -32,6 +43,14 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Lifecycle(err) => match err {
+                LifecycleError::NotFound(_) => StatusCode::NOT_FOUND,
+                LifecycleError::Invalid(_) => StatusCode::BAD_REQUEST,
+                LifecycleError::LoadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                LifecycleError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            },
             ApiError::Infer(err) => match err {
                 InferError::InvalidInput(_) => StatusCode::BAD_REQUEST,
                 InferError::SchemaMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -55,6 +74,9 @@ impl ResponseError for ApiError {
                 header::RETRY_AFTER,
                 retry_after.as_secs().max(1).to_string(),
             ));
+        }
+        if let ApiError::Unauthorized(_) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         response.json(json!({ "error": self.to_string(), "error_type": self.error_type() }))
     }

@@ -1,15 +1,18 @@
 //! HTTP routes (thin: parse, call the inference service, map errors) and their shared state.
 
+pub mod admin;
 pub mod error;
 pub mod health;
 pub mod predict;
 pub mod tensor;
 pub mod v2;
 
+use std::path::PathBuf;
+
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
 use burnserve_actors::router::ModelRouter;
-use burnserve_actors::InferenceService;
+use burnserve_actors::{InferenceService, ModelSupervisor};
 
 pub use error::ApiError;
 
@@ -17,6 +20,14 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub service: InferenceService,
+    pub supervisor: Addr<ModelSupervisor>,
+    /// `admin.token`; `None` switches the admin routes off.
+    pub admin_token: Option<String>,
+    pub repository: PathBuf,
+    /// The settings file, re-read by `POST /admin/reload-config`.
+    pub settings_file: Option<PathBuf>,
+    /// The devices of configured models, for admin loads of their versions.
+    pub devices: std::collections::HashMap<String, burnserve_models::Device>,
 }
 
 impl AppState {
@@ -60,6 +71,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/v2/models/{model}/versions/{version}/infer",
         web::post().to(v2::infer_version),
+    )
+    .route("/admin/models", web::get().to(admin::list))
+    .route(
+        "/admin/models/{model}/versions/{version}",
+        web::post().to(admin::load),
+    )
+    .route(
+        "/admin/models/{model}/versions/{version}",
+        web::delete().to(admin::unload),
+    )
+    .route(
+        "/admin/models/{model}/versions/{version}/reload",
+        web::post().to(admin::reload),
+    )
+    .route(
+        "/admin/models/{model}/routing",
+        web::put().to(admin::routing),
+    )
+    .route("/admin/reload-config", web::post().to(admin::reload_config))
+    .route(
+        "/v2/repository/index",
+        web::post().to(admin::repository_index),
+    )
+    .route(
+        "/v2/repository/models/{model}/load",
+        web::post().to(admin::repository_load),
+    )
+    .route(
+        "/v2/repository/models/{model}/unload",
+        web::post().to(admin::repository_unload),
     )
     .route("/health", web::get().to(health::live))
     .route("/ready", web::get().to(health::ready));

@@ -1,5 +1,5 @@
 //! The simple JSON predict API: `POST /v1/models/{m}[/versions/{v}]/predict` with
-//! `{"inputs": [...], "timeout_ms"?, "top_k"?}`; answers one output row per item and, for
+//! `{"inputs": [...], "datatype"?, "timeout_ms"?, "top_k"?}`; answers one output row per item and, for
 //! classifiers with labels, the top-k classes of each.
 
 use std::time::Duration;
@@ -25,6 +25,9 @@ pub struct PredictRequest {
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub top_k: Option<usize>,
+    /// `FP32` (default) or `UINT8` pixels for models that accept them.
+    #[serde(default)]
+    pub datatype: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

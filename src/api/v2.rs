@@ -64,7 +64,8 @@ async fn metadata(
         "inputs": [tensor_metadata(&d.spec.input)],
         "outputs": [tensor_metadata(&d.spec.output)],
         "parameters": {
-            "default_version": d.default_version,
+            "default_version": d.routing.default_version,
+            "weights": d.routing.weights,
             "device": d.device.to_string(),
             "max_batch_size": d.spec.batching.max_batch_size,
             "labels": d.spec.output.labels,

@@ -10,6 +10,7 @@ use burnserve_models::{arch::mlp, ModelSpec};
 use serde_json::Value;
 
 pub const MLP_INPUT: usize = 12;
+pub const TOKEN: &str = "test-admin-token-0123456789";
 pub const MLP_CLASSES: usize = 4;
 pub const LABELS: [&str; MLP_CLASSES] = ["north", "east", "south", "west"];
 
@@ -121,7 +122,18 @@ impl Fixture {
 
     /// Settings serving every fixture model on 127.0.0.1:0.
     pub fn settings(&self) -> Settings {
-        let toml = format!(
+        Settings::from_toml(&self.settings_toml("")).expect("fixture settings")
+    }
+
+    /// Like [`Fixture::settings`], with the admin API on (token [`TOKEN`]).
+    pub fn admin_settings(&self) -> Settings {
+        Settings::from_toml(&self.settings_toml(&format!("[admin]\ntoken = \"{TOKEN}\"\n")))
+            .expect("fixture settings")
+    }
+
+    /// The fixture settings as TOML, with `extra` sections before the model list.
+    pub fn settings_toml(&self, extra: &str) -> String {
+        format!(
             r#"
 [server]
 port = 0
@@ -130,6 +142,7 @@ workers = 2
 path = "{}"
 [log]
 level = "warn"
+{extra}
 [[models]]
 name = "mlp"
 versions = ["1", "2"]
@@ -151,8 +164,17 @@ name = "fail"
 versions = ["1"]
 "#,
             self.path().display()
-        );
-        Settings::from_toml(&toml).expect("fixture settings")
+        )
+    }
+
+    /// Adds version `to` of `model` as a copy of version `from` (same weights).
+    pub fn copy_version(&self, model: &str, from: &str, to: &str) {
+        let (src, dst) = (self.version_dir(model, from), self.version_dir(model, to));
+        std::fs::create_dir_all(&dst).expect("version dir");
+        for entry in std::fs::read_dir(&src).expect("source version") {
+            let entry = entry.expect("entry");
+            std::fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy");
+        }
     }
 }
 
@@ -210,6 +232,34 @@ impl TestServer {
         let bytes = response.body().limit(64 << 20).await.expect("body read");
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (response.status().as_u16(), json, response.headers().clone())
+    }
+
+    /// Sends an admin request with the bearer token; `body` is raw (JSON or TOML).
+    pub async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        self.admin_as(method, path, body, Some(TOKEN)).await
+    }
+
+    pub async fn admin_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.insert_header(("authorization", format!("Bearer {token}")));
+        }
+        let mut response = request
+            .send_body(body.to_string())
+            .await
+            .expect("request sent");
+        let bytes = response.body().limit(16 << 20).await.expect("body read");
+        (
+            response.status().as_u16(),
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

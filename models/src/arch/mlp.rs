@@ -5,7 +5,6 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
-use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Tensor};
 
 use super::{on_backend, BurnModel, Network};
@@ -51,7 +50,7 @@ impl<B: Backend> Mlp<B> {
     }
 
     /// `[N, input] -> [N, classes]` unnormalised scores.
-    pub fn logits(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+    fn scores(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(input, |x, (i, layer)| {
             let y = layer.forward(x);
@@ -65,9 +64,8 @@ impl<B: Backend> Mlp<B> {
 }
 
 impl<B: Backend> Network<B> for Mlp<B> {
-    /// `[N, input] -> [N, classes]` probabilities.
-    fn infer(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
-        softmax(self.logits(input), 1)
+    fn logits(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.scores(input)
     }
 }
 

@@ -1,6 +1,7 @@
 //! burn architectures, one module each, and the generic wrapper that turns a burn network
 //! into an [`InferenceModel`](crate::InferenceModel).
 
+pub mod cnn;
 pub mod mlp;
 
 use burn::module::Module;
@@ -10,11 +11,17 @@ use crate::error::ModelError;
 use crate::model::InferenceModel;
 
 /// Architecture names `model.toml` may use.
-pub const KNOWN: &[&str] = &["mlp"];
+pub const KNOWN: &[&str] = &["mlp", "cnn"];
 
-/// A burn network taking flattened items: `[rows, input len] -> [rows, output len]`.
+/// A burn classifier taking flattened items: `[rows, input len] -> [rows, classes]`.
 pub trait Network<B: Backend>: Module<B> {
-    fn infer(&self, input: Tensor<B, 2>) -> Tensor<B, 2>;
+    /// Unnormalised scores, `[rows, classes]` (what training optimises).
+    fn logits(&self, input: Tensor<B, 2>) -> Tensor<B, 2>;
+
+    /// Probabilities, `[rows, classes]` (what serving returns).
+    fn infer(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        burn::tensor::activation::softmax(self.logits(input), 1)
+    }
 }
 
 /// A burn network on one device, behind the plain-data seam.

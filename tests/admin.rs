@@ -1,0 +1,527 @@
+//! Hot reload and the admin API over real HTTP: token protection, load / reload / unload
+//! semantics (load before unload, drain, failed loads change nothing), zero failed requests
+//! while reloading under steady traffic, the canary share, reload-config and the v2 repository
+//! extension.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+fn item() -> Value {
+    json!(mlp_items(1)[0])
+}
+
+#[actix_web::test]
+async fn admin_routes_are_off_without_a_token_and_need_the_right_one() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.settings()).await;
+    let (status, body) = server.admin("GET", "/admin/models", "").await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (403, Some("forbidden"))
+    );
+    assert!(body["error"].as_str().unwrap().contains("admin.token"));
+    let (status, _) = server.admin("POST", "/v2/repository/index", "").await;
+    assert_eq!(status, 403);
+    server.stop().await;
+
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let (status, body) = server.admin_as("GET", "/admin/models", "", None).await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, _) = server
+        .admin_as("GET", "/admin/models", "", Some("wrong-token-wrong-token"))
+        .await;
+    assert_eq!(status, 401);
+    let (status, body) = server.admin("GET", "/admin/models", "").await;
+    assert_eq!(status, 200, "{body}");
+    let versions = body["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 7);
+    let mlp2 = versions
+        .iter()
+        .find(|v| v["model"] == "mlp" && v["version"] == "2")
+        .unwrap();
+    assert_eq!(mlp2["state"], "ready");
+    assert_eq!(mlp2["device"], "cpu");
+    assert_eq!(mlp2["default"], true);
+    assert_eq!(mlp2["queue_depth"], 0);
+    assert_eq!(mlp2["inflight"], 0);
+    assert_eq!(mlp2["restarts"], 0);
+    // 12*16+16 + 16*4+4 parameters of 4 bytes.
+    assert_eq!(mlp2["weight_bytes"], (12 * 16 + 16 + 16 * 4 + 4) * 4);
+    assert!(mlp2["load_time_ms"].as_f64().unwrap() > 0.0);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn load_reload_and_unload_versions() {
+    let fixture = Fixture::new();
+    fixture.copy_version("mlp", "2", "3");
+    let server = TestServer::start(fixture.admin_settings()).await;
+
+    // Load a version that is in the repository but not configured.
+    let (status, body) = server
+        .admin("POST", "/admin/models/mlp/versions/3", "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["state"].as_str(), body["replaced"].as_bool()),
+        (Some("ready"), Some(false))
+    );
+    let (_, from3, _) = server
+        .post(
+            "/v1/models/mlp/versions/3/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    let (_, from2, _) = server
+        .post(
+            "/v1/models/mlp/versions/2/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    assert_eq!(
+        from3["outputs"], from2["outputs"],
+        "version 3 carries version 2's weights"
+    );
+
+    // Reload it with a model.toml override: the new settings are live.
+    let override_toml = std::fs::read_to_string(fixture.version_dir("mlp", "3").join("model.toml"))
+        .unwrap()
+        .replace("max_batch_size = 16", "max_batch_size = 5");
+    let (status, body) = server
+        .admin("POST", "/admin/models/mlp/versions/3", &override_toml)
+        .await;
+    assert_eq!(
+        (status, body["replaced"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let (_, list) = server.admin("GET", "/admin/models", "").await;
+    let v3 = list["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == "3" && v["model"] == "mlp")
+        .unwrap()
+        .clone();
+    assert_eq!(v3["max_batch_size"], 5);
+    let (status, _) = server
+        .admin("POST", "/admin/models/mlp/versions/3", "architecture = 1")
+        .await;
+    assert_eq!(status, 400, "a bad override is refused");
+
+    // A failed load leaves the serving version untouched.
+    std::fs::write(
+        fixture.version_dir("mlp", "3").join("model.safetensors"),
+        b"not safetensors",
+    )
+    .unwrap();
+    let (status, body) = server
+        .admin("POST", "/admin/models/mlp/versions/3/reload", "")
+        .await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (422, Some("load_failed")),
+        "{body}"
+    );
+    let (status, still, _) = server
+        .post(
+            "/v1/models/mlp/versions/3/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(still["outputs"], from2["outputs"]);
+    let (status, _) = server
+        .admin("POST", "/admin/models/mlp/versions/9", "")
+        .await;
+    assert_eq!(status, 404, "no such version in the repository");
+    let (status, _) = server
+        .admin("POST", "/admin/models/mlp/versions/9/reload", "")
+        .await;
+    assert_eq!(status, 404, "reload needs a loaded version");
+
+    // Unload: gone at once, metrics say so.
+    let (status, body) = server
+        .admin("DELETE", "/admin/models/mlp/versions/3", "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = server
+        .post(
+            "/v1/models/mlp/versions/3/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    let (status, _) = server
+        .admin("DELETE", "/admin/models/mlp/versions/3", "")
+        .await;
+    assert_eq!(status, 404);
+
+    let text = server.metrics().await;
+    let v3 = |action: &str, outcome: &str| {
+        metric(
+            &text,
+            "model_lifecycle_total",
+            &[
+                ("model", "mlp"),
+                ("version", "3"),
+                ("action", action),
+                ("outcome", outcome),
+            ],
+        )
+    };
+    assert_eq!(
+        (
+            v3("load", "success"),
+            v3("reload", "failure"),
+            v3("unload", "success")
+        ),
+        (2.0, 1.0, 1.0)
+    );
+    assert_eq!(
+        metric(&text, "model_loaded", &[("model", "mlp"), ("version", "3")]),
+        0.0
+    );
+    assert!(
+        !text.contains("version=\"9\""),
+        "a version absent from the repository gets no label"
+    );
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn unloading_the_last_version_answers_404_at_once_and_finishes_accepted_requests() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.admin_settings()).await;
+    // `slow` runs one request at a time for 300 ms: three accepted requests take ~900 ms.
+    let accepted = join_all((0..3).map(|i| {
+        server.post(
+            "/v1/models/slow/predict",
+            &json!({ "inputs": [i as f32, 0.0] }),
+        )
+    }));
+    let unload = async {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let unloading = server.admin("DELETE", "/admin/models/slow/versions/1", "");
+        let after = async {
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            server
+                .post("/v1/models/slow/predict", &json!({ "inputs": [9.0, 9.0] }))
+                .await
+        };
+        let ((status, _), (late_status, late, _)) =
+            futures_util::future::join(unloading, after).await;
+        (status, started.elapsed(), late_status, late)
+    };
+    let (replies, (status, took, late_status, late)) =
+        futures_util::future::join(accepted, unload).await;
+    for (i, (s, body, _)) in replies.iter().enumerate() {
+        assert_eq!(*s, 200, "accepted request {i} was lost: {body}");
+    }
+    assert_eq!(status, 200);
+    assert!(
+        took >= Duration::from_millis(400),
+        "unload returned after {took:?}, before the queue drained"
+    );
+    assert_eq!(
+        (late_status, late["error_type"].as_str()),
+        (404, Some("model_not_found"))
+    );
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn twenty_reloads_and_a_canary_flip_under_steady_traffic_fail_no_request() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let stop = AtomicBool::new(false);
+    // (sent, received, status, version)
+    let log: Mutex<Vec<(Instant, Instant, u16, String)>> = Mutex::new(Vec::new());
+    let client = |_: usize| async {
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) && sent < 2_000 {
+            let start = Instant::now();
+            let (status, body, _) = server
+                .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
+                .await;
+            let version = body["version"].as_str().unwrap_or("").to_string();
+            log.lock()
+                .unwrap()
+                .push((start, Instant::now(), status, version));
+            sent += 1;
+        }
+    };
+    // (when, what): the routing changes the checker must respect.
+    let changes: Mutex<Vec<(Instant, Instant, &str)>> = Mutex::new(Vec::new());
+    let admin = async {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        for i in 0..20 {
+            let (status, body) = server
+                .admin("POST", "/admin/models/mlp/versions/2/reload", "")
+                .await;
+            assert_eq!(status, 200, "reload {i}: {body}");
+            if i == 9 {
+                let t0 = Instant::now();
+                let (status, _) = server
+                    .admin(
+                        "PUT",
+                        "/admin/models/mlp/routing",
+                        r#"{"weights": {"1": 50, "2": 50}}"#,
+                    )
+                    .await;
+                assert_eq!(status, 200);
+                changes
+                    .lock()
+                    .unwrap()
+                    .push((t0, Instant::now(), "split on"));
+            }
+            if i == 14 {
+                let t0 = Instant::now();
+                let (status, _) = server
+                    .admin("PUT", "/admin/models/mlp/routing", r#"{"weights": {}}"#)
+                    .await;
+                assert_eq!(status, 200);
+                changes
+                    .lock()
+                    .unwrap()
+                    .push((t0, Instant::now(), "split off"));
+            }
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        stop.store(true, Ordering::Relaxed);
+    };
+    futures_util::future::join(join_all((0..6).map(client)), admin).await;
+
+    let log = log.into_inner().unwrap();
+    let changes = changes.into_inner().unwrap();
+    let (on_start, on_done) = (changes[0].0, changes[0].1);
+    let (off_start, off_done) = (changes[1].0, changes[1].1);
+    assert!(log.len() > 100, "only {} requests ran", log.len());
+    let failed: Vec<_> = log
+        .iter()
+        .filter(|(_, _, status, _)| *status != 200)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        log.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let mut canary_seen = 0;
+    for (sent, received, _, version) in &log {
+        // Before the split and after it was removed only version 2 is routable.
+        let only_default = *received < on_start || *sent > off_done;
+        if only_default {
+            assert_eq!(
+                version, "2",
+                "a request outside the split window was served by {version}"
+            );
+        } else {
+            assert!(version == "1" || version == "2");
+        }
+        if version == "1" && *sent > on_done && *received < off_start {
+            canary_seen += 1;
+        }
+    }
+    assert!(canary_seen > 0, "the split sent nothing to version 1");
+    let text = server.metrics().await;
+    let reloads = metric(
+        &text,
+        "model_lifecycle_total",
+        &[
+            ("model", "mlp"),
+            ("version", "2"),
+            ("action", "reload"),
+            ("outcome", "success"),
+        ],
+    );
+    assert_eq!(reloads, 20.0);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn the_canary_share_matches_its_weight() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let (status, body) = server
+        .admin(
+            "PUT",
+            "/admin/models/mlp/routing",
+            r#"{"weights": {"1": 10, "2": 90}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({ "default_version": "2", "weights": { "1": 10, "2": 90 } })
+    );
+    let mut canary = 0;
+    for chunk in 0..250 {
+        let replies = join_all(
+            (0..8).map(|_| server.post("/v1/models/mlp/predict", &json!({ "inputs": item() }))),
+        )
+        .await;
+        for (status, body, _) in replies {
+            assert_eq!(status, 200, "chunk {chunk}: {body}");
+            canary += usize::from(body["version"] == "1");
+        }
+    }
+    let share = canary as f64 / 2000.0 * 100.0;
+    assert!(
+        (share - 10.0).abs() <= 3.0,
+        "canary share {share}% for weight 10"
+    );
+    // Pinned requests ignore the split; bad routing is refused.
+    let (_, pinned, _) = server
+        .post(
+            "/v1/models/mlp/versions/2/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    assert_eq!(pinned["version"], "2");
+    let (status, _) = server
+        .admin(
+            "PUT",
+            "/admin/models/mlp/routing",
+            r#"{"weights": {"7": 10}}"#,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .admin(
+            "PUT",
+            "/admin/models/mlp/routing",
+            r#"{"weights": {"1": 0}}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = server
+        .admin("PUT", "/admin/models/mlp/routing", r#"{}"#)
+        .await;
+    assert_eq!(status, 400);
+    let (status, body) = server
+        .admin(
+            "PUT",
+            "/admin/models/mlp/routing",
+            r#"{"default_version": "1", "weights": {}}"#,
+        )
+        .await;
+    assert_eq!((status, body["default_version"].as_str()), (200, Some("1")));
+    let (_, after, _) = server
+        .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
+        .await;
+    assert_eq!(after["version"], "1");
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn reload_config_reconciles_with_the_settings_file() {
+    let fixture = Fixture::new();
+    fixture.copy_version("mlp", "2", "3");
+    let file = fixture.path().join("serve.toml");
+    let toml = fixture.settings_toml(&format!("[admin]\ntoken = \"{TOKEN}\"\n"));
+    std::fs::write(&file, &toml).unwrap();
+    let settings = burnserve::Settings::load(Some(&file)).unwrap();
+    let server = TestServer::start(settings).await;
+    // Drop `echo`, add mlp/3 as the new default.
+    let edited = toml
+        .replace("[[models]]\nname = \"echo\"\nversions = [\"1\"]\n", "")
+        .replace(
+            "versions = [\"1\", \"2\"]\ndefault_version = \"2\"",
+            "versions = [\"1\", \"2\", \"3\"]\ndefault_version = \"3\"",
+        );
+    assert_ne!(edited, toml);
+    std::fs::write(&file, edited).unwrap();
+    let (status, body) = server.admin("POST", "/admin/reload-config", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["loaded"], json!([{ "model": "mlp", "version": "3" }]));
+    assert_eq!(
+        body["unloaded"],
+        json!([{ "model": "echo", "version": "1" }])
+    );
+    assert_eq!(body["failed"], json!([]));
+    assert_eq!(body["unchanged"].as_array().unwrap().len(), 6);
+    let (_, served, _) = server
+        .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
+        .await;
+    assert_eq!(served["version"], "3");
+    let (status, _, _) = server
+        .post(
+            "/v1/models/echo/predict",
+            &json!({ "inputs": [1, 2, 3, 4] }),
+        )
+        .await;
+    assert_eq!(status, 404);
+    // A broken file changes nothing.
+    std::fs::write(&file, "[server]\nport = \"x\"").unwrap();
+    let (status, body) = server.admin("POST", "/admin/reload-config", "").await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (400, Some("invalid_input"))
+    );
+    let (status, _, _) = server
+        .post(
+            "/v1/models/mlp/versions/3/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn the_v2_repository_extension_lists_loads_and_unloads() {
+    let fixture = Fixture::new();
+    fixture.copy_version("mlp", "2", "3");
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let (status, index) = server.admin("POST", "/v2/repository/index", "").await;
+    assert_eq!(status, 200);
+    let state_of = |index: &Value, model: &str, version: &str| {
+        index
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == model && e["version"] == version)
+            .map(|e| e["state"].clone())
+    };
+    assert_eq!(state_of(&index, "mlp", "2"), Some(json!("READY")));
+    assert_eq!(state_of(&index, "mlp", "3"), Some(json!("UNAVAILABLE")));
+    let (status, body) = server
+        .admin("POST", "/v2/repository/models/mlp/load", "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["versions"].as_array().unwrap().len(), 3);
+    let (_, index) = server.admin("POST", "/v2/repository/index", "").await;
+    assert_eq!(state_of(&index, "mlp", "3"), Some(json!("READY")));
+    let (status, body) = server
+        .admin("POST", "/v2/repository/models/mlp/unload", "")
+        .await;
+    assert_eq!(
+        (status, body["unloaded"].clone()),
+        (200, json!(["1", "2", "3"]))
+    );
+    let (status, _, _) = server
+        .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = server
+        .admin("POST", "/v2/repository/models/nope/load", "")
+        .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
