@@ -33,6 +33,7 @@ export const options = {
     'http_req_duration{phase:reloading}': ['p(99)>=0'],
     'http_reqs{phase:steady}': ['count>=0'],
     'http_reqs{phase:reloading}': ['count>=0'],
+    'http_reqs{scenario:reload}': ['count>=0'],
   },
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
 };
