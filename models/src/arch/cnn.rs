@@ -16,11 +16,10 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{on_backend, BurnModel, Network};
+use super::{load_network, Network};
 use crate::error::ModelError;
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
-use crate::weights;
 
 #[derive(Module, Debug)]
 pub struct Cnn<B: Backend> {
@@ -150,23 +149,7 @@ pub fn load(
     dir: &Path,
     device: crate::Device,
 ) -> Result<Box<dyn InferenceModel>, ModelError> {
-    fn build<B: Backend>(
-        device: B::Device,
-        spec: &ModelSpec,
-        dir: &Path,
-    ) -> Result<Box<dyn InferenceModel>, ModelError> {
-        let mut network = Cnn::<B>::from_spec(spec, &device)?;
-        let path = spec
-            .weights_path(dir)
-            .ok_or_else(|| ModelError::Load("architecture 'cnn' needs a `weights` file".into()))?;
-        weights::load_safetensors(&mut network, &path)?;
-        Ok(Box::new(BurnModel::new(
-            network,
-            device,
-            spec.input.item_len(),
-        )))
-    }
-    on_backend!(device, build, spec, dir)
+    load_network!(Cnn, "cnn", spec, dir, device)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, Relu};
 use burn::tensor::{backend::Backend, Tensor};
 
-use super::{on_backend, BurnModel, Network};
+use super::{load_network, Network};
 use crate::error::ModelError;
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
@@ -75,23 +75,7 @@ pub fn load(
     dir: &Path,
     device: crate::Device,
 ) -> Result<Box<dyn InferenceModel>, ModelError> {
-    fn build<B: Backend>(
-        device: B::Device,
-        spec: &ModelSpec,
-        dir: &Path,
-    ) -> Result<Box<dyn InferenceModel>, ModelError> {
-        let mut network = Mlp::<B>::from_spec(spec, &device)?;
-        let path = spec
-            .weights_path(dir)
-            .ok_or_else(|| ModelError::Load("architecture 'mlp' needs a `weights` file".into()))?;
-        weights::load_safetensors(&mut network, &path)?;
-        Ok(Box::new(BurnModel::new(
-            network,
-            device,
-            spec.input.item_len(),
-        )))
-    }
-    on_backend!(device, build, spec, dir)
+    load_network!(Mlp, "mlp", spec, dir, device)
 }
 
 /// Writes the weights of a freshly initialised `mlp` for `spec`, seeded, to `path` (fixtures,

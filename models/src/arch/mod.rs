@@ -95,3 +95,31 @@ macro_rules! on_backend {
     };
 }
 pub(crate) use on_backend;
+
+/// Builds network type `$network` (which has `from_spec(spec, device)`) on the backend serving
+/// `$device`, loads its weights from the spec's safetensors file, and wraps it as an
+/// `InferenceModel`.
+macro_rules! load_network {
+    ($network:ident, $arch:literal, $spec:expr, $dir:expr, $device:expr) => {{
+        fn build<B: burn::tensor::backend::Backend>(
+            device: B::Device,
+            spec: &$crate::ModelSpec,
+            dir: &std::path::Path,
+        ) -> Result<Box<dyn $crate::InferenceModel>, $crate::ModelError> {
+            let mut network = $network::<B>::from_spec(spec, &device)?;
+            let path = spec.weights_path(dir).ok_or_else(|| {
+                $crate::ModelError::Load(
+                    concat!("architecture '", $arch, "' needs a `weights` file").into(),
+                )
+            })?;
+            $crate::weights::load_safetensors(&mut network, &path)?;
+            Ok(Box::new($crate::arch::BurnModel::new(
+                network,
+                device,
+                spec.input.item_len(),
+            )))
+        }
+        $crate::arch::on_backend!($device, build, $spec, $dir)
+    }};
+}
+pub(crate) use load_network;
