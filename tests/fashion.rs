@@ -104,6 +104,26 @@ async fn served_fashion_predictions_equal_in_process_ones() {
         )
         .await;
     assert_eq!((status, body["version"].as_str()), (200, Some("2")));
+    // The simple API takes raw 8-bit pixels too, scaled exactly like normalised ones.
+    let reference = in_process("1", &test);
+    let pixels: Vec<u8> = test.image(3).to_vec();
+    let body = json!({ "inputs": pixels, "datatype": "UINT8" });
+    let (status, body, _) = server
+        .post("/v1/models/fashion/versions/1/predict", &body)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    check(body["outputs"].as_array().unwrap(), &reference[3..4]);
+    let (status, body, _) = server
+        .post(
+            "/v1/models/fashion/predict",
+            &json!({ "inputs": vec![256; 784], "datatype": "UINT8" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (400, Some("invalid_input")),
+        "{body}"
+    );
     // Pixels out of range are refused.
     let (status, body, _) = server
         .post(

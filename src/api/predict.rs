@@ -59,11 +59,9 @@ async fn run(
     if top == 0 {
         return Err(ApiError::BadRequest("top_k must be at least 1".into()));
     }
-    let mut request = InferRequest::new(
-        model,
-        version,
-        RequestInput::new(body.inputs.shape, body.inputs.data),
-    );
+    let mut input = RequestInput::new(body.inputs.shape, body.inputs.data);
+    input.datatype = body.datatype;
+    let mut request = InferRequest::new(model, version, input);
     request.timeout = body.timeout_ms.map(Duration::from_millis);
     let response = state.service.infer(request).await?;
     let item_len = response.spec.output.item_len();
