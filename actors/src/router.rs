@@ -43,6 +43,19 @@ struct ModelRoutes {
     split: Option<TrafficSplit>,
 }
 
+impl ModelRoutes {
+    fn routing(&self) -> Routing {
+        Routing {
+            default_version: self.default.clone(),
+            weights: self
+                .split
+                .as_ref()
+                .map(TrafficSplit::weights)
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// Orders version names numerically when both are numbers ("10" after "9"), else as text.
 pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.parse::<u64>(), b.parse::<u64>()) {
@@ -299,14 +312,7 @@ impl Handler<SetRouting> for ModelRouter {
             routes.default = Some(default);
         }
         routes.split = split;
-        Ok(Routing {
-            default_version: routes.default.clone(),
-            weights: routes
-                .split
-                .as_ref()
-                .map(TrafficSplit::weights)
-                .unwrap_or_default(),
-        })
+        Ok(routes.routing())
     }
 }
 
@@ -355,14 +361,7 @@ impl Handler<DescribeModel> for ModelRouter {
             name: msg.model,
             version,
             versions,
-            routing: Routing {
-                default_version: routes.default.clone(),
-                weights: routes
-                    .split
-                    .as_ref()
-                    .map(TrafficSplit::weights)
-                    .unwrap_or_default(),
-            },
+            routing: routes.routing(),
             spec: entry.spec.clone(),
             ready: entry.state.is_ready(),
             device: entry.device,
