@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use burnserve_models::{load_model, Device, ModelSpec};
+use burnserve_models::{load_model, Device, InputData, ModelSpec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn forward(c: &mut Criterion) {
@@ -24,7 +24,11 @@ fn forward(c: &mut Criterion) {
             group.throughput(Throughput::Elements(batch as u64));
             let name = format!("v{version}_{}", spec.architecture);
             group.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, &batch| {
-                b.iter(|| model.forward(input.clone(), batch).expect("forward"))
+                b.iter(|| {
+                    model
+                        .forward(InputData::Fp32(input.clone()), batch)
+                        .expect("forward")
+                })
             });
         }
     }

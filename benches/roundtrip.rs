@@ -10,7 +10,7 @@ use actix::{Actor, System, SystemRunner};
 use burnserve_actors::{
     InferRequest, InferenceService, LoadVersion, Metrics, ModelRouter, ModelSupervisor,
 };
-use burnserve_models::{arch::mlp, load_model, Device, ModelSpec, RequestInput};
+use burnserve_models::{arch::mlp, load_model, Device, InputData, ModelSpec, RequestInput};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
 
@@ -87,7 +87,11 @@ fn roundtrip(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("roundtrip_echo");
     group.bench_function("direct_forward", |b| {
-        b.iter(|| direct.forward(vec![1.0, 2.0, 3.0, 4.0], 1).expect("echo"))
+        b.iter(|| {
+            direct
+                .forward(InputData::Fp32(vec![1.0, 2.0, 3.0, 4.0]), 1)
+                .expect("echo")
+        })
     });
     group.bench_function("router_actor_executor", |b| {
         b.iter_custom(|iters| {

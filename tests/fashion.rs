@@ -8,7 +8,7 @@ use std::path::Path;
 
 use burnserve::Settings;
 use burnserve_models::datasets::{fashion_mnist_available, FashionMnist, Split, FASHION_CLASSES};
-use burnserve_models::{load_model, Device, ModelSpec};
+use burnserve_models::{load_model, Device, InputData, ModelSpec};
 use common::TestServer;
 use serde_json::{json, Value};
 
@@ -21,7 +21,12 @@ fn in_process(version: &str, test: &FashionMnist) -> Vec<Vec<f32>> {
     let spec = ModelSpec::from_dir(&dir).unwrap();
     let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
     (0..IMAGES)
-        .map(|i| model.forward(test.normalised(i), 1).unwrap())
+        .map(|i| {
+            model
+                .forward(InputData::Fp32(test.normalised(i)), 1)
+                .unwrap()
+                .values
+        })
         .collect()
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use burnserve_models::{load_model, Device, ModelSpec};
+use burnserve_models::{load_model, Device, InputData, ModelSpec};
 use common::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -18,7 +18,12 @@ fn in_process(fixture: &Fixture, version: &str, items: &[Vec<f32>]) -> Vec<Vec<f
     let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
     items
         .iter()
-        .map(|item| model.forward(item.clone(), 1).unwrap())
+        .map(|item| {
+            model
+                .forward(InputData::Fp32(item.clone()), 1)
+                .unwrap()
+                .values
+        })
         .collect()
 }
 
@@ -227,10 +232,16 @@ async fn malformed_and_mismatched_inputs_are_400_or_422() {
             "not finite",
         ),
         (
-            "strings",
+            "strings to a numeric model",
             json!({ "inputs": vec!["a"; MLP_INPUT] }).to_string(),
+            422,
+            "holds BYTES data; this model takes FP32",
+        ),
+        (
+            "numbers mixed with strings",
+            json!({ "inputs": [1.0, "a"] }).to_string(),
             400,
-            "invalid JSON",
+            "mixes numbers and strings",
         ),
         (
             "ragged",
@@ -324,14 +335,14 @@ async fn malformed_and_mismatched_inputs_are_400_or_422() {
             ("error_type", "invalid_input"),
         ],
     );
-    assert_eq!(errors, 7.0);
+    assert_eq!(errors, 8.0);
     assert_eq!(
         metric(
             &text,
             "inference_requests_total",
             &[("model", "mlp"), ("version", "2")]
         ),
-        7.0
+        8.0
     );
     assert_eq!(
         metric(

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use burnserve_models::InputData;
+
 use crate::messages::Job;
 
 /// A version's batching rules.
@@ -86,17 +88,20 @@ impl Batch {
         self.rows
     }
 
-    /// Moves every job's input into one row-major `[rows, item]` buffer (no copy for one job).
-    pub fn take_input(&mut self) -> Vec<f32> {
+    /// Moves every job's input into one buffer, rows in job order (no copy for one job).
+    pub fn take_input(&mut self) -> Result<InputData, String> {
+        let Some(first) = self.jobs.first() else {
+            return Ok(InputData::default());
+        };
         if self.jobs.len() == 1 {
-            return std::mem::take(&mut self.jobs[0].input);
+            return Ok(std::mem::take(&mut self.jobs[0].input));
         }
         let total = self.jobs.iter().map(|j| j.input.len()).sum();
-        let mut joined = Vec::with_capacity(total);
+        let mut joined = first.input.empty_like(total);
         for job in &mut self.jobs {
-            joined.append(&mut job.input);
+            joined.append(&mut job.input).map_err(|e| e.to_string())?;
         }
-        joined
+        Ok(joined)
     }
 
     pub fn into_jobs(self) -> Vec<Job> {
@@ -150,7 +155,7 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         let now = Instant::now();
         let job = Job {
-            input: vec![first; rows * 2],
+            input: InputData::Fp32(vec![first; rows * 2]),
             rows,
             deadline: now + deadline_in,
             enqueued_at: now,
@@ -185,7 +190,9 @@ mod tests {
         assert_eq!((batch.len(), batch.rows()), (2, 4));
         assert_eq!(
             batch.take_input(),
-            vec![1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+            Ok(InputData::Fp32(vec![
+                1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0
+            ]))
         );
         // An oversized job still runs alone.
         let (big, _rbig) = job(9, 0.0, Duration::from_secs(1));

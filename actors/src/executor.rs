@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burnserve_models::{load_model, Device, InferenceModel, ModelError, ModelSpec};
+use burnserve_models::{
+    load_model, Device, InferenceModel, InputData, ModelError, ModelOutput, ModelSpec, BYTES,
+};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tokio::sync::oneshot;
 
@@ -67,9 +69,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs `model.forward`, turning a panic into an error.
 fn guarded_forward(
     model: &mut dyn InferenceModel,
-    input: Vec<f32>,
+    input: InputData,
     rows: usize,
-) -> Result<Vec<f32>, ModelError> {
+) -> Result<ModelOutput, ModelError> {
     catch_unwind(AssertUnwindSafe(|| model.forward(input, rows))).unwrap_or_else(|payload| {
         Err(ModelError::Inference(format!(
             "forward pass panicked: {}",
@@ -78,7 +80,7 @@ fn guarded_forward(
     })
 }
 
-/// Builds the model and runs one real forward pass on zeros.
+/// Builds the model and runs one real forward pass (zeros, or a short text).
 fn build_and_warm(
     config: &ExecutorConfig,
 ) -> Result<(Box<dyn InferenceModel>, Loaded), ModelError> {
@@ -92,13 +94,17 @@ fn build_and_warm(
             panic_message(&*payload)
         )))
     })?;
-    let item = config.spec.input.item_len();
-    let output = guarded_forward(model.as_mut(), vec![0.0; item], 1)
+    let warm_up = if config.spec.input.datatype == BYTES {
+        InputData::Bytes(vec!["warm up".to_string()])
+    } else {
+        InputData::Fp32(vec![0.0; config.spec.input.item_len()])
+    };
+    let output = guarded_forward(model.as_mut(), warm_up, 1)
         .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
-    if output.len() != config.spec.output.item_len() {
+    if output.values.len() != config.spec.output.item_len() {
         return Err(ModelError::Load(format!(
             "warm-up returned {} values; model.toml declares output shape {:?}",
-            output.len(),
+            output.values.len(),
             config.spec.output.shape
         )));
     }
@@ -204,7 +210,9 @@ fn execute(
     );
     let input = batch.take_input();
     state.add_inflight(size);
-    let result = guarded_forward(model, input, rows);
+    let result = input
+        .map_err(ModelError::Inference)
+        .and_then(|input| guarded_forward(model, input, rows));
     state.sub_inflight(size);
     let inference_time = started.elapsed();
     metrics.batch_finished(size);
@@ -213,12 +221,15 @@ fn execute(
     let outputs = result
         .map_err(|e| (e.to_string(), matches!(e, ModelError::Fatal(_))))
         .and_then(|output| {
-            split_rows(output, &rows_per_job, output_len).map_err(|msg| (msg, false))
+            let tokens = tokens_per_job(&output.tokens, &rows_per_job);
+            split_rows(output.values, &rows_per_job, output_len)
+                .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
+                .map_err(|msg| (msg, false))
         });
     match outputs {
         Ok(outputs) => {
             let finished = Instant::now();
-            for (job, output) in jobs.into_iter().zip(outputs) {
+            for (job, (output, tokens)) in jobs.into_iter().zip(outputs) {
                 if finished > job.deadline {
                     metrics.timed_out();
                 }
@@ -228,6 +239,7 @@ fn execute(
                     queue_time: started.saturating_duration_since(job.enqueued_at),
                     inference_time,
                     batch_size: size,
+                    tokens,
                 }));
             }
             Ok(())
@@ -243,4 +255,18 @@ fn execute(
             }
         }
     }
+}
+
+/// Sums per-row token counts into per-job counts (zeros when the model reports none).
+fn tokens_per_job(row_tokens: &[usize], rows_per_job: &[usize]) -> Vec<usize> {
+    let mut start = 0;
+    rows_per_job
+        .iter()
+        .map(|&rows| {
+            let end = (start + rows).min(row_tokens.len());
+            let sum = row_tokens.get(start..end).map_or(0, |t| t.iter().sum());
+            start += rows;
+            sum
+        })
+        .collect()
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use burnserve_models::InputData;
 use tokio::sync::oneshot;
 
 use crate::error::InferError;
@@ -35,8 +36,8 @@ pub type JobReply = oneshot::Sender<Result<JobOutput, InferError>>;
 /// when it is gone (client left, deadline passed) the executor skips the job.
 #[derive(Debug)]
 pub struct Job {
-    /// Row-major `[rows, input item length]`.
-    pub input: Vec<f32>,
+    /// FP32: row-major `[rows, input item length]`; BYTES: one string per row.
+    pub input: InputData,
     pub rows: usize,
     pub deadline: Instant,
     pub enqueued_at: Instant,
@@ -55,4 +56,6 @@ pub struct JobOutput {
     pub inference_time: Duration,
     /// Requests in its batch.
     pub batch_size: usize,
+    /// Tokens its rows were encoded to (text models; 0 otherwise).
+    pub tokens: usize,
 }

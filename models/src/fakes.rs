@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::error::ModelError;
+use crate::input::{InputData, ModelOutput};
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
 
@@ -54,7 +55,8 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
 }
 
 impl InferenceModel for FakeModel {
-    fn forward(&mut self, input: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError> {
+    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError> {
+        let input = input.into_fp32()?;
         if input.len() != rows * self.item_len {
             return Err(ModelError::Inference(
                 "batch size does not match its rows".into(),
@@ -75,6 +77,6 @@ impl InferenceModel for FakeModel {
         if !self.delay.is_zero() {
             std::thread::sleep(self.delay);
         }
-        Ok(input)
+        Ok(input.into())
     }
 }

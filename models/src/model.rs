@@ -1,4 +1,4 @@
-//! The `InferenceModel` seam: what the actors see of a model (plain `Vec<f32>` in and out),
+//! The `InferenceModel` seam: what the actors see of a model (plain data in and out),
 //! and `load_model`, which builds a version's architecture on its device from the repository.
 
 use std::path::Path;
@@ -6,13 +6,15 @@ use std::path::Path;
 use crate::arch;
 use crate::device::Device;
 use crate::error::ModelError;
+use crate::input::{InputData, ModelOutput};
 use crate::spec::ModelSpec;
 
 /// A loaded network, owned by one executor thread.
 pub trait InferenceModel: Send {
-    /// Runs one batch. `input` is row-major `[rows, input item length]`; the result is
-    /// row-major `[rows, output item length]`.
-    fn forward(&mut self, input: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError>;
+    /// Runs one batch of `rows` items: FP32 input is row-major `[rows, input item length]`,
+    /// BYTES input one string per row; the output values are row-major
+    /// `[rows, output item length]`.
+    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError>;
 
     /// Bytes of parameters held on the device.
     fn weight_bytes(&self) -> usize {
@@ -34,6 +36,7 @@ pub fn load_model(
     match spec.architecture.as_str() {
         "mlp" => arch::mlp::load(spec, dir, device),
         "cnn" => arch::cnn::load(spec, dir, device),
+        "bert-embedding" => arch::bert::load(spec, dir, device),
         #[cfg(feature = "test-util")]
         fake if fake.starts_with("fake-") => crate::fakes::load(spec),
         other => Err(ModelError::Load(format!(

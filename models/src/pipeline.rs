@@ -1,18 +1,20 @@
 //! The request stages around `forward`: preprocess (UINT8 scaling, flat items for
 //! multi-dimensional inputs), validate against the version's schema (name, datatype, shape,
-//! finiteness, range), and postprocess outputs (top-k labels).
+//! finiteness, range; text items for BYTES models), and postprocess outputs (top-k labels).
 
 use serde::Serialize;
 
 use crate::error::ModelError;
+use crate::input::{InputData, BYTES, FP32};
 use crate::spec::ModelSpec;
 
 /// One request's input tensor as plain data: row-major `data` of shape `shape`, where `shape`
-/// is either the model's item shape (one item) or `[n, ..item shape]` (n items).
+/// is either the model's item shape (one item) or `[n, ..item shape]` (n items). Text models
+/// take `Bytes` data of shape `[n]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestInput {
     pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    pub data: InputData,
     /// The tensor name the client gave (v2), checked against the schema when present.
     pub name: Option<String>,
     /// The datatype the client declared (v2), checked against the schema when present.
@@ -23,14 +25,24 @@ impl RequestInput {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
         Self {
             shape,
-            data,
+            data: InputData::Fp32(data),
+            name: None,
+            datatype: None,
+        }
+    }
+
+    /// `n` text items, shape `[n]`.
+    pub fn texts(texts: Vec<String>) -> Self {
+        Self {
+            shape: vec![texts.len()],
+            data: InputData::Bytes(texts),
             name: None,
             datatype: None,
         }
     }
 
     /// A named, typed tensor as the v2 protocol sends it.
-    pub fn tensor(name: String, datatype: String, shape: Vec<usize>, data: Vec<f32>) -> Self {
+    pub fn tensor(name: String, datatype: String, shape: Vec<usize>, data: InputData) -> Self {
         Self {
             shape,
             data,
@@ -45,18 +57,21 @@ pub const UINT8: &str = "UINT8";
 
 /// Preprocesses then validates a request; returns how many items (rows) it holds.
 pub fn prepare_input(spec: &ModelSpec, input: &mut RequestInput) -> Result<usize, ModelError> {
-    if input.datatype.as_deref() == Some(UINT8) && spec.input.accept_uint8 {
-        if let Some(index) = input
-            .data
+    if let (Some(UINT8), true, InputData::Fp32(values)) = (
+        input.datatype.as_deref(),
+        spec.input.accept_uint8,
+        &mut input.data,
+    ) {
+        if let Some(index) = values
             .iter()
             .position(|v| !(0.0..=255.0).contains(v) || v.fract() != 0.0)
         {
             return Err(ModelError::InvalidInput(format!(
                 "UINT8 value {} at flat index {index} is not an integer in 0..=255",
-                input.data[index]
+                values[index]
             )));
         }
-        input.data.iter_mut().for_each(|v| *v /= 255.0);
+        values.iter_mut().for_each(|v| *v /= 255.0);
         input.datatype = Some(spec.input.datatype.clone());
     }
     validate_input(spec, input)
@@ -98,24 +113,50 @@ pub fn validate_input(spec: &ModelSpec, input: &RequestInput) -> Result<usize, M
     let declared: usize = input.shape.iter().product();
     if declared != input.data.len() {
         return Err(ModelError::InvalidInput(format!(
-            "data has {} values but shape {:?} needs {declared}",
+            "data has {} {} but shape {:?} needs {declared}",
             input.data.len(),
+            if input.data.datatype() == BYTES {
+                "strings"
+            } else {
+                "values"
+            },
             input.shape
         )));
     }
-    let item = &spec.input.shape;
-    let Some(rows) = rows_of(&input.shape, item) else {
-        return Err(ModelError::SchemaMismatch(format!(
-            "input '{}' has shape {:?}; the model takes {:?} or [n, {}]",
+    if input.data.is_empty() {
+        return Err(ModelError::SchemaMismatch("input holds no items".into()));
+    }
+    match (&input.data, spec.input.datatype.as_str()) {
+        (InputData::Fp32(values), FP32) => validate_values(spec, &input.shape, values),
+        (InputData::Bytes(_), BYTES) => validate_texts(spec, &input.shape),
+        (data, expected) => Err(ModelError::SchemaMismatch(format!(
+            "input '{}' holds {} data; this model takes {expected}{}",
             spec.input.name,
-            input.shape,
-            item,
-            item.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
+            data.datatype(),
+            if expected == BYTES {
+                " (strings)"
+            } else {
+                " (numbers)"
+            }
+        ))),
+    }
+}
+
+/// A BYTES input is `[n]` (or `[n, 1]`) strings, one item each.
+fn validate_texts(spec: &ModelSpec, shape: &[usize]) -> Result<usize, ModelError> {
+    let rows = match shape {
+        [n] | [n, 1] => *n,
+        _ => {
+            return Err(ModelError::SchemaMismatch(format!(
+                "input '{}' has shape {shape:?}; text inputs are [n] strings",
+                spec.input.name
+            )))
+        }
     };
+    check_rows(spec, rows)
+}
+
+fn check_rows(spec: &ModelSpec, rows: usize) -> Result<usize, ModelError> {
     if rows == 0 {
         return Err(ModelError::SchemaMismatch("input holds no items".into()));
     }
@@ -125,20 +166,38 @@ pub fn validate_input(spec: &ModelSpec, input: &RequestInput) -> Result<usize, M
             spec.batching.max_batch_size
         )));
     }
-    if let Some(index) = input.data.iter().position(|v| !v.is_finite()) {
+    Ok(rows)
+}
+
+fn validate_values(spec: &ModelSpec, shape: &[usize], values: &[f32]) -> Result<usize, ModelError> {
+    let item = &spec.input.shape;
+    let Some(rows) = rows_of(shape, item) else {
+        return Err(ModelError::SchemaMismatch(format!(
+            "input '{}' has shape {:?}; the model takes {:?} or [n, {}]",
+            spec.input.name,
+            shape,
+            item,
+            item.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let rows = check_rows(spec, rows)?;
+    if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         return Err(ModelError::InvalidInput(format!(
             "value at flat index {index} is not finite ({})",
-            input.data[index]
+            values[index]
         )));
     }
     let (min, max) = (spec.input.min, spec.input.max);
     if min.is_some() || max.is_some() {
         let lo = min.unwrap_or(f32::NEG_INFINITY);
         let hi = max.unwrap_or(f32::INFINITY);
-        if let Some(index) = input.data.iter().position(|v| *v < lo || *v > hi) {
+        if let Some(index) = values.iter().position(|v| *v < lo || *v > hi) {
             return Err(ModelError::SchemaMismatch(format!(
                 "value {} at flat index {index} is outside the input range [{lo}, {hi}]",
-                input.data[index]
+                values[index]
             )));
         }
     }
@@ -238,7 +297,12 @@ mod tests {
         let named = |name: &str, dtype: &str| {
             validate_input(
                 &s,
-                &RequestInput::tensor(name.into(), dtype.into(), vec![2, 2], vec![0.5; 4]),
+                &RequestInput::tensor(
+                    name.into(),
+                    dtype.into(),
+                    vec![2, 2],
+                    InputData::Fp32(vec![0.5; 4]),
+                ),
             )
         };
         assert_eq!(named("x", "FP32"), Ok(1));

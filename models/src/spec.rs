@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::input::{BYTES, FP32};
 
 /// The file name of a version's description inside `<repo>/<name>/<version>/`.
 pub const SPEC_FILE: &str = "model.toml";
@@ -159,13 +160,21 @@ impl ModelSpec {
         if self.output.shape.is_empty() || self.output.item_len() == 0 {
             return fail("output.shape must be non-empty with no zero dimension".into());
         }
-        for (key, tensor) in [("input", &self.input), ("output", &self.output)] {
-            if tensor.datatype != "FP32" {
+        match self.input.datatype.as_str() {
+            FP32 => {}
+            BYTES if self.input.shape == [1] => {}
+            BYTES => return fail("a BYTES input takes one string per item: shape = [1]".into()),
+            other => {
                 return fail(format!(
-                    "{key}.datatype '{}' is not supported (FP32 only)",
-                    tensor.datatype
-                ));
+                    "input.datatype '{other}' is not supported (FP32, or BYTES for text)"
+                ))
             }
+        }
+        if self.output.datatype != FP32 {
+            return fail(format!(
+                "output.datatype '{}' is not supported (FP32 only)",
+                self.output.datatype
+            ));
         }
         if !self.output.labels.is_empty() && self.output.labels.len() != self.output.item_len() {
             return fail(format!(

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn_store::{ModuleSnapshot, SafetensorsStore};
+use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 
 use crate::error::ModelError;
 
@@ -15,6 +15,27 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
     module: &mut M,
     path: &Path,
 ) -> Result<(), ModelError> {
+    load_safetensors_with(module, path, &LoadOptions::default())
+}
+
+/// How a file written by another framework maps onto a burn module.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// PyTorch layout: Linear weights `[out, in]`, norm parameters `weight`/`bias`.
+    pub from_pytorch: bool,
+    /// `(regex, replacement)` applied in order to the file's tensor names.
+    pub remap: Vec<(&'static str, &'static str)>,
+    /// Prefixes of file tensors the module does not need (not an error when unused).
+    pub ignore_unused: Vec<&'static str>,
+}
+
+/// [`load_safetensors`] with renaming and layout conversion; still strict about anything the
+/// module needs and about unused tensors not listed in `ignore_unused`.
+pub fn load_safetensors_with<B: Backend, M: Module<B>>(
+    module: &mut M,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(), ModelError> {
     if !path.is_file() {
         return Err(ModelError::Load(format!(
             "weights file {} not found",
@@ -24,6 +45,14 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
     let mut store = SafetensorsStore::from_file(path)
         .validate(true)
         .allow_partial(false);
+    if options.from_pytorch {
+        store = store.with_from_adapter(PyTorchToBurnAdapter);
+    }
+    if !options.remap.is_empty() {
+        let remapper = KeyRemapper::from_patterns(options.remap.clone())
+            .map_err(|e| ModelError::Load(format!("bad key pattern: {e}")))?;
+        store = store.remap(remapper);
+    }
     let result = module
         .load_from(&mut store)
         .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
@@ -35,11 +64,20 @@ pub fn load_safetensors<B: Backend, M: Module<B>>(
             errors.join("; ")
         )));
     }
-    if !result.unused.is_empty() {
+    let unused: Vec<&String> = result
+        .unused
+        .iter()
+        .filter(|name| !options.ignore_unused.iter().any(|p| name.starts_with(p)))
+        .collect();
+    if !unused.is_empty() {
         return Err(ModelError::Load(format!(
             "{}: tensors the architecture does not use: {}",
             path.display(),
-            result.unused.join(", ")
+            unused
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(())

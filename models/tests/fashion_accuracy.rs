@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use burnserve_models::datasets::{fashion_mnist_available, FashionMnist, Split, IMAGE_PIXELS};
-use burnserve_models::{load_model, Device, ModelSpec};
+use burnserve_models::{load_model, Device, InputData, ModelSpec};
 
 fn accuracy(version: &str) -> Option<f64> {
     if !fashion_mnist_available() {
@@ -22,7 +22,10 @@ fn accuracy(version: &str) -> Option<f64> {
         let end = (start + batch).min(test.len());
         let pixels: Vec<f32> = (start..end).flat_map(|i| test.normalised(i)).collect();
         assert_eq!(pixels.len(), (end - start) * IMAGE_PIXELS);
-        let probabilities = model.forward(pixels, end - start).expect("forward");
+        let probabilities = model
+            .forward(InputData::Fp32(pixels), end - start)
+            .expect("forward")
+            .values;
         for (row, label) in probabilities.chunks(10).zip(&test.labels[start..end]) {
             let sum: f32 = row.iter().sum();
             assert!((sum - 1.0).abs() < 1e-4, "softmax rows sum to 1, got {sum}");

@@ -9,7 +9,7 @@ use burnserve_actors::{InferRequest, InferResponse};
 use burnserve_models::{top_k, Prediction, RequestInput};
 use serde::{Deserialize, Serialize};
 
-use super::tensor::NestedF32;
+use super::tensor::NestedTensor;
 use super::{millis, ApiError, AppState};
 
 /// Top classes reported per item when the request does not say.
@@ -18,8 +18,9 @@ pub const DEFAULT_TOP_K: usize = 3;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
-    /// One item (the model's input shape) or a list of items, nested or not.
-    pub inputs: NestedF32,
+    /// One item (the model's input shape) or a list of items, nested or not; for text models
+    /// a string or a list of strings.
+    pub inputs: NestedTensor,
     /// Shortens the model's deadline for this request.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
@@ -59,7 +60,9 @@ async fn run(
     if top == 0 {
         return Err(ApiError::BadRequest("top_k must be at least 1".into()));
     }
-    let mut input = RequestInput::new(body.inputs.shape, body.inputs.data);
+    let (shape, data) = body.inputs.into_input();
+    let mut input = RequestInput::new(shape, Vec::new());
+    input.data = data;
     input.datatype = body.datatype;
     let mut request = InferRequest::new(model, version, input);
     request.timeout = body.timeout_ms.map(Duration::from_millis);

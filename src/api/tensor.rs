@@ -1,20 +1,41 @@
-//! `NestedF32`: a JSON number array, flat or nested to any depth, read straight into a flat
-//! row-major `Vec<f32>` plus the shape its nesting implies (ragged nesting is rejected).
+//! `NestedTensor`: a JSON array of numbers (flat or nested to any depth) read straight into a
+//! flat row-major `Vec<f32>`, or of strings (text items), plus the shape its nesting implies
+//! (ragged nesting and mixed numbers/strings are rejected).
 
 use std::fmt;
 
+use burnserve_models::InputData;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct NestedF32 {
+pub struct NestedTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+    /// Text items, when the leaves are strings (then `data` is empty).
+    pub texts: Vec<String>,
+}
+
+impl NestedTensor {
+    /// The items as model input: strings become BYTES (a lone string is one item).
+    pub fn into_input(self) -> (Vec<usize>, InputData) {
+        if self.texts.is_empty() {
+            (self.shape, InputData::Fp32(self.data))
+        } else {
+            let shape = if self.shape.is_empty() {
+                vec![1]
+            } else {
+                self.shape
+            };
+            (shape, InputData::Bytes(self.texts))
+        }
+    }
 }
 
 #[derive(Default)]
 struct Walk {
     data: Vec<f32>,
+    texts: Vec<String>,
     /// Length of the lists at each depth, fixed by the first list completed there.
     dims: Vec<Option<usize>>,
     /// Depth at which numbers appear.
@@ -27,20 +48,37 @@ struct Level<'a> {
 }
 
 impl Level<'_> {
-    fn number<E: de::Error>(self, value: f64) -> Result<(), E> {
+    fn number<E: de::Error>(mut self, value: f64) -> Result<(), E> {
         if self.depth == 0 {
             return Err(E::custom(
                 "expected an array of numbers, found a single number",
             ));
         }
+        if !self.walk.texts.is_empty() {
+            return Err(E::custom("mixes strings and numbers"));
+        }
+        self.leaf()?;
+        self.walk.data.push(value as f32);
+        Ok(())
+    }
+
+    fn text<E: de::Error>(mut self, value: String) -> Result<(), E> {
+        if !self.walk.data.is_empty() {
+            return Err(E::custom("mixes numbers and strings"));
+        }
+        self.leaf()?;
+        self.walk.texts.push(value);
+        Ok(())
+    }
+
+    fn leaf<E: de::Error>(&mut self) -> Result<(), E> {
         match self.walk.leaf_depth {
             None => self.walk.leaf_depth = Some(self.depth),
             Some(d) if d != self.depth => {
-                return Err(E::custom("ragged nesting: numbers at different depths"))
+                return Err(E::custom("ragged nesting: values at different depths"))
             }
             Some(_) => {}
         }
-        self.walk.data.push(value as f32);
         Ok(())
     }
 }
@@ -56,7 +94,13 @@ impl<'de> Visitor<'de> for Level<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a number or a (nested) array of numbers")
+        f.write_str("a (nested) array of numbers, a string, or an array of strings")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.text(v.to_string())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.text(v)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         self.number(v)
@@ -72,7 +116,7 @@ impl<'de> Visitor<'de> for Level<'_> {
         if let Some(leaf) = self.walk.leaf_depth {
             if depth >= leaf {
                 return Err(de::Error::custom(
-                    "ragged nesting: an array where a number was expected",
+                    "ragged nesting: an array where a value was expected",
                 ));
             }
         }
@@ -107,7 +151,7 @@ impl<'de> Visitor<'de> for Level<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for NestedF32 {
+impl<'de> Deserialize<'de> for NestedTensor {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let mut walk = Walk::default();
         deserializer.deserialize_any(Level {
@@ -122,9 +166,10 @@ impl<'de> Deserialize<'de> for NestedF32 {
             .take(depth)
             .map(|d| d.unwrap_or(0))
             .collect();
-        Ok(NestedF32 {
+        Ok(NestedTensor {
             shape,
             data: walk.data,
+            texts: walk.texts,
         })
     }
 }
@@ -133,7 +178,7 @@ impl<'de> Deserialize<'de> for NestedF32 {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<NestedF32, serde_json::Error> {
+    fn parse(json: &str) -> Result<NestedTensor, serde_json::Error> {
         serde_json::from_str(json)
     }
 
@@ -141,9 +186,10 @@ mod tests {
     fn reads_flat_and_nested_arrays() {
         assert_eq!(
             parse("[1, 2.5, -3]").unwrap(),
-            NestedF32 {
+            NestedTensor {
                 shape: vec![3],
-                data: vec![1.0, 2.5, -3.0]
+                data: vec![1.0, 2.5, -3.0],
+                texts: vec![],
             }
         );
         let nested = parse("[[1, 2], [3, 4], [5, 6]]").unwrap();
@@ -167,12 +213,41 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ragged"));
-        assert!(parse("[\"a\"]").is_err());
+        assert!(parse("[1, \"a\"]")
+            .unwrap_err()
+            .to_string()
+            .contains("mixes"));
+        assert!(parse("[\"a\", 1]")
+            .unwrap_err()
+            .to_string()
+            .contains("mixes"));
+        assert!(parse("[[\"a\"], \"b\"]")
+            .unwrap_err()
+            .to_string()
+            .contains("ragged"));
+        assert!(parse("[true]").is_err());
         assert!(parse("5")
             .unwrap_err()
             .to_string()
             .contains("single number"));
         assert!(parse("[NaN]").is_err());
+    }
+
+    #[test]
+    fn reads_strings_as_text_items() {
+        let (shape, data) = parse("[\"Hello world\", \"\"]").unwrap().into_input();
+        assert_eq!(shape, vec![2]);
+        assert_eq!(
+            data,
+            InputData::Bytes(vec!["Hello world".into(), String::new()])
+        );
+        let (shape, data) = parse("\"one\"").unwrap().into_input();
+        assert_eq!(
+            (shape, data),
+            (vec![1], InputData::Bytes(vec!["one".into()]))
+        );
+        let (shape, data) = parse("[1, 2]").unwrap().into_input();
+        assert_eq!((shape, data), (vec![2], InputData::Fp32(vec![1.0, 2.0])));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::predict::timed;
-use super::tensor::NestedF32;
+use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
 
 pub async fn server_metadata() -> HttpResponse {
@@ -109,7 +109,7 @@ pub struct InputTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub datatype: String,
-    pub data: NestedF32,
+    pub data: NestedTensor,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +140,8 @@ async fn run(
             input.name, input.shape, input.data.shape
         )));
     }
-    let tensor = RequestInput::tensor(input.name, input.datatype, input.shape, input.data.data);
+    let (_, data) = input.data.into_input();
+    let tensor = RequestInput::tensor(input.name, input.datatype, input.shape, data);
     let mut request = InferRequest::new(model, version, tensor);
     request.timeout = body
         .parameters

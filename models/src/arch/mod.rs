@@ -1,6 +1,7 @@
 //! burn architectures, one module each, and the generic wrapper that turns a burn network
 //! into an [`InferenceModel`](crate::InferenceModel).
 
+pub mod bert;
 pub mod cnn;
 pub mod mlp;
 
@@ -8,10 +9,11 @@ use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use crate::error::ModelError;
+use crate::input::{InputData, ModelOutput};
 use crate::model::InferenceModel;
 
 /// Architecture names `model.toml` may use.
-pub const KNOWN: &[&str] = &["mlp", "cnn"];
+pub const KNOWN: &[&str] = &["mlp", "cnn", "bert-embedding"];
 
 /// A burn classifier taking flattened items: `[rows, input len] -> [rows, classes]`.
 pub trait Network<B: Backend>: Module<B> {
@@ -49,7 +51,8 @@ impl<B: Backend, N: Network<B> + Send> InferenceModel for BurnModel<B, N>
 where
     B::Device: Send,
 {
-    fn forward(&mut self, input: Vec<f32>, rows: usize) -> Result<Vec<f32>, ModelError> {
+    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError> {
+        let input = input.into_fp32()?;
         if input.len() != rows * self.input_len {
             return Err(ModelError::Inference(format!(
                 "batch has {} values for {rows} rows of {}",
@@ -64,6 +67,7 @@ where
         let y = self.network.infer(x);
         y.into_data()
             .into_vec::<f32>()
+            .map(ModelOutput::from)
             .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))
     }
 

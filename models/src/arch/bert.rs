@@ -1,0 +1,589 @@
+//! `bert-embedding`: a BERT encoder (e.g. all-MiniLM-L6-v2) turning text into sentence
+//! embeddings: tokenize (HuggingFace `tokenizer.json`) → group rows by token length → encoder →
+//! masked mean pooling → L2 normalisation. Weights are the upstream safetensors file, its keys
+//! remapped onto this module tree.
+
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use serde::Deserialize;
+use tokenizers::{Tokenizer, TruncationParams};
+
+use super::on_backend;
+use crate::error::ModelError;
+use crate::input::{InputData, ModelOutput};
+use crate::model::InferenceModel;
+use crate::spec::ModelSpec;
+use crate::weights::{self, LoadOptions};
+
+/// Longest input, in tokens, when `params.max_tokens` is absent (sentence-transformers'
+/// `max_seq_length` for all-MiniLM-L6-v2).
+pub const DEFAULT_MAX_TOKENS: usize = 256;
+
+/// The cost of one extra forward pass, in padded-token equivalents, when rows are grouped by
+/// length: a group is split off only when that saves more padding than this.
+pub const GROUP_OVERHEAD_TOKENS: usize = 16;
+
+/// The fields of HuggingFace's BERT `config.json` the encoder needs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+}
+
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+
+impl BertConfig {
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
+        let config: BertConfig = serde_json::from_str(&text)
+            .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
+        if config.hidden_act != "gelu" {
+            return Err(ModelError::Load(format!(
+                "{}: hidden_act '{}' is not supported (gelu only)",
+                path.display(),
+                config.hidden_act
+            )));
+        }
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
+            return Err(ModelError::Load(format!(
+                "{}: hidden_size {} is not a multiple of num_attention_heads {}",
+                path.display(),
+                config.hidden_size,
+                config.num_attention_heads
+            )));
+        }
+        Ok(config)
+    }
+
+    fn norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
+        LayerNormConfig::new(self.hidden_size)
+            .with_epsilon(self.layer_norm_eps)
+            .init(device)
+    }
+}
+
+/// Word + position + token-type embeddings, then LayerNorm.
+#[derive(Module, Debug)]
+pub struct Embeddings<B: Backend> {
+    word_embeddings: Embedding<B>,
+    position_embeddings: Embedding<B>,
+    token_type_embeddings: Embedding<B>,
+    layer_norm: LayerNorm<B>,
+}
+
+impl<B: Backend> Embeddings<B> {
+    fn new(config: &BertConfig, device: &B::Device) -> Self {
+        let h = config.hidden_size;
+        Self {
+            word_embeddings: EmbeddingConfig::new(config.vocab_size, h).init(device),
+            position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, h)
+                .init(device),
+            token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, h).init(device),
+            layer_norm: config.norm(device),
+        }
+    }
+
+    /// `[b, s]` ids and token types → `[b, s, hidden]`.
+    fn forward(&self, ids: Tensor<B, 2, Int>, types: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [_, seq] = ids.dims();
+        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &ids.device()).reshape([1, seq]);
+        let x = self.word_embeddings.forward(ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(types);
+        self.layer_norm.forward(x)
+    }
+}
+
+/// Multi-head self-attention projections (`attention.self.*` and `attention.output.dense`).
+#[derive(Module, Debug)]
+pub struct SelfAttention<B: Backend> {
+    query: Linear<B>,
+    key: Linear<B>,
+    value: Linear<B>,
+    output: Linear<B>,
+    heads: usize,
+}
+
+impl<B: Backend> SelfAttention<B> {
+    /// `[b, s, h]` and an additive key mask `[b, 1, 1, s]` → `[b, s, h]`.
+    fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, s, h] = x.dims();
+        let d = h / self.heads;
+        // [b, s, h] -> [b, heads, s, d]
+        let split = |t: Tensor<B, 3>| t.reshape([b, s, self.heads, d]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        // [b, heads, s, s]
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + mask_bias;
+        let context = softmax(scores, 3).matmul(v); // [b, heads, s, d]
+        self.output
+            .forward(context.swap_dims(1, 2).reshape([b, s, h]))
+    }
+}
+
+/// One transformer layer: attention, residual + LayerNorm, GELU feed-forward, residual +
+/// LayerNorm (post-norm, as BERT).
+#[derive(Module, Debug)]
+pub struct Layer<B: Backend> {
+    attention: SelfAttention<B>,
+    attention_norm: LayerNorm<B>,
+    intermediate: Linear<B>,
+    output: Linear<B>,
+    output_norm: LayerNorm<B>,
+}
+
+impl<B: Backend> Layer<B> {
+    fn new(config: &BertConfig, device: &B::Device) -> Self {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        let linear = |a, b| LinearConfig::new(a, b).init(device);
+        Self {
+            attention: SelfAttention {
+                query: linear(h, h),
+                key: linear(h, h),
+                value: linear(h, h),
+                output: linear(h, h),
+                heads: config.num_attention_heads,
+            },
+            attention_norm: config.norm(device),
+            intermediate: linear(h, i),
+            output: linear(i, h),
+            output_norm: config.norm(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+        let attended = self
+            .attention_norm
+            .forward(self.attention.forward(x.clone(), mask_bias) + x);
+        let hidden = gelu(self.intermediate.forward(attended.clone()));
+        self.output_norm
+            .forward(self.output.forward(hidden) + attended)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Encoder<B: Backend> {
+    layers: Vec<Layer<B>>,
+}
+
+/// The BERT encoder with the upstream parameter tree (after key remapping).
+#[derive(Module, Debug)]
+pub struct Bert<B: Backend> {
+    embeddings: Embeddings<B>,
+    encoder: Encoder<B>,
+}
+
+impl<B: Backend> Bert<B> {
+    pub fn new(config: &BertConfig, device: &B::Device) -> Self {
+        Self {
+            embeddings: Embeddings::new(config, device),
+            encoder: Encoder {
+                layers: (0..config.num_hidden_layers)
+                    .map(|_| Layer::new(config, device))
+                    .collect(),
+            },
+        }
+    }
+
+    /// `[b, s]` token ids and a `[b, s]` mask (1 real, 0 padding) → `[b, s, hidden]`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [b, s] = ids.dims();
+        let types = Tensor::<B, 2, Int>::zeros([b, s], &ids.device());
+        // Padding keys get a large negative score, so softmax gives them no weight.
+        let mask_bias = (mask.ones_like() - mask)
+            .mul_scalar(-1e9)
+            .reshape([b, 1, 1, s]);
+        let x = self.embeddings.forward(ids, types);
+        self.encoder
+            .layers
+            .iter()
+            .fold(x, |x, layer| layer.forward(x, mask_bias.clone()))
+    }
+
+    /// Masked mean over real tokens, then (optionally) L2 normalisation: `[b, hidden]`.
+    pub fn embed(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2>,
+        normalize: bool,
+    ) -> Tensor<B, 2> {
+        let [b, s] = ids.dims();
+        let hidden = self.forward(ids, mask.clone());
+        let h = hidden.dims()[2];
+        let mask = mask.reshape([b, s, 1]);
+        let summed = (hidden * mask.clone()).sum_dim(1).reshape([b, h]);
+        let counts = mask.sum_dim(1).reshape([b, 1]).clamp_min(1e-9);
+        let mean = summed / counts;
+        if !normalize {
+            return mean;
+        }
+        let norm = mean
+            .clone()
+            .powi_scalar(2)
+            .sum_dim(1)
+            .sqrt()
+            .clamp_min(1e-12);
+        mean / norm
+    }
+}
+
+/// How rows sorted by token length are cut into forward passes: `order` lists row indices by
+/// length, each group is a range of `order` padded to its longest row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LengthGroups {
+    pub order: Vec<usize>,
+    pub groups: Vec<std::ops::Range<usize>>,
+}
+
+impl LengthGroups {
+    /// Optimal grouping (dynamic programming over the sorted lengths) minimising padded tokens
+    /// plus `overhead` per extra forward pass.
+    pub fn plan(lengths: &[usize], overhead: usize) -> Self {
+        let mut order: Vec<usize> = (0..lengths.len()).collect();
+        order.sort_by_key(|&i| (lengths[i], i));
+        let sorted: Vec<usize> = order.iter().map(|&i| lengths[i]).collect();
+        let n = sorted.len();
+        // best[j]: least cost of the first j sorted rows; cut[j]: where its last group starts.
+        let mut best = vec![0usize; n + 1];
+        let mut cut = vec![0usize; n + 1];
+        for j in 1..=n {
+            let (start, cost) = (0..j)
+                .map(|i| (i, best[i] + (j - i) * sorted[j - 1] + overhead))
+                .min_by_key(|&(i, cost)| (cost, i))
+                .unwrap_or((0, 0));
+            best[j] = cost;
+            cut[j] = start;
+        }
+        let mut groups = Vec::new();
+        let mut end = n;
+        while end > 0 {
+            groups.push(cut[end]..end);
+            end = cut[end];
+        }
+        groups.reverse();
+        Self { order, groups }
+    }
+
+    /// Tokens the forward passes compute, padding included.
+    pub fn padded_tokens(&self, lengths: &[usize]) -> usize {
+        self.groups
+            .iter()
+            .map(|g| {
+                g.len()
+                    * self.order[g.clone()]
+                        .iter()
+                        .map(|&i| lengths[i])
+                        .max()
+                        .unwrap_or(0)
+            })
+            .sum()
+    }
+}
+
+/// Real and padded tokens computed so far (padding waste = padded / real − 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    pub real: u64,
+    pub padded: u64,
+    pub forward_passes: u64,
+}
+
+/// A sentence-embedding model: tokenizer + BERT encoder + pooling, on one device.
+pub struct TextEmbedder<B: Backend> {
+    bert: Bert<B>,
+    tokenizer: Tokenizer,
+    device: B::Device,
+    hidden: usize,
+    normalize: bool,
+    counts: TokenCounts,
+}
+
+impl<B: Backend> TextEmbedder<B> {
+    /// Builds the model `spec` describes from the files in `dir`.
+    pub fn load(spec: &ModelSpec, dir: &Path, device: B::Device) -> Result<Self, ModelError> {
+        let config_file: String = spec.param("config", "config.json".to_string())?;
+        let tokenizer_file: String = spec.param("tokenizer", "tokenizer.json".to_string())?;
+        let max_tokens: usize = spec.param("max_tokens", DEFAULT_MAX_TOKENS)?;
+        let normalize: bool = spec.param("normalize", true)?;
+        let config = BertConfig::from_file(&dir.join(&config_file))?;
+        if max_tokens < 2 || max_tokens > config.max_position_embeddings {
+            return Err(ModelError::Load(format!(
+                "params.max_tokens {max_tokens} must be within 2..={}",
+                config.max_position_embeddings
+            )));
+        }
+        if spec.output.shape != [config.hidden_size] {
+            return Err(ModelError::Load(format!(
+                "output.shape {:?} does not match the encoder's hidden size {}",
+                spec.output.shape, config.hidden_size
+            )));
+        }
+        let tokenizer = load_tokenizer(&dir.join(&tokenizer_file), max_tokens)?;
+        let mut bert = Bert::<B>::new(&config, &device);
+        let path = spec.weights_path(dir).ok_or_else(|| {
+            ModelError::Load("architecture 'bert-embedding' needs a `weights` file".into())
+        })?;
+        weights::load_safetensors_with(&mut bert, &path, &huggingface_bert())?;
+        Ok(Self {
+            bert,
+            tokenizer,
+            device,
+            hidden: config.hidden_size,
+            normalize,
+            counts: TokenCounts::default(),
+        })
+    }
+
+    /// Token ids of one text (special tokens included, truncated at `max_tokens`).
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| ModelError::InvalidInput(format!("cannot tokenize: {e}")))
+    }
+
+    /// Real and padded tokens computed since load.
+    pub fn token_counts(&self) -> TokenCounts {
+        self.counts
+    }
+
+    /// One embedding per text, rows grouped by length into forward passes.
+    pub fn embed(&mut self, texts: Vec<String>) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts, true)
+            .map_err(|e| ModelError::Inference(format!("cannot tokenize: {e}")))?;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        let lengths: Vec<usize> = ids.iter().map(|i| i.len()).collect();
+        let plan = LengthGroups::plan(&lengths, GROUP_OVERHEAD_TOKENS);
+        let mut values = vec![0f32; ids.len() * self.hidden];
+        for group in &plan.groups {
+            let rows = &plan.order[group.clone()];
+            let seq = rows.iter().map(|&r| lengths[r]).max().unwrap_or(0);
+            let mut flat_ids = vec![0i64; rows.len() * seq];
+            let mut mask = vec![0f32; rows.len() * seq];
+            for (slot, &row) in rows.iter().enumerate() {
+                for (t, &id) in ids[row].iter().enumerate() {
+                    flat_ids[slot * seq + t] = i64::from(id);
+                    mask[slot * seq + t] = 1.0;
+                }
+            }
+            let ids_tensor = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(flat_ids, [rows.len(), seq]),
+                &self.device,
+            );
+            let mask_tensor =
+                Tensor::<B, 2>::from_data(TensorData::new(mask, [rows.len(), seq]), &self.device);
+            let pooled = self
+                .bert
+                .embed(ids_tensor, mask_tensor, self.normalize)
+                .into_data()
+                .into_vec::<f32>()
+                .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))?;
+            for (slot, &row) in rows.iter().enumerate() {
+                values[row * self.hidden..(row + 1) * self.hidden]
+                    .copy_from_slice(&pooled[slot * self.hidden..(slot + 1) * self.hidden]);
+            }
+            self.counts.padded += (rows.len() * seq) as u64;
+            self.counts.forward_passes += 1;
+        }
+        self.counts.real += lengths.iter().sum::<usize>() as u64;
+        Ok((values, lengths))
+    }
+}
+
+impl<B: Backend> InferenceModel for TextEmbedder<B>
+where
+    B::Device: Send,
+{
+    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError> {
+        let texts = input.into_texts()?;
+        if texts.len() != rows {
+            return Err(ModelError::Inference(format!(
+                "batch has {} texts for {rows} rows",
+                texts.len()
+            )));
+        }
+        let (values, tokens) = self.embed(texts)?;
+        Ok(ModelOutput { values, tokens })
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.bert.num_params() * std::mem::size_of::<f32>()
+    }
+}
+
+/// The tokenizer from `tokenizer.json`, with its fixed padding removed (we pad per length
+/// group) and truncation at `max_tokens`.
+fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, ModelError> {
+    let mut tokenizer = Tokenizer::from_file(path)
+        .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length: max_tokens,
+            ..Default::default()
+        }))
+        .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
+    Ok(tokenizer)
+}
+
+/// HuggingFace BERT names → this module tree (PyTorch layout: transposed Linear weights,
+/// LayerNorm `weight`/`bias`). `pooler.*` and `embeddings.position_ids` are not used for
+/// sentence embeddings.
+fn huggingface_bert() -> LoadOptions {
+    LoadOptions {
+        from_pytorch: true,
+        remap: vec![
+            (r"^embeddings\.LayerNorm\.", "embeddings.layer_norm."),
+            (
+                r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.",
+                "encoder.layers.$1.attention.$2.",
+            ),
+            (
+                r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.",
+                "encoder.layers.$1.attention.output.",
+            ),
+            (
+                r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.",
+                "encoder.layers.$1.attention_norm.",
+            ),
+            (
+                r"^encoder\.layer\.(\d+)\.intermediate\.dense\.",
+                "encoder.layers.$1.intermediate.",
+            ),
+            (
+                r"^encoder\.layer\.(\d+)\.output\.dense\.",
+                "encoder.layers.$1.output.",
+            ),
+            (
+                r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.",
+                "encoder.layers.$1.output_norm.",
+            ),
+            // burn-store 0.21 finds LayerNorm `weight`/`bias` under their burn names through the
+            // PyTorch adapter but still reports the file's names as unused: rename them here.
+            (r"^(.*_norm)\.weight$", "$1.gamma"),
+            (r"^(.*_norm)\.bias$", "$1.beta"),
+        ],
+        ignore_unused: vec!["pooler.", "embeddings.position_ids"],
+    }
+}
+
+/// Loads a `bert-embedding` version on `device`.
+pub fn load(
+    spec: &ModelSpec,
+    dir: &Path,
+    device: crate::Device,
+) -> Result<Box<dyn InferenceModel>, ModelError> {
+    fn build<B: Backend>(
+        device: B::Device,
+        spec: &ModelSpec,
+        dir: &Path,
+    ) -> Result<Box<dyn InferenceModel>, ModelError>
+    where
+        B::Device: Send,
+    {
+        Ok(Box::new(TextEmbedder::<B>::load(spec, dir, device)?))
+    }
+    on_backend!(device, build, spec, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_rows_by_length_when_padding_costs_more_than_a_pass() {
+        // Two short and two long rows: one pass would pad 2×(100−5) = 190 tokens.
+        let lengths = [100, 5, 98, 6];
+        let plan = LengthGroups::plan(&lengths, 16);
+        assert_eq!(plan.order, vec![1, 3, 2, 0]);
+        assert_eq!(plan.groups, vec![0..2, 2..4]);
+        assert_eq!(plan.padded_tokens(&lengths), 2 * 6 + 2 * 100);
+        // Similar lengths stay in one pass.
+        let close = [10, 12, 11, 9];
+        let plan = LengthGroups::plan(&close, 16);
+        assert_eq!(plan.groups, vec![0..4]);
+        assert_eq!(plan.padded_tokens(&close), 48);
+        assert_eq!(
+            LengthGroups::plan(&[], 16).groups,
+            Vec::<std::ops::Range<usize>>::new()
+        );
+    }
+
+    #[test]
+    fn encoder_runs_on_random_weights_and_pools_to_unit_vectors() {
+        type B = crate::arch::CpuBackend;
+        let config = BertConfig {
+            vocab_size: 50,
+            hidden_size: 8,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            intermediate_size: 16,
+            max_position_embeddings: 16,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+        };
+        let device = Default::default();
+        let bert = Bert::<B>::new(&config, &device);
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![1i64, 7, 9, 2, 1, 7, 9, 0], [2, 4]),
+            &device,
+        );
+        let mask = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![1f32, 1., 1., 1., 1., 1., 1., 0.], [2, 4]),
+            &device,
+        );
+        let out = bert
+            .embed(ids, mask, true)
+            .into_data()
+            .into_vec::<f32>()
+            .unwrap();
+        assert_eq!(out.len(), 16);
+        for row in out.chunks(8) {
+            let norm: f32 = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        }
+        // Padding must not change a row: row 2 alone (3 real tokens) equals its padded form.
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(vec![1i64, 7, 9], [1, 3]), &device);
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(vec![1f32; 3], [1, 3]), &device);
+        let alone = bert
+            .embed(ids, mask, true)
+            .into_data()
+            .into_vec::<f32>()
+            .unwrap();
+        for (a, b) in alone.iter().zip(&out[8..]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+}
