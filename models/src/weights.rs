@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 use burn_store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 
 use crate::error::ModelError;
@@ -56,6 +57,8 @@ pub fn load_safetensors_with<B: Backend, M: Module<B>>(
     let result = module
         .load_from(&mut store)
         .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
+    // The store holds the file's bytes: free them before any copy below.
+    drop(store);
     if !result.errors.is_empty() {
         let errors: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
         return Err(ModelError::Load(format!(
@@ -63,6 +66,11 @@ pub fn load_safetensors_with<B: Backend, M: Module<B>>(
             path.display(),
             errors.join("; ")
         )));
+    }
+    if options.from_pytorch {
+        // The adapter hands Linear weights over as transposed views; copy them into row-major
+        // buffers once here, or every forward pass copies them again.
+        *module = module.clone().map(&mut Contiguous);
     }
     let unused: Vec<&String> = result
         .unused
@@ -92,4 +100,16 @@ pub fn save_safetensors<B: Backend, M: Module<B>>(
     module
         .save_into(&mut store)
         .map_err(|e| ModelError::Load(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Rewrites every float parameter as a fresh row-major tensor.
+struct Contiguous;
+
+impl<B: Backend> ModuleMapper<B> for Contiguous {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.map(|tensor| {
+            let device = tensor.device();
+            Tensor::from_data(tensor.into_data(), &device)
+        })
+    }
 }

@@ -1,6 +1,7 @@
 //! HTTP routes (thin: parse, call the inference service, map errors) and their shared state.
 
 pub mod admin;
+pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod predict;
@@ -51,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/models/{model}/versions/{version}/predict",
         web::post().to(predict::predict_version),
     )
+    .route("/v1/embeddings", web::post().to(embeddings::embeddings))
     .route("/v2", web::get().to(v2::server_metadata))
     .route("/v2/health/live", web::get().to(health::live))
     .route("/v2/health/ready", web::get().to(health::ready))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use burnserve_actors::router::DescribeModel;
 use burnserve_actors::{InferError, InferRequest};
-use burnserve_models::{RequestInput, TensorSpec};
+use burnserve_models::{RequestInput, TensorSpec, BYTES};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -33,7 +33,10 @@ struct TensorMetadata {
 
 fn tensor_metadata(spec: &TensorSpec) -> TensorMetadata {
     let mut shape = vec![-1];
-    shape.extend(spec.shape.iter().map(|&d| d as i64));
+    // A text item is one string: BYTES inputs are `[-1]` strings.
+    if spec.datatype != BYTES {
+        shape.extend(spec.shape.iter().map(|&d| d as i64));
+    }
     TensorMetadata {
         name: spec.name.clone(),
         datatype: spec.datatype.clone(),

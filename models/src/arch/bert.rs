@@ -292,6 +292,14 @@ impl LengthGroups {
         Self { order, groups }
     }
 
+    /// Every row in one forward pass, in input order (grouping off).
+    pub fn single(rows: usize) -> Self {
+        Self {
+            order: (0..rows).collect(),
+            groups: (rows > 0).then_some(0..rows).into_iter().collect(),
+        }
+    }
+
     /// Tokens the forward passes compute, padding included.
     pub fn padded_tokens(&self, lengths: &[usize]) -> usize {
         self.groups
@@ -323,6 +331,7 @@ pub struct TextEmbedder<B: Backend> {
     device: B::Device,
     hidden: usize,
     normalize: bool,
+    group_by_length: bool,
     counts: TokenCounts,
 }
 
@@ -333,6 +342,7 @@ impl<B: Backend> TextEmbedder<B> {
         let tokenizer_file: String = spec.param("tokenizer", "tokenizer.json".to_string())?;
         let max_tokens: usize = spec.param("max_tokens", DEFAULT_MAX_TOKENS)?;
         let normalize: bool = spec.param("normalize", true)?;
+        let group_by_length: bool = spec.param("group_by_length", true)?;
         let config = BertConfig::from_file(&dir.join(&config_file))?;
         if max_tokens < 2 || max_tokens > config.max_position_embeddings {
             return Err(ModelError::Load(format!(
@@ -358,6 +368,7 @@ impl<B: Backend> TextEmbedder<B> {
             device,
             hidden: config.hidden_size,
             normalize,
+            group_by_length,
             counts: TokenCounts::default(),
         })
     }
@@ -368,6 +379,12 @@ impl<B: Backend> TextEmbedder<B> {
             .encode(text, true)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| ModelError::InvalidInput(format!("cannot tokenize: {e}")))
+    }
+
+    /// Switches length grouping (`params.group_by_length`, on by default); off runs each batch
+    /// as one pass padded to its longest row.
+    pub fn set_group_by_length(&mut self, on: bool) {
+        self.group_by_length = on;
     }
 
     /// Real and padded tokens computed since load.
@@ -383,7 +400,11 @@ impl<B: Backend> TextEmbedder<B> {
             .map_err(|e| ModelError::Inference(format!("cannot tokenize: {e}")))?;
         let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
         let lengths: Vec<usize> = ids.iter().map(|i| i.len()).collect();
-        let plan = LengthGroups::plan(&lengths, GROUP_OVERHEAD_TOKENS);
+        let plan = if self.group_by_length {
+            LengthGroups::plan(&lengths, GROUP_OVERHEAD_TOKENS)
+        } else {
+            LengthGroups::single(lengths.len())
+        };
         let mut values = vec![0f32; ids.len() * self.hidden];
         for group in &plan.groups {
             let rows = &plan.order[group.clone()];

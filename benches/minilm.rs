@@ -1,0 +1,235 @@
+//! all-MiniLM-L6-v2 throughput: sentences/s at batch 1 and 32 for short (≈16 tokens) and long
+//! (≈128 tokens) texts, in-process and served over HTTP on 127.0.0.1 (32 concurrent clients,
+//! one sentence per request, dynamic batching), length grouping on/off on a mixed batch, and
+//! the bench process's peak RSS (in-process model and server together). Writes `benches/results/minilm.json`. Run: `cargo bench --bench minilm`
+//! (needs `scripts/fetch-minilm.sh`). Bounded: about two minutes on 2 cores.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burnserve::Settings;
+use burnserve_models::arch::bert::TextEmbedder;
+use burnserve_models::arch::CpuBackend;
+use burnserve_models::ModelSpec;
+use serde_json::{json, Value};
+
+const WORDS: &[&str] = &[
+    "the",
+    "model",
+    "server",
+    "answers",
+    "every",
+    "request",
+    "quickly",
+    "while",
+    "batching",
+    "sentences",
+    "from",
+    "many",
+    "clients",
+    "on",
+    "a",
+    "small",
+    "machine",
+    "with",
+    "two",
+    "cores",
+    "and",
+    "reports",
+    "latency",
+    "throughput",
+    "memory",
+    "in",
+    "one",
+    "file",
+    "engineers",
+    "read",
+    "before",
+    "deciding",
+];
+
+/// `count` texts of `words` words each, all different.
+fn texts(count: usize, words: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            (0..words)
+                .map(|w| WORDS[(i * 7 + w * 3 + w / WORDS.len()) % WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// Sentences per second embedding `texts` in batches of `batch`, repeated for at least `min`.
+fn in_process(
+    model: &mut TextEmbedder<CpuBackend>,
+    texts: &[String],
+    batch: usize,
+    min: Duration,
+) -> f64 {
+    model.embed(texts[..batch].to_vec()).expect("warm-up");
+    let start = Instant::now();
+    let mut done = 0usize;
+    while start.elapsed() < min {
+        for chunk in texts.chunks(batch) {
+            model.embed(chunk.to_vec()).expect("embed");
+            done += chunk.len();
+        }
+    }
+    done as f64 / start.elapsed().as_secs_f64()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Sentences per second served: `clients` concurrent loops, each posting `per_request` texts,
+/// for `duration`; returns (sentences/s, p50 ms, p99 ms).
+async fn served(
+    base: &str,
+    texts: &[String],
+    clients: usize,
+    per_request: usize,
+    duration: Duration,
+) -> (f64, f64, f64) {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish();
+    let start = Instant::now();
+    let loops = (0..clients).map(|c| {
+        let client = client.clone();
+        let url = format!("{base}/v1/models/minilm/predict");
+        async move {
+            let mut latencies = Vec::new();
+            let mut i = c;
+            while start.elapsed() < duration {
+                let batch: Vec<&String> = (0..per_request)
+                    .map(|k| &texts[(i + k) % texts.len()])
+                    .collect();
+                i += per_request;
+                let sent = Instant::now();
+                let mut response = client
+                    .post(&url)
+                    .send_json(&json!({ "inputs": batch }))
+                    .await
+                    .expect("request");
+                let body: Value = response.json().limit(64 << 20).await.expect("json body");
+                assert!(response.status().is_success(), "{body}");
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+            latencies
+        }
+    });
+    let mut latencies: Vec<f64> = futures_util::future::join_all(loops)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    (
+        (latencies.len() * per_request) as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+    )
+}
+
+fn main() {
+    let dir = Path::new("models/repository/minilm/1");
+    if !dir.join("model.safetensors").is_file() {
+        eprintln!("SKIPPED: MiniLM files are absent; run scripts/fetch-minilm.sh");
+        return;
+    }
+    let spec = ModelSpec::from_dir(dir).expect("model.toml");
+    let mut model = TextEmbedder::<CpuBackend>::load(&spec, dir, Default::default()).expect("load");
+    let short = texts(64, 13);
+    let long = texts(32, 120);
+    let tokens = |m: &TextEmbedder<CpuBackend>, t: &[String]| {
+        t.iter()
+            .map(|s| m.token_ids(s).expect("tokens").len())
+            .sum::<usize>() as f64
+            / t.len() as f64
+    };
+    let (short_tokens, long_tokens) = (tokens(&model, &short), tokens(&model, &long));
+    let budget = Duration::from_secs(6);
+    let mut results = json!({
+        "model": "all-MiniLM-L6-v2",
+        "backend": "burn-ndarray (cpu)",
+        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "short_mean_tokens": short_tokens,
+        "long_mean_tokens": long_tokens,
+    });
+    for (name, set) in [("short", &short), ("long", &long)] {
+        for batch in [1usize, 32] {
+            let rate = in_process(&mut model, set, batch, budget);
+            println!(
+                "in-process {name} (≈{:.0} tokens) batch {batch:2}: {rate:8.1} sentences/s",
+                if name == "short" {
+                    short_tokens
+                } else {
+                    long_tokens
+                }
+            );
+            results["in_process"][name][format!("batch_{batch}")] = json!(rate);
+        }
+    }
+    // A mixed batch: 16 short and 16 long texts, one pass padded to the longest vs grouped.
+    let mixed: Vec<String> = short
+        .iter()
+        .take(16)
+        .chain(long.iter().take(16))
+        .cloned()
+        .collect();
+    for grouped in [false, true] {
+        model.set_group_by_length(grouped);
+        let before = model.token_counts();
+        let rate = in_process(&mut model, &mixed, 32, budget);
+        let after = model.token_counts();
+        let waste = (after.padded - before.padded) as f64 / (after.real - before.real) as f64 - 1.0;
+        let key = if grouped { "grouped" } else { "one_pass" };
+        println!(
+            "mixed batch of 32, {key:8}: {rate:8.1} sentences/s, padding waste {:5.1}%",
+            waste * 100.0
+        );
+        results["mixed_batch_32"][key] = json!({ "sentences_per_s": rate, "padding_waste": waste });
+    }
+    drop(model);
+
+    let system = actix_web::rt::System::new();
+    system.block_on(async {
+        let mut settings = Settings::load(Some(Path::new("config/minilm.toml"))).expect("settings");
+        settings.server.port = 0;
+        settings.log.level = "warn".into();
+        let running = burnserve::start(settings).await.expect("server starts");
+        let base = format!("http://{}", running.addr);
+        let handle = running.handle.clone();
+        actix_web::rt::spawn(running.server);
+        for (name, set) in [("short", &short), ("long", &long)] {
+            for (clients, per_request) in [(1usize, 1usize), (32, 1), (1, 32)] {
+                let (rate, p50, p99) = served(&base, set, clients, per_request, budget).await;
+                let key = format!("clients_{clients}_texts_per_request_{per_request}");
+                println!("served {name}: {clients:2} clients × {per_request:2} texts/request: {rate:8.1} sentences/s, p50 {p50:7.1} ms, p99 {p99:7.1} ms");
+                results["served"][name][key] = json!({ "sentences_per_s": rate, "p50_ms": p50, "p99_ms": p99 });
+            }
+        }
+        handle.stop(true).await;
+    });
+    results["bench_process_peak_rss_mib"] = json!(peak_rss_mib());
+    println!("peak RSS (whole bench process): {:.1} MiB", peak_rss_mib());
+    let out = Path::new("benches/results/minilm.json");
+    std::fs::write(
+        out,
+        serde_json::to_string_pretty(&results).expect("json") + "\n",
+    )
+    .expect("write results");
+    println!("wrote {}", out.display());
+}

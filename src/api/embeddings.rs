@@ -1,0 +1,106 @@
+//! The OpenAI-style embeddings API: `POST /v1/embeddings` with `{"model", "input"}` (a string or
+//! a list of strings), answered in OpenAI's shape so existing clients work unchanged. `model`
+//! is a model name (default version) or `name/version`.
+
+use actix_web::{web, HttpResponse};
+use burnserve_actors::InferRequest;
+use burnserve_models::{InputData, RequestInput};
+use serde::{Deserialize, Serialize};
+
+use super::predict::timed;
+use super::tensor::NestedTensor;
+use super::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsRequest {
+    pub model: String,
+    /// A string or a list of strings.
+    pub input: NestedTensor,
+    /// Only `float` is supported.
+    #[serde(default)]
+    pub encoding_format: Option<String>,
+    /// Must equal the model's output size when given (no truncated embeddings).
+    #[serde(default)]
+    pub dimensions: Option<usize>,
+    /// Accepted for compatibility; not used.
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Embedding {
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EmbeddingsResponse {
+    pub object: &'static str,
+    pub data: Vec<Embedding>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+pub async fn embeddings(
+    state: web::Data<AppState>,
+    body: web::Json<EmbeddingsRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if let Some(format) = body.encoding_format.as_deref().filter(|f| *f != "float") {
+        return Err(ApiError::BadRequest(format!(
+            "encoding_format '{format}' is not supported (float only)"
+        )));
+    }
+    let (shape, data) = body.input.into_input();
+    if !matches!(data, InputData::Bytes(_)) {
+        return Err(ApiError::BadRequest(
+            "input must be a string or a list of strings".into(),
+        ));
+    }
+    let (model, version) = match body.model.split_once('/') {
+        Some((model, version)) => (model.to_string(), Some(version.to_string())),
+        None => (body.model.clone(), None),
+    };
+    let mut input = RequestInput::new(shape, Vec::new());
+    input.data = data;
+    let response = state
+        .service
+        .infer(InferRequest::new(model, version, input))
+        .await?;
+    let size = response.spec.output.item_len();
+    if let Some(wanted) = body.dimensions.filter(|d| *d != size) {
+        return Err(ApiError::BadRequest(format!(
+            "dimensions {wanted} is not supported: '{}' returns {size}",
+            body.model
+        )));
+    }
+    let data = response
+        .output
+        .output
+        .chunks(size)
+        .enumerate()
+        .map(|(index, row)| Embedding {
+            object: "embedding",
+            index,
+            embedding: row.to_vec(),
+        })
+        .collect();
+    let tokens = response.output.tokens;
+    Ok(timed(&response).json(EmbeddingsResponse {
+        object: "list",
+        data,
+        model: format!("{}/{}", response.key.model, response.key.version),
+        usage: Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    }))
+}
