@@ -37,6 +37,7 @@ pub fn load_model(
         "mlp" => arch::mlp::load(spec, dir, device),
         "cnn" => arch::cnn::load(spec, dir, device),
         "bert-embedding" => arch::bert::load(spec, dir, device),
+        "identity" => arch::identity::load(spec),
         #[cfg(feature = "test-util")]
         fake if fake.starts_with("fake-") => crate::fakes::load(spec),
         other => Err(ModelError::Load(format!(

@@ -317,6 +317,49 @@ mod tests {
     }
 
     #[test]
+    fn text_inputs_are_n_strings_for_bytes_models_only() {
+        let text = ModelSpec::from_toml(
+            r#"
+            architecture = "bert-embedding"
+            [input]
+            name = "text"
+            datatype = "BYTES"
+            shape = [1]
+            [output]
+            name = "embedding"
+            shape = [4]
+            [batching]
+            max_batch_size = 2
+            "#,
+        )
+        .expect("valid spec");
+        let texts = |n: usize| RequestInput::texts(vec!["hi".to_string(); n]);
+        assert_eq!(validate_input(&text, &texts(2)), Ok(2));
+        let mut column = texts(2);
+        column.shape = vec![2, 1];
+        assert_eq!(validate_input(&text, &column), Ok(2));
+        let mut square = RequestInput::texts(vec!["a".into(); 4]);
+        square.shape = vec![2, 2];
+        assert!(matches!(
+            validate_input(&text, &square),
+            Err(ModelError::SchemaMismatch(_))
+        ));
+        let too_many = validate_input(&text, &texts(3)).unwrap_err();
+        assert!(
+            too_many.to_string().contains("max_batch_size"),
+            "{too_many}"
+        );
+        assert!(matches!(
+            validate_input(&text, &texts(0)),
+            Err(ModelError::SchemaMismatch(_))
+        ));
+        let numbers = validate_input(&text, &RequestInput::new(vec![1], vec![0.5])).unwrap_err();
+        assert!(numbers.to_string().contains("takes BYTES"), "{numbers}");
+        let strings = validate_input(&spec(), &texts(1)).unwrap_err();
+        assert!(strings.to_string().contains("takes FP32"), "{strings}");
+    }
+
+    #[test]
     fn top_k_ranks_scores_and_names_labels() {
         let s = spec();
         let ranked = top_k(&s, &[0.2, 0.7, 0.1], 2);

@@ -3,6 +3,7 @@
 
 pub mod bert;
 pub mod cnn;
+pub mod identity;
 pub mod mlp;
 
 use burn::module::Module;
@@ -13,7 +14,7 @@ use crate::input::{InputData, ModelOutput};
 use crate::model::InferenceModel;
 
 /// Architecture names `model.toml` may use.
-pub const KNOWN: &[&str] = &["mlp", "cnn", "bert-embedding"];
+pub const KNOWN: &[&str] = &["mlp", "cnn", "bert-embedding", "identity"];
 
 /// A burn classifier taking flattened items: `[rows, input len] -> [rows, classes]`.
 pub trait Network<B: Backend>: Module<B> {
