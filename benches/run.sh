@@ -28,8 +28,9 @@ fi
 
 # A repository of its own: the MLP batched as shipped, the same weights with batching off, and
 # the identity model (the runtime with no compute behind it).
-cp -r models/repository/fashion/1 "$work/repo/fashion-1" && mkdir -p "$work/repo/fashion" && mv "$work/repo/fashion-1" "$work/repo/fashion/1"
-mkdir -p "$work/repo/fashion-nobatch" && cp -r models/repository/fashion/1 "$work/repo/fashion-nobatch/1"
+mkdir -p "$work/repo/fashion" "$work/repo/fashion-nobatch"
+cp -r models/repository/fashion/1 "$work/repo/fashion/1"
+cp -r models/repository/fashion/1 "$work/repo/fashion-nobatch/1"
 sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' "$work/repo/fashion-nobatch/1/model.toml"
 mkdir -p "$work/repo/echo/1"
 cat > "$work/repo/echo/1/model.toml" <<'TOML'

@@ -27,15 +27,6 @@ fn in_process(fixture: &Fixture, version: &str, items: &[Vec<f32>]) -> Vec<Vec<f
         .collect()
 }
 
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_f64().expect("number") as f32)
-        .collect()
-}
-
 fn assert_close(served: &[f32], reference: &[f32]) {
     assert_eq!(served.len(), reference.len());
     for (s, r) in served.iter().zip(reference) {

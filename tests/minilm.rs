@@ -11,8 +11,8 @@ use burnserve::Settings;
 use burnserve_models::arch::bert::TextEmbedder;
 use burnserve_models::arch::CpuBackend;
 use burnserve_models::ModelSpec;
-use common::{metric, TestServer};
-use serde_json::{json, Value};
+use common::{floats, metric, TestServer};
+use serde_json::json;
 
 const DIM: usize = 384;
 const HELLO_WORLD_HEAD: [f32; 3] = [-0.034_477, 0.031_023, 0.006_735];
@@ -25,15 +25,6 @@ fn minilm_dir() -> Option<&'static Path> {
         eprintln!("SKIPPED: MiniLM files are absent; run scripts/fetch-minilm.sh");
         None
     }
-}
-
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|v| v.as_f64().expect("number") as f32)
-        .collect()
 }
 
 fn assert_close(served: &[f32], expected: &[f32], what: &str) {

@@ -31,6 +31,16 @@ impl RequestInput {
         }
     }
 
+    /// Data of either kind with the shape the client gave.
+    pub fn with_data(shape: Vec<usize>, data: InputData) -> Self {
+        Self {
+            shape,
+            data,
+            name: None,
+            datatype: None,
+        }
+    }
+
     /// `n` text items, shape `[n]`.
     pub fn texts(texts: Vec<String>) -> Self {
         Self {

@@ -69,8 +69,7 @@ pub async fn embeddings(
         Some((model, version)) => (model.to_string(), Some(version.to_string())),
         None => (body.model.clone(), None),
     };
-    let mut input = RequestInput::new(shape, Vec::new());
-    input.data = data;
+    let input = RequestInput::with_data(shape, data);
     let response = state
         .service
         .infer(InferRequest::new(model, version, input))

@@ -61,8 +61,7 @@ async fn run(
         return Err(ApiError::BadRequest("top_k must be at least 1".into()));
     }
     let (shape, data) = body.inputs.into_input();
-    let mut input = RequestInput::new(shape, Vec::new());
-    input.data = data;
+    let mut input = RequestInput::with_data(shape, data);
     input.datatype = body.datatype;
     let mut request = InferRequest::new(model, version, input);
     request.timeout = body.timeout_ms.map(Duration::from_millis);

@@ -294,6 +294,16 @@ impl TestServer {
 
 /// The value of the one sample of `name` whose labels include all of `labels`; 0 when absent.
 /// Panics when several samples match (the test asked an ambiguous question).
+/// A JSON array of numbers as `f32`s.
+pub fn floats(value: &Value) -> Vec<f32> {
+    value
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| v.as_f64().expect("number") as f32)
+        .collect()
+}
+
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut found = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
