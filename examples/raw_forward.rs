@@ -1,11 +1,40 @@
 //! In-process forward throughput of a repository model at batch sizes 1, 8, 32 and 64 (the
-//! runtime's ceiling for that model), as one JSON line on stdout, for `benches/run.sh`.
+//! runtime's ceiling for that model) on the CPU backend this build was made with, as one JSON
+//! line on stdout, for `benches/run.sh` and `benches/backends.sh`. Text (BYTES) models get short
+//! sentences of about 16 tokens, at batch sizes up to 32.
 //! `cargo run --release --example raw_forward -- models/repository/fashion/1 [SECONDS_PER_BATCH]`
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::arch::CPU_BACKEND;
+use burnserve_models::{load_model, Device, InputData, ModelSpec, BYTES};
+
+/// Sample sentences for text models, cycled to fill a batch.
+const SENTENCES: [&str; 4] = [
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "A model server should be fast, observable and boringly reliable.",
+    "Dynamic batching gathers concurrent requests into one forward pass.",
+    "Prometheus scrapes the metrics endpoint every fifteen seconds or so.",
+];
+
+/// A deterministic batch of `batch` items for the model's input.
+fn sample_input(spec: &ModelSpec, batch: usize) -> InputData {
+    if spec.input.datatype == BYTES {
+        InputData::Bytes(
+            (0..batch)
+                .map(|i| SENTENCES[i % SENTENCES.len()].to_string())
+                .collect(),
+        )
+    } else {
+        let item = spec.input.item_len();
+        InputData::Fp32(
+            (0..batch * item)
+                .map(|i| (i % 255) as f32 / 255.0)
+                .collect(),
+        )
+    }
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -16,18 +45,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = args.next().map_or(Ok(2.0), |s| s.parse())?;
     let spec = ModelSpec::from_dir(&dir)?;
     let mut model = load_model(&spec, &dir, Device::Cpu)?;
-    let item = spec.input.item_len();
+    let batches: &[usize] = if spec.input.datatype == BYTES {
+        &[1, 8, 32]
+    } else {
+        &[1, 8, 32, 64]
+    };
     let mut rates = serde_json::Map::new();
     let mut best = (0usize, 0f64);
-    for batch in [1usize, 8, 32, 64] {
-        let input: Vec<f32> = (0..batch * item)
-            .map(|i| (i % 255) as f32 / 255.0)
-            .collect();
-        model.forward(InputData::Fp32(input.clone()), batch)?;
+    for &batch in batches {
+        let input = sample_input(&spec, batch);
+        model.forward(input.clone(), batch)?;
         let start = Instant::now();
         let mut items = 0usize;
         while start.elapsed() < Duration::from_secs_f64(seconds) {
-            model.forward(InputData::Fp32(input.clone()), batch)?;
+            model.forward(input.clone(), batch)?;
             items += batch;
         }
         let rate = items as f64 / start.elapsed().as_secs_f64();
@@ -38,6 +69,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let report = serde_json::json!({
         "model": dir.display().to_string(),
+        "architecture": spec.architecture,
+        "backend": CPU_BACKEND,
         "items_per_s": rates,
         "best_batch": best.0,
         "best_items_per_s": best.1,

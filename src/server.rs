@@ -126,7 +126,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .listen(listener)
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
-    tracing::info!(%local, "burnserve listening");
+    tracing::info!(%local, cpu_backend = burnserve_models::arch::CPU_BACKEND, "burnserve listening");
     Ok(RunningServer {
         addr: local,
         handle: server.handle(),

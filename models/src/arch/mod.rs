@@ -77,8 +77,23 @@ where
     }
 }
 
-/// The CPU backend every `cpu` version runs on.
+/// The CPU backend every `cpu` version runs on, chosen at build time (see BENCHMARKS.md).
+#[cfg(feature = "flex")]
+pub type CpuBackend = burn::backend::Flex;
+/// The CPU backend every `cpu` version runs on, chosen at build time (see BENCHMARKS.md).
+#[cfg(not(feature = "flex"))]
 pub type CpuBackend = burn::backend::NdArray<f32>;
+
+/// The name of [`CpuBackend`] with its build options, for logs and benchmark reports.
+pub const CPU_BACKEND: &str = if cfg!(feature = "flex") {
+    "flex"
+} else if cfg!(feature = "ndarray-blas") {
+    "ndarray+openblas"
+} else if cfg!(feature = "ndarray-simd") {
+    "ndarray+simd"
+} else {
+    "ndarray"
+};
 /// The GPU backend of `cuda:N` versions.
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32, i32>;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# CPU backend comparison: the same models, weights and load on each CPU backend burn 0.21 can
+# build here, in one run on one machine. For each backend it builds the release server and the
+# raw-forward probe with that backend's feature, measures in-process forward throughput of the
+# bundled MLP and CNN (and MiniLM when scripts/fetch-minilm.sh has fetched it) at batch 1..64,
+# then serves them and drives each with k6 at 16 VUs. Writes benches/results/backends.{json,md}.
+#   benches/backends.sh                    all backends (~15 min on 2 cores, builds included)
+#   BACKENDS="flex ndarray" benches/backends.sh
+# DURATION_S sets the seconds per served scenario (default 10), RAW_S per raw batch size (2).
+# `ndarray-blas` needs the system OpenBLAS: scripts/install-openblas.sh installs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+backends=${BACKENDS:-"ndarray ndarray-simd ndarray-blas flex"}
+dur=${DURATION_S:-10}
+raw_s=${RAW_S:-2}
+work=target/bench-backends
+rm -rf "$work"
+mkdir -p "$work/k6" "$work/raw"
+k6=$(bash scripts/install-k6.sh)
+source benches/lib.sh
+
+models="models/repository/fashion/1 models/repository/fashion/2"
+minilm=""
+if [ -f models/repository/minilm/1/model.safetensors ]; then
+  models="$models models/repository/minilm/1"
+  minilm=yes
+fi
+cat > "$work/serve.toml" <<TOML
+[log]
+level = "warn"
+[[models]]
+name = "fashion"
+versions = ["1", "2"]
+default_version = "1"
+TOML
+if [ -n "$minilm" ]; then
+  cat >> "$work/serve.toml" <<TOML
+[[models]]
+name = "minilm"
+versions = ["1"]
+default_version = "1"
+TOML
+fi
+
+for backend in $backends; do
+  features=()
+  [ "$backend" = ndarray ] || features=(--features "$backend")
+  [ "$backend" = ndarray-blas ] && bash scripts/install-openblas.sh
+  echo "== $backend: building"
+  cargo build --release --quiet --bin burnserve --example raw_forward "${features[@]}"
+  mkdir -p "$work/bin/$backend"
+  cp target/release/burnserve target/release/examples/raw_forward "$work/bin/$backend/"
+
+  for dir in $models; do
+    echo "== $backend: raw forward $dir"
+    "$work/bin/$backend/raw_forward" "$dir" "$raw_s" | tee "$work/raw/$backend-$(echo "$dir" | tr / -).json"
+  done
+
+  port=$(free_port); base="http://127.0.0.1:$port"
+  start_server "$backend" /ready env BURNSERVE__SERVER__PORT="$port" "$work/bin/$backend/burnserve" --config "$work/serve.toml"
+  k6_run "$backend-mlp-c16" /v1/models/fashion/versions/1/predict 16
+  k6_run "$backend-cnn-c16" /v1/models/fashion/versions/2/predict 16
+  [ -n "$minilm" ] && BODY=text k6_run "$backend-minilm-c16" /v1/models/minilm/predict 16
+  stop_server
+done
+
+python3 benches/backends_report.py "$work" benches/results "$dur" "$raw_s"
