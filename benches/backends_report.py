@@ -54,7 +54,7 @@ lines = [
 ratios = {}
 for arch in archs:
     batches = next(r["items_per_s"] for (a, _), r in raw.items() if a == arch)
-    for batch in batches:
+    for batch in sorted(batches, key=lambda b: int(b.removeprefix("batch_"))):
         base = raw.get((arch, "ndarray"), {}).get("items_per_s", {}).get(batch)
         cells = []
         for b in backends:

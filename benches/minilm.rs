@@ -163,7 +163,7 @@ fn main() {
     let budget = Duration::from_secs(6);
     let mut results = json!({
         "model": "all-MiniLM-L6-v2",
-        "backend": "burn-ndarray (cpu)",
+        "backend": burnserve_models::arch::CPU_BACKEND,
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "short_mean_tokens": short_tokens,
         "long_mean_tokens": long_tokens,

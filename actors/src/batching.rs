@@ -1,5 +1,6 @@
 //! Pure batching state: which queued jobs still deserve compute (triage), how jobs gather into
-//! a batch bounded by rows, when gathering stops, and how inputs and outputs are joined and split.
+//! a batch bounded by rows, when gathering stops (and whether waiting is worth it), and how
+//! inputs and outputs are joined and split.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,8 @@ pub struct BatchPolicy {
     pub max_rows: usize,
     /// Longest the first job of a batch waits for others to join.
     pub max_delay: Duration,
+    /// Let a [`DelayGovernor`] skip the wait while batches find no company.
+    pub adaptive: bool,
 }
 
 /// What to do with a job taken from the queue.
@@ -41,8 +44,71 @@ pub fn triage(job: &Job, now: Instant) -> Triage {
 /// When gathering for a batch whose first job was enqueued at `first_enqueued` stops: the
 /// delay counts from that job's arrival, not from when the executor got free, so a job that
 /// already waited behind a busy executor is not held back again.
-pub fn gather_until(first_enqueued: Instant, policy: &BatchPolicy) -> Instant {
-    first_enqueued + policy.max_delay
+pub fn gather_until(first_enqueued: Instant, delay: Duration) -> Instant {
+    first_enqueued + delay
+}
+
+/// Decides, batch by batch, whether the first job waits `max_delay` for company.
+///
+/// Waiting only pays when other requests arrive meanwhile. The governor keeps a moving average
+/// of the extra jobs each batch gathered; while it stays below [`Self::WAIT_ABOVE`] (a lone
+/// client, or load too light to meet), batches run with whatever is already queued and no wait.
+/// Every [`Self::PROBE_EVERY`]-th batch waits anyway, so rising load is noticed even when the
+/// forward pass is too fast for a queue to form; a queue that forms by itself counts too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DelayGovernor {
+    /// Moving average of the jobs beyond the first in recent batches.
+    company: f64,
+    /// Batches run without a wait since the last one that waited.
+    skipped: u32,
+}
+
+impl DelayGovernor {
+    /// Weight of the newest batch in the moving average.
+    pub const SMOOTHING: f64 = 0.2;
+    /// Wait while recent batches averaged at least this many extra jobs.
+    pub const WAIT_ABOVE: f64 = 0.5;
+    /// While skipping, wait on every this-many-th batch to look for company.
+    pub const PROBE_EVERY: u32 = 32;
+
+    /// Starts out waiting, as configured.
+    pub fn new() -> Self {
+        Self {
+            company: 1.0,
+            skipped: 0,
+        }
+    }
+
+    /// How long the next batch's first job may wait for others.
+    pub fn delay(&mut self, policy: &BatchPolicy) -> Duration {
+        if !policy.adaptive || self.company >= Self::WAIT_ABOVE {
+            self.skipped = 0;
+            return policy.max_delay;
+        }
+        self.skipped += 1;
+        if self.skipped >= Self::PROBE_EVERY {
+            self.skipped = 0;
+            return policy.max_delay;
+        }
+        Duration::ZERO
+    }
+
+    /// Records a gathered batch of `jobs` jobs.
+    pub fn record(&mut self, jobs: usize) {
+        let extra = jobs.saturating_sub(1) as f64;
+        self.company += Self::SMOOTHING * (extra - self.company);
+    }
+
+    /// Whether the next batch would wait (probes aside).
+    pub fn waiting(&self) -> bool {
+        self.company >= Self::WAIT_ABOVE
+    }
+}
+
+impl Default for DelayGovernor {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Jobs gathered for one forward pass.
@@ -200,13 +266,66 @@ mod tests {
     }
 
     #[test]
-    fn gathering_stops_max_delay_after_the_first_arrival() {
-        let policy = BatchPolicy {
-            max_rows: 8,
-            max_delay: Duration::from_millis(5),
-        };
+    fn gathering_stops_the_delay_after_the_first_arrival() {
         let t0 = Instant::now();
-        assert_eq!(gather_until(t0, &policy), t0 + Duration::from_millis(5));
+        let delay = Duration::from_millis(5);
+        assert_eq!(gather_until(t0, delay), t0 + delay);
+    }
+
+    fn policy(adaptive: bool) -> BatchPolicy {
+        BatchPolicy {
+            max_rows: 8,
+            max_delay: Duration::from_millis(2),
+            adaptive,
+        }
+    }
+
+    #[test]
+    fn governor_stops_waiting_for_a_lone_client_and_probes() {
+        let policy = policy(true);
+        let mut governor = DelayGovernor::new();
+        let mut delays = Vec::new();
+        for _ in 0..70 {
+            delays.push(governor.delay(&policy));
+            governor.record(1);
+        }
+        // 1.0 * 0.8^n falls below 0.5 after 4 solitary batches: those 4 waited.
+        assert!(delays[..4].iter().all(|d| *d == policy.max_delay));
+        assert!(!governor.waiting());
+        // Then no wait, except one probe every PROBE_EVERY batches.
+        let waited: Vec<usize> = (4..70).filter(|&i| delays[i] == policy.max_delay).collect();
+        assert_eq!(waited, vec![4 + 31, 4 + 63]);
+    }
+
+    #[test]
+    fn governor_resumes_waiting_when_batches_find_company() {
+        let policy = policy(true);
+        let mut governor = DelayGovernor::new();
+        for _ in 0..10 {
+            governor.delay(&policy);
+            governor.record(1);
+        }
+        assert_eq!(governor.delay(&policy), Duration::ZERO);
+        // A probe (or a queue that formed by itself) gathers 4 jobs: 3 extra lifts the average
+        // well above the threshold.
+        governor.record(4);
+        assert!(governor.waiting());
+        assert_eq!(governor.delay(&policy), policy.max_delay);
+        // Pairs (one extra job each) keep it waiting.
+        for _ in 0..20 {
+            governor.record(2);
+            assert_eq!(governor.delay(&policy), policy.max_delay);
+        }
+    }
+
+    #[test]
+    fn governor_always_waits_when_not_adaptive() {
+        let policy = policy(false);
+        let mut governor = DelayGovernor::new();
+        for _ in 0..50 {
+            assert_eq!(governor.delay(&policy), policy.max_delay);
+            governor.record(1);
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use burnserve_models::{
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tokio::sync::oneshot;
 
-use crate::batching::{gather_until, split_rows, triage, Batch, BatchPolicy, Triage};
+use crate::batching::{
+    gather_until, split_rows, triage, Batch, BatchPolicy, DelayGovernor, Triage,
+};
 use crate::error::InferError;
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
@@ -36,6 +38,7 @@ impl ExecutorConfig {
         BatchPolicy {
             max_rows: self.spec.batching.max_batch_size,
             max_delay: self.spec.batching.max_batch_delay(),
+            adaptive: self.spec.batching.adaptive_delay,
         }
     }
 }
@@ -140,8 +143,9 @@ pub fn run(
     let policy = config.policy();
     let output_len = config.spec.output.item_len();
     let mut carried: Option<Job> = None;
+    let mut governor = DelayGovernor::new();
     loop {
-        let Some(batch) = gather(&queue, &policy, &metrics, &mut carried) else {
+        let Some(batch) = gather(&queue, &policy, &mut governor, &metrics, &mut carried) else {
             return ExecutorExit::QueueClosed;
         };
         if let Err(fatal) = execute(model.as_mut(), batch, output_len, &metrics, &config.state) {
@@ -152,10 +156,12 @@ pub fn run(
 }
 
 /// Blocks for the next batch: waits for a live job, then gathers until the batch is full or
-/// the first job has waited `max_delay`. `None` when the queue is closed and empty.
+/// the first job has waited the governor's delay (`max_delay`, or none while batches find no
+/// company). `None` when the queue is closed and empty.
 fn gather(
     queue: &Receiver<Job>,
     policy: &BatchPolicy,
+    governor: &mut DelayGovernor,
     metrics: &VersionMetrics,
     carried: &mut Option<Job>,
 ) -> Option<Batch> {
@@ -175,7 +181,7 @@ fn gather(
     while batch.is_empty() {
         admit(&mut batch, queue.recv().ok()?);
     }
-    let until = gather_until(batch.jobs()[0].enqueued_at, policy);
+    let until = gather_until(batch.jobs()[0].enqueued_at, governor.delay(policy));
     while !batch.is_full() {
         match queue.recv_deadline(until) {
             Ok(job) if batch.fits(&job) => admit(&mut batch, job),
@@ -186,6 +192,7 @@ fn gather(
             Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    governor.record(batch.len());
     metrics.set_queue_depth(queue.len());
     Some(batch)
 }

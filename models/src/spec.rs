@@ -67,6 +67,10 @@ pub struct BatchingSpec {
     /// Bound of the version's queue; a full queue answers `overloaded`.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
+    /// Skip the wait while recent batches found no company (a lone client then pays no
+    /// delay), probing now and then; `false` always waits `max_batch_delay_ms`.
+    #[serde(default = "default_adaptive_delay")]
+    pub adaptive_delay: bool,
 }
 
 impl Default for BatchingSpec {
@@ -75,6 +79,7 @@ impl Default for BatchingSpec {
             max_batch_size: default_max_batch_size(),
             max_batch_delay_ms: default_max_batch_delay_ms(),
             queue_capacity: default_queue_capacity(),
+            adaptive_delay: default_adaptive_delay(),
         }
     }
 }
@@ -90,6 +95,9 @@ fn default_max_batch_delay_ms() -> f64 {
 }
 fn default_queue_capacity() -> usize {
     256
+}
+fn default_adaptive_delay() -> bool {
+    true
 }
 fn default_timeout_ms() -> u64 {
     10_000

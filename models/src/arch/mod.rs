@@ -77,15 +77,18 @@ where
     }
 }
 
-/// The CPU backend every `cpu` version runs on, chosen at build time (see BENCHMARKS.md).
-#[cfg(feature = "flex")]
+/// The CPU backend every `cpu` version runs on, chosen at build time by measurement
+/// (BENCHMARKS.md, "CPU backends"): burn-flex unless the `ndarray` feature asks for burn-ndarray.
+#[cfg(all(feature = "flex", not(feature = "ndarray")))]
 pub type CpuBackend = burn::backend::Flex;
-/// The CPU backend every `cpu` version runs on, chosen at build time (see BENCHMARKS.md).
-#[cfg(not(feature = "flex"))]
+/// The CPU backend every `cpu` version runs on: burn-ndarray, asked for by the `ndarray` feature.
+#[cfg(feature = "ndarray")]
 pub type CpuBackend = burn::backend::NdArray<f32>;
+#[cfg(not(any(feature = "flex", feature = "ndarray")))]
+compile_error!("burnserve-models needs a CPU backend: the `flex` (default) or `ndarray` feature");
 
 /// The name of [`CpuBackend`] with its build options, for logs and benchmark reports.
-pub const CPU_BACKEND: &str = if cfg!(feature = "flex") {
+pub const CPU_BACKEND: &str = if !cfg!(feature = "ndarray") {
     "flex"
 } else if cfg!(feature = "ndarray-blas") {
     "ndarray+openblas"

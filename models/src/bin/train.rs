@@ -72,6 +72,7 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
             max_batch_size: 64,
             max_batch_delay_ms: 1.0,
             queue_capacity: 512,
+            adaptive_delay: true,
         },
         timeout_ms: 5000,
     }
