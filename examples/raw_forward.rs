@@ -2,7 +2,8 @@
 //! runtime's ceiling for that model) on the CPU backend this build was made with, as one JSON
 //! line on stdout, for `benches/run.sh` and `benches/backends.sh`. Text (BYTES) models get short
 //! sentences of about 16 tokens, at batch sizes up to 32.
-//! `cargo run --release --example raw_forward -- models/repository/fashion/1 [SECONDS_PER_BATCH]`
+//! `cargo run --release --example raw_forward -- models/repository/fashion/1 [SECONDS_PER_BATCH] [DEVICE]`
+//! (DEVICE: `cpu`, the default, or `cuda:N` in a `--features cuda` build).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -40,11 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
         args.next()
-            .ok_or("usage: raw_forward VERSION_DIR [SECONDS]")?,
+            .ok_or("usage: raw_forward VERSION_DIR [SECONDS] [DEVICE]")?,
     );
     let seconds: f64 = args.next().map_or(Ok(2.0), |s| s.parse())?;
+    let device: Device = args.next().map_or(Ok(Device::Cpu), |s| s.parse())?;
     let spec = ModelSpec::from_dir(&dir)?;
-    let mut model = load_model(&spec, &dir, Device::Cpu)?;
+    let mut model = load_model(&spec, &dir, device)?;
     let batches: &[usize] = if spec.input.datatype == BYTES {
         &[1, 8, 32]
     } else {
@@ -70,7 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = serde_json::json!({
         "model": dir.display().to_string(),
         "architecture": spec.architecture,
-        "backend": CPU_BACKEND,
+        "backend": if device == Device::Cpu { CPU_BACKEND } else { "cuda" },
+        "device": device.to_string(),
         "items_per_s": rates,
         "best_batch": best.0,
         "best_items_per_s": best.1,
