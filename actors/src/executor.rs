@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use burnserve_models::{
     load_model, Device, InferenceModel, InputData, ModelError, ModelOutput, ModelSpec, BYTES,
 };
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use tokio::sync::oneshot;
 
 use crate::batching::{
@@ -183,13 +183,20 @@ fn gather(
     }
     let until = gather_until(batch.jobs()[0].enqueued_at, governor.delay(policy));
     while !batch.is_full() {
-        match queue.recv_deadline(until) {
-            Ok(job) if batch.fits(&job) => admit(&mut batch, job),
-            Ok(job) => {
+        // Past the deadline only what is already queued joins: `try_recv` does not spin the
+        // way `recv_deadline` does before it looks at the clock.
+        let next = if Instant::now() >= until {
+            queue.try_recv().ok()
+        } else {
+            queue.recv_deadline(until).ok()
+        };
+        match next {
+            Some(job) if batch.fits(&job) => admit(&mut batch, job),
+            Some(job) => {
                 *carried = Some(job);
                 break;
             }
-            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            None => break,
         }
     }
     governor.record(batch.len());

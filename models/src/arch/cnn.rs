@@ -7,11 +7,15 @@
 //! (`[out, in, 3, 3]` weight, bias): the result equals `Conv2d::forward`, and forward and
 //! backward are matmul-bound. burn-ndarray's own conv2d backward ran ~15x slower than its forward
 //! (635 s per Fashion-MNIST epoch). The dense layer reads the pooled features flattened as (h, w, c).
+//! Serving (`infer`) uses the backend's own NCHW `Conv2d`/`MaxPool2d` forward instead: on
+//! burn-flex it is 1.1x faster at batch 1 and ~3x at batch 8-64 than the im2col path (which
+//! turns memory-bound as the patch matrix outgrows the cache), with equal results.
 
 use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::MaxPool2dConfig;
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{backend::Backend, Tensor};
@@ -100,6 +104,22 @@ impl<B: Backend> Cnn<B> {
         self.classifier
             .forward(self.activation.forward(self.dense.forward(x)))
     }
+
+    /// The same scores with the backend's own NCHW convolution and max pooling (serving).
+    fn scores_nchw(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [n, _] = input.dims();
+        let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
+        // [N, 1, side, side]
+        let x = input.reshape([n, 1, self.side, self.side]);
+        let x = pool.forward(self.activation.forward(self.conv1.forward(x)));
+        let x = pool.forward(self.activation.forward(self.conv2.forward(x)));
+        // [N, side/4, side/4, c2]: the dense layer reads (h, w, c)
+        let x = x.permute([0, 2, 3, 1]);
+        let [_, h, w, c] = x.dims();
+        let x = x.reshape([n, h * w * c]);
+        self.classifier
+            .forward(self.activation.forward(self.dense.forward(x)))
+    }
 }
 
 /// A 3x3, stride 1, zero-padded ("same") convolution of channels-last `x` `[N, H, W, in]` with
@@ -141,6 +161,10 @@ impl<B: Backend> Network<B> for Cnn<B> {
     fn logits(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
         self.scores(input)
     }
+
+    fn infer(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        burn::tensor::activation::softmax(self.scores_nchw(input), 1)
+    }
 }
 
 /// Loads a `cnn` version: the network from `spec`, its weights from the safetensors file.
@@ -156,7 +180,6 @@ pub fn load(
 mod tests {
     use super::*;
     use crate::arch::CpuBackend as B;
-    use burn::nn::pool::MaxPool2dConfig;
     use burn::tensor::Distribution;
 
     fn close(a: Tensor<B, 4>, b: Tensor<B, 4>) {
@@ -183,6 +206,22 @@ mod tests {
         let x = Tensor::<B, 4>::random([2, 3, 6, 4], Distribution::Default, &device);
         let expected = conv.forward(x.clone()).permute([0, 2, 3, 1]);
         close(conv3x3_same_nhwc(&conv, x.permute([0, 2, 3, 1])), expected);
+    }
+
+    #[test]
+    fn serving_path_equals_the_training_path() {
+        let device = Default::default();
+        let shape = CnnShape {
+            side: 8,
+            channels: [4, 6],
+            hidden: 12,
+            classes: 5,
+        };
+        let cnn = Cnn::<B>::new(&device, &shape);
+        let x = Tensor::<B, 2>::random([3, 64], Distribution::Default, &device);
+        let training = cnn.logits(x.clone()).reshape([3, 5, 1, 1]);
+        let serving = cnn.scores_nchw(x).reshape([3, 5, 1, 1]);
+        close(serving, training);
     }
 
     #[test]
