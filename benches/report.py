@@ -21,6 +21,10 @@ raw = json.load(open(os.path.join(work, "raw-fashion-mlp.json")))
 
 
 def rate(name):
+    """req/s of a scenario; for an A B B A pair, the mean of its two rounds."""
+    rounds = [runs[n]["req_per_s"] for n in (f"{name}-r1", f"{name}-r2") if n in runs]
+    if rounds:
+        return sum(rounds) / len(rounds)
     return runs.get(name, {}).get("req_per_s")
 
 
@@ -29,7 +33,7 @@ def ratio(a, b):
 
 
 fastapi = max((r for n, r in runs.items() if n.startswith("fastapi")), key=lambda r: r["req_per_s"], default=None)
-ours_fashion = runs.get("ours-fashion-c64") or runs.get("batching-on-c64") or runs.get("batching-on-c8")
+ours_fashion = runs.get("ours-fashion-c64") or runs.get("batching-on-c64-r1") or runs.get("batching-on-c8-r1")
 ratios = {
     "served_over_raw": ratio(ours_fashion and ours_fashion["req_per_s"], raw["best_items_per_s"]),
     "ours_echo_over_bare_actix_echo": ratio(rate("ours-echo-c64"), rate("bare-echo-c64")),

@@ -82,23 +82,37 @@ if [ $mode = smoke ]; then
 else
   concurrencies="1 8 64"
 fi
+# On/off pairs run A B B A, each for half the time, so that drift of a shared machine falls on
+# both sides alike; the report averages the two rounds.
+full_dur=$dur
+dur=$(python3 -c "print(max(1, $full_dur / 2))")
 for c in $concurrencies; do
-  k6_run "batching-on-c$c" /v1/models/fashion/predict "$c"
-  k6_run "batching-off-c$c" /v1/models/fashion-nobatch/predict "$c"
+  k6_run "batching-on-c$c-r1" /v1/models/fashion/predict "$c"
+  k6_run "batching-off-c$c-r1" /v1/models/fashion-nobatch/predict "$c"
+  k6_run "batching-off-c$c-r2" /v1/models/fashion-nobatch/predict "$c"
+  k6_run "batching-on-c$c-r2" /v1/models/fashion/predict "$c"
 done
+dur=$full_dur
 [ $mode = full ] && k6_run ramp /v1/models/fashion/predict 64 benches/k6/ramp.js
 [ $mode = full ] && k6_run ours-fashion-c64 /v1/models/fashion/predict 64
 stop_server
 
-echo "== burnserve, metrics off"
-port=$(free_port); base="http://127.0.0.1:$port"
-start_server burnserve-nometrics /ready env BURNSERVE__SERVER__PORT="$port" BURNSERVE__METRICS__ENABLED=false "$bin/burnserve" --config "$work/bench.toml"
-k6_run metrics-off-c64 /v1/models/fashion/predict 64
-stop_server
-port=$(free_port); base="http://127.0.0.1:$port"
-start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "$bin/burnserve" --config "$work/bench.toml"
-k6_run metrics-on-c64 /v1/models/fashion/predict 64
-stop_server
+echo "== burnserve, metrics on / off (A B B A, half the time each)"
+dur=$(python3 -c "print(max(1, $full_dur / 2))")
+# metrics_run on|off ROUND
+metrics_run() {
+  local flag=true name=burnserve
+  [ "$1" = off ] && flag=false name=burnserve-nometrics
+  port=$(free_port); base="http://127.0.0.1:$port"
+  start_server "$name" /ready env BURNSERVE__SERVER__PORT="$port" BURNSERVE__METRICS__ENABLED=$flag "$bin/burnserve" --config "$work/bench.toml"
+  k6_run "metrics-$1-c64-r$2" /v1/models/fashion/predict 64
+  stop_server
+}
+metrics_run on 1
+metrics_run off 1
+metrics_run off 2
+metrics_run on 2
+dur=$full_dur
 
 echo "== bare actix-web JSON echo"
 port=$(free_port); base="http://127.0.0.1:$port"

@@ -48,19 +48,25 @@ pub fn gather_until(first_enqueued: Instant, delay: Duration) -> Instant {
     first_enqueued + delay
 }
 
-/// Decides, batch by batch, whether the first job waits `max_delay` for company.
+/// Decides, batch by batch, how long the first job waits for company.
 ///
 /// Waiting only pays when other requests arrive meanwhile. The governor keeps a moving average
 /// of the extra jobs each batch gathered; while it stays below [`Self::WAIT_ABOVE`] (a lone
 /// client, or load too light to meet), batches run with whatever is already queued and no wait.
 /// Every [`Self::PROBE_EVERY`]-th batch waits anyway, so rising load is noticed even when the
 /// forward pass is too fast for a queue to form; a queue that forms by itself counts too.
+///
+/// A wait is also never longer than a recent forward pass takes: a request that joins saves at
+/// most one pass of compute, so for a 30 µs MLP a 1 ms wait would cost far more latency than it
+/// could save, while a 15 ms transformer pass still gets the whole `max_delay`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelayGovernor {
     /// Moving average of the jobs beyond the first in recent batches.
     company: f64,
     /// Batches run without a wait since the last one that waited.
     skipped: u32,
+    /// Moving average of recent forward passes (none yet: no cap).
+    forward: Option<Duration>,
 }
 
 impl DelayGovernor {
@@ -76,21 +82,36 @@ impl DelayGovernor {
         Self {
             company: 1.0,
             skipped: 0,
+            forward: None,
         }
     }
 
     /// How long the next batch's first job may wait for others.
     pub fn delay(&mut self, policy: &BatchPolicy) -> Duration {
-        if !policy.adaptive || self.company >= Self::WAIT_ABOVE {
-            self.skipped = 0;
+        if !policy.adaptive {
             return policy.max_delay;
+        }
+        let wait = self
+            .forward
+            .map_or(policy.max_delay, |forward| forward.min(policy.max_delay));
+        if self.company >= Self::WAIT_ABOVE {
+            self.skipped = 0;
+            return wait;
         }
         self.skipped += 1;
         if self.skipped >= Self::PROBE_EVERY {
             self.skipped = 0;
-            return policy.max_delay;
+            return wait;
         }
         Duration::ZERO
+    }
+
+    /// Records how long a batch's forward pass took.
+    pub fn record_forward(&mut self, took: Duration) {
+        self.forward = Some(match self.forward {
+            None => took,
+            Some(average) => average.mul_f64(1.0 - Self::SMOOTHING) + took.mul_f64(Self::SMOOTHING),
+        });
     }
 
     /// Records a gathered batch of `jobs` jobs.
@@ -319,12 +340,30 @@ mod tests {
     }
 
     #[test]
+    fn governor_waits_no_longer_than_a_forward_pass() {
+        let policy = policy(true);
+        let mut governor = DelayGovernor::new();
+        governor.record(3);
+        governor.record_forward(Duration::from_micros(40));
+        assert_eq!(governor.delay(&policy), Duration::from_micros(40));
+        // A moving average: 0.8 * 40 µs + 0.2 * 140 µs = 60 µs.
+        governor.record_forward(Duration::from_micros(140));
+        assert_eq!(governor.delay(&policy), Duration::from_micros(60));
+        // Slow passes: the configured maximum.
+        for _ in 0..40 {
+            governor.record_forward(Duration::from_millis(15));
+        }
+        assert_eq!(governor.delay(&policy), policy.max_delay);
+    }
+
+    #[test]
     fn governor_always_waits_when_not_adaptive() {
         let policy = policy(false);
         let mut governor = DelayGovernor::new();
         for _ in 0..50 {
             assert_eq!(governor.delay(&policy), policy.max_delay);
             governor.record(1);
+            governor.record_forward(Duration::from_micros(10));
         }
     }
 

@@ -148,7 +148,10 @@ pub fn run(
         let Some(batch) = gather(&queue, &policy, &mut governor, &metrics, &mut carried) else {
             return ExecutorExit::QueueClosed;
         };
-        if let Err(fatal) = execute(model.as_mut(), batch, output_len, &metrics, &config.state) {
+        let started = Instant::now();
+        let outcome = execute(model.as_mut(), batch, output_len, &metrics, &config.state);
+        governor.record_forward(started.elapsed());
+        if let Err(fatal) = outcome {
             tracing::error!(version = %config.key, error = %fatal, "executor stopping on a fatal model error");
             return ExecutorExit::Fatal(fatal);
         }
