@@ -76,7 +76,10 @@ cat "$work/raw-fashion-mlp.json"
 echo "== burnserve, metrics on"
 port=$(free_port); base="http://127.0.0.1:$port"
 start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "$bin/burnserve" --config "$work/bench.toml"
-k6_run ours-echo-c64 /v1/models/echo/predict 64
+full_dur=$dur
+dur=$(python3 -c "print(max(1, $full_dur / 2))")
+k6_run ours-echo-c64-r1 /v1/models/echo/predict 64
+dur=$full_dur
 if [ $mode = smoke ]; then
   concurrencies="8"
 else
@@ -84,7 +87,6 @@ else
 fi
 # On/off pairs run A B B A, each for half the time, so that drift of a shared machine falls on
 # both sides alike; the report averages the two rounds.
-full_dur=$dur
 dur=$(python3 -c "print(max(1, $full_dur / 2))")
 for c in $concurrencies; do
   k6_run "batching-on-c$c-r1" /v1/models/fashion/predict "$c"
@@ -94,7 +96,6 @@ for c in $concurrencies; do
 done
 dur=$full_dur
 [ $mode = full ] && k6_run ramp /v1/models/fashion/predict 64 benches/k6/ramp.js
-[ $mode = full ] && k6_run ours-fashion-c64 /v1/models/fashion/predict 64
 stop_server
 
 echo "== burnserve, metrics on / off (A B B A, half the time each)"
@@ -114,11 +115,18 @@ metrics_run off 2
 metrics_run on 2
 dur=$full_dur
 
-echo "== bare actix-web JSON echo"
+echo "== bare actix-web JSON echo (between our echo's two rounds)"
+dur=$(python3 -c "print(max(1, $full_dur / 2))")
 port=$(free_port); base="http://127.0.0.1:$port"
 start_server bare-echo /v1/models/echo/predict "$bin/examples/bare_echo" "$port"
-k6_run bare-echo-c64 /v1/models/echo/predict 64
+k6_run bare-echo-c64-r1 /v1/models/echo/predict 64
+k6_run bare-echo-c64-r2 /v1/models/echo/predict 64
 stop_server
+port=$(free_port); base="http://127.0.0.1:$port"
+start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "$bin/burnserve" --config "$work/bench.toml"
+k6_run ours-echo-c64-r2 /v1/models/echo/predict 64
+stop_server
+dur=$full_dur
 
 if [ $mode = full ]; then
   echo "== FastAPI + uvicorn + prometheus_client + numpy (same weights)"
