@@ -29,22 +29,10 @@ if [ -f models/repository/minilm/1/model.safetensors ]; then
   models="$models models/repository/minilm/1"
   minilm=yes
 fi
-cat > "$work/serve.toml" <<TOML
-[log]
-level = "warn"
-[[models]]
-name = "fashion"
-versions = ["1", "2"]
-default_version = "1"
-TOML
-if [ -n "$minilm" ]; then
-  cat >> "$work/serve.toml" <<TOML
-[[models]]
-name = "minilm"
-versions = ["1"]
-default_version = "1"
-TOML
-fi
+served="fashion:1,2"
+[ -n "$minilm" ] && served="$served minilm:1"
+# shellcheck disable=SC2086 # one argument per served model
+server_config "" $served > "$work/serve.toml"
 
 for backend in $backends; do
   features=()

@@ -78,22 +78,7 @@ for device in cuda cpu; do
   mkdir -p "$work/repo/fashion-$device"
   cp -r models/repository/fashion/1 models/repository/fashion/2 "$work/repo/fashion-$device/"
 done
-cat > "$work/serve.toml" <<TOML
-[repository]
-path = "$work/repo"
-[log]
-level = "warn"
-[[models]]
-name = "fashion-cuda"
-versions = ["1", "2"]
-default_version = "1"
-device = "$gpu_device"
-[[models]]
-name = "fashion-cpu"
-versions = ["1", "2"]
-default_version = "1"
-device = "cpu"
-TOML
+server_config "$work/repo" "fashion-cuda:1,2:$gpu_device" fashion-cpu:1,2 > "$work/serve.toml"
 port=$(free_port); base="http://127.0.0.1:$port"
 start_server burnserve-gpu /ready env BURNSERVE__SERVER__PORT="$port" "$bin/burnserve" --config "$work/serve.toml"
 for version in 1 2; do

@@ -71,3 +71,18 @@ r["server_peak_rss_mib"] = peak / 1024
 json.dump(r, open(path, "w"), indent=2)
 PY
 }
+
+# server_config REPO ENTRY...: a server config on stdout with warn-level logs, serving each
+# ENTRY, written NAME:VERSIONS[:DEVICE] (VERSIONS comma-separated, the first is the default;
+# DEVICE defaults to cpu). An empty REPO keeps the default repository.
+server_config() {
+  local repo=$1 entry name versions device
+  shift
+  [ -n "$repo" ] && printf '[repository]\npath = "%s"\n' "$repo"
+  printf '[log]\nlevel = "warn"\n'
+  for entry in "$@"; do
+    IFS=: read -r name versions device <<< "$entry"
+    printf '[[models]]\nname = "%s"\nversions = ["%s"]\ndefault_version = "%s"\ndevice = "%s"\n' \
+      "$name" "${versions//,/\", \"}" "${versions%%,*}" "${device:-cpu}"
+  done
+}

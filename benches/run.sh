@@ -18,6 +18,7 @@ rm -rf "$work"
 mkdir -p "$work/repo" "$work/k6"
 
 k6=$(bash scripts/install-k6.sh)
+source benches/lib.sh
 if [ $mode = smoke ]; then
   cargo build --quiet --bins --examples
   bin=target/debug
@@ -46,26 +47,7 @@ max_batch_size = 64
 max_batch_delay_ms = 1.0
 queue_capacity = 1024
 TOML
-cat > "$work/bench.toml" <<TOML
-[repository]
-path = "$work/repo"
-[log]
-level = "warn"
-[[models]]
-name = "fashion"
-versions = ["1"]
-default_version = "1"
-[[models]]
-name = "fashion-nobatch"
-versions = ["1"]
-default_version = "1"
-[[models]]
-name = "echo"
-versions = ["1"]
-default_version = "1"
-TOML
-
-source benches/lib.sh
+server_config "$work/repo" fashion:1 fashion-nobatch:1 echo:1 > "$work/bench.toml"
 
 echo "== raw forward, in-process (fashion v1 MLP)"
 raw_s=2
