@@ -145,10 +145,10 @@ async fn served(
 
 fn main() {
     let dir = Path::new("models/repository/minilm/1");
-    if !dir.join("model.safetensors").is_file() {
-        eprintln!("SKIPPED: MiniLM files are absent; run scripts/fetch-minilm.sh");
-        return;
-    }
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "MiniLM files are absent: run scripts/fetch-minilm.sh"
+    );
     let spec = ModelSpec::from_dir(dir).expect("model.toml");
     let mut model = TextEmbedder::<CpuBackend>::load(&spec, dir, Default::default()).expect("load");
     let short = texts(64, 13);

@@ -3,11 +3,9 @@
 
 use std::net::{SocketAddr, TcpListener};
 
-use actix::Actor;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
-use burnserve_actors::supervisor::LoadReport;
-use burnserve_actors::{InferenceService, LoadVersion, Metrics, ModelRouter, ModelSupervisor};
+use burnserve_actors::{LoadReport, Metrics, Runtime, VersionKey};
 use prometheus::Registry;
 
 use crate::api::{self, AppState};
@@ -36,7 +34,7 @@ pub struct RunningServer {
     pub handle: ServerHandle,
     pub server: actix_web::dev::Server,
     pub registry: Registry,
-    pub loads: Vec<(String, String, LoadReport)>,
+    pub loads: Vec<(VersionKey, LoadReport)>,
 }
 
 fn http_metrics(registry: &Registry) -> Result<PrometheusMetrics, StartError> {
@@ -58,47 +56,34 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Metrics::register(&registry, settings.metrics.enabled)
         .map_err(|e| StartError::Metrics(e.to_string()))?;
-    let router = ModelRouter::default().start();
-    let supervisor = ModelSupervisor::new(
-        settings.repository.path.clone(),
-        router.clone(),
-        metrics.clone(),
-    )
-    .start();
-
-    let mut loads = Vec::new();
-    for model in &settings.models {
-        for version in &model.versions {
-            let make_default = model.default_version.as_deref() == Some(version.as_str());
-            let mut load = LoadVersion::new(&model.name, version, model.device());
-            load.make_default = make_default;
-            let fail = |message: String| StartError::Load {
-                model: model.name.clone(),
-                version: version.clone(),
-                message,
-            };
-            let report = supervisor
-                .send(load)
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .map_err(|e| fail(e.to_string()))?;
-            tracing::info!(model = %model.name, version = %version, took_ms = report.took.as_millis() as u64,
-                weight_bytes = report.weight_bytes, "loaded");
-            loads.push((model.name.clone(), version.clone(), report));
-        }
+    let runtime = Runtime::start(settings.repository.path.clone(), metrics);
+    let report = runtime
+        .control
+        .reconcile(&settings.models)
+        .await
+        .map_err(|e| StartError::Load {
+            model: "*".into(),
+            version: "*".into(),
+            message: e.to_string(),
+        })?;
+    if let Some((key, err)) = report.failed.into_iter().next() {
+        return Err(StartError::Load {
+            model: key.model,
+            version: key.version,
+            message: err.to_string(),
+        });
     }
+    for (key, loaded) in &report.loaded {
+        tracing::info!(version = %key, device = %loaded.device, took_ms = loaded.took.as_millis() as u64,
+            weight_bytes = loaded.weight_bytes, "loaded");
+    }
+    let loads = report.loaded;
 
     let state = web::Data::new(AppState {
-        service: InferenceService::new(router, metrics),
-        supervisor,
+        service: runtime.service,
+        control: runtime.control,
         admin_token: settings.admin.token.clone(),
-        repository: settings.repository.path.clone(),
         settings_file: settings.source.clone(),
-        devices: settings
-            .models
-            .iter()
-            .map(|m| (m.name.clone(), m.device()))
-            .collect(),
     });
     let prometheus = http_metrics(&registry)?;
     let json = api::json_config(settings.server.max_body_bytes);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burnserve_models::Device;
+use burnserve_actors::ModelConfig;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
@@ -19,8 +19,9 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub admin: AdminSettings,
+    /// The models to serve: `[[models]] name, versions, default_version, device`.
     #[serde(default)]
-    pub models: Vec<ModelSettings>,
+    pub models: Vec<ModelConfig>,
     /// The file these settings were read from (for `POST /admin/reload-config`).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -65,22 +66,6 @@ pub struct LogSettings {
     pub level: String,
     /// One JSON object per line instead of text.
     pub json: bool,
-}
-
-/// A model to serve at start-up: versions from the repository, one of them the default.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSettings {
-    pub name: String,
-    pub versions: Vec<String>,
-    #[serde(default)]
-    pub default_version: Option<String>,
-    #[serde(default = "default_device")]
-    pub device: String,
-}
-
-fn default_device() -> String {
-    "cpu".to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,14 +159,13 @@ impl Settings {
                     ));
                 }
             }
-            let device: Device = model
-                .device
-                .parse()
-                .map_err(|e: String| invalid(key("device"), e))?;
-            if !device.is_supported() {
+            if !model.device.is_supported() {
                 return Err(invalid(
                     key("device"),
-                    format!("{device} needs burnserve built with --features cuda"),
+                    format!(
+                        "{} needs burnserve built with --features cuda",
+                        model.device
+                    ),
                 ));
             }
             for version in &model.versions {
@@ -195,12 +179,6 @@ impl Settings {
             }
         }
         Ok(())
-    }
-}
-
-impl ModelSettings {
-    pub fn device(&self) -> Device {
-        self.device.parse().unwrap_or_default()
     }
 }
 

@@ -7,8 +7,8 @@ mod common;
 use std::path::Path;
 
 use burnserve::Settings;
-use burnserve_models::datasets::{fashion_mnist_available, FashionMnist, Split, FASHION_CLASSES};
 use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_train::datasets::{fashion_mnist_available, FashionMnist, Split, FASHION_CLASSES};
 use common::TestServer;
 use serde_json::{json, Value};
 
@@ -52,8 +52,7 @@ fn check(served: &[Value], reference: &[Vec<f32>]) {
 
 #[actix_web::test]
 async fn served_fashion_predictions_equal_in_process_ones() {
-    if !fashion_mnist_available() {
-        eprintln!("SKIPPED: Fashion-MNIST is not installed; run scripts/install-datasets.sh");
+    if !burnserve_models::testdata::require_fashion_mnist(fashion_mnist_available()) {
         return;
     }
     let test = FashionMnist::load(Split::Test).unwrap();

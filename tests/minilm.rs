@@ -1,7 +1,7 @@
 //! all-MiniLM-L6-v2 as `--config config/minilm.toml` serves it: the simple API, v2 BYTES and
 //! `/v1/embeddings` answer the same vectors as the model run in-process, concurrent requests
-//! batch without mixing rows up, and wrong inputs get clear errors. Skipped (with a message)
-//! when `scripts/fetch-minilm.sh` has not been run.
+//! batch without mixing rows up, and wrong inputs get clear errors. Fails naming
+//! `scripts/fetch-minilm.sh` when its files are absent.
 
 mod common;
 
@@ -19,12 +19,7 @@ const HELLO_WORLD_HEAD: [f32; 3] = [-0.034_477, 0.031_023, 0.006_735];
 
 fn minilm_dir() -> Option<&'static Path> {
     let dir = Path::new("models/repository/minilm/1");
-    if dir.join("model.safetensors").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: MiniLM files are absent; run scripts/fetch-minilm.sh");
-        None
-    }
+    burnserve_models::testdata::require_minilm(dir).then_some(dir)
 }
 
 fn assert_close(served: &[f32], expected: &[f32], what: &str) {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use burnserve_models::InputData;
+use burnserve_models::{InputData, ModelError};
 
 use crate::messages::Job;
 
@@ -176,7 +176,7 @@ impl Batch {
     }
 
     /// Moves every job's input into one buffer, rows in job order (no copy for one job).
-    pub fn take_input(&mut self) -> Result<InputData, String> {
+    pub fn take_input(&mut self) -> Result<InputData, ModelError> {
         let Some(first) = self.jobs.first() else {
             return Ok(InputData::default());
         };
@@ -186,7 +186,7 @@ impl Batch {
         let total = self.jobs.iter().map(|j| j.input.len()).sum();
         let mut joined = first.input.empty_like(total);
         for job in &mut self.jobs {
-            joined.append(&mut job.input).map_err(|e| e.to_string())?;
+            joined.append(&mut job.input)?;
         }
         Ok(joined)
     }
@@ -205,13 +205,13 @@ pub fn split_rows(
     mut output: Vec<f32>,
     rows_per_job: &[usize],
     item_len: usize,
-) -> Result<Vec<Vec<f32>>, String> {
+) -> Result<Vec<Vec<f32>>, ModelError> {
     let total_rows: usize = rows_per_job.iter().sum();
     if output.len() != total_rows * item_len {
-        return Err(format!(
+        return Err(ModelError::Inference(format!(
             "model returned {} values for {total_rows} rows of {item_len}",
             output.len()
-        ));
+        )));
     }
     if rows_per_job.len() == 1 {
         return Ok(vec![output]);

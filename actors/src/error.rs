@@ -1,8 +1,10 @@
-//! `InferError`: why a request failed, with the `error_type` shared by JSON bodies and metrics.
+//! The runtime's errors: `InferError` (a request failed) and `ControlError` (a load, unload or
+//! routing change failed), each with its [`ErrorType`] (ARCHITECTURE.md, "Errors"). A closed
+//! actor mailbox becomes `ShuttingDown` here, inside the runtime, and nowhere else.
 
 use std::time::Duration;
 
-use burnserve_models::ModelError;
+use burnserve_models::{ErrorType, ModelError};
 use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -37,18 +39,26 @@ pub enum InferError {
 }
 
 impl InferError {
-    /// The `error_type` of DESIGN.md §3.
-    pub fn error_type(&self) -> &'static str {
+    pub fn error_type(&self) -> ErrorType {
         match self {
             InferError::ModelNotFound(_)
             | InferError::VersionNotFound { .. }
-            | InferError::NoDefaultVersion(_) => "model_not_found",
-            InferError::InvalidInput(_) | InferError::SchemaMismatch(_) => "invalid_input",
-            InferError::Overloaded { .. } => "overloaded",
-            InferError::NotReady(_) => "not_ready",
-            InferError::ShuttingDown => "shutting_down",
-            InferError::Timeout(_) => "timeout",
-            InferError::Inference(_) => "inference_error",
+            | InferError::NoDefaultVersion(_) => ErrorType::ModelNotFound,
+            InferError::InvalidInput(_) => ErrorType::InvalidInput,
+            InferError::SchemaMismatch(_) => ErrorType::SchemaMismatch,
+            InferError::Overloaded { .. } => ErrorType::Overloaded,
+            InferError::NotReady(_) => ErrorType::NotReady,
+            InferError::ShuttingDown => ErrorType::ShuttingDown,
+            InferError::Timeout(_) => ErrorType::Timeout,
+            InferError::Inference(_) => ErrorType::Inference,
+        }
+    }
+
+    /// How long a client should back off, for errors that ask it to.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            InferError::Overloaded { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 }
@@ -62,6 +72,61 @@ impl From<ModelError> for InferError {
             ModelError::Inference(_) | ModelError::Fatal(_) => {
                 InferError::Inference(err.to_string())
             }
+        }
+    }
+}
+
+impl From<actix::MailboxError> for InferError {
+    fn from(_: actix::MailboxError) -> Self {
+        InferError::ShuttingDown
+    }
+}
+
+/// Why a control-plane operation (load, reload, unload, routing, reconcile) failed.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ControlError {
+    /// No such model or version (in the repository, or loaded).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request itself is wrong (bad `model.toml` override, bad routing weights).
+    #[error("{0}")]
+    Invalid(String),
+    /// The version's files could not be served (missing or bad weights, wrong shapes).
+    #[error("{0}")]
+    LoadFailed(String),
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+}
+
+impl ControlError {
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            ControlError::NotFound(_) => ErrorType::ModelNotFound,
+            ControlError::Invalid(_) => ErrorType::InvalidInput,
+            ControlError::LoadFailed(_) => ErrorType::LoadFailed,
+            ControlError::ShuttingDown => ErrorType::ShuttingDown,
+        }
+    }
+}
+
+impl From<actix::MailboxError> for ControlError {
+    fn from(_: actix::MailboxError) -> Self {
+        ControlError::ShuttingDown
+    }
+}
+
+/// Routing lookups answer `InferError`; on the control plane a missing model is `NotFound`.
+impl From<InferError> for ControlError {
+    fn from(err: InferError) -> Self {
+        match err {
+            InferError::ModelNotFound(_)
+            | InferError::VersionNotFound { .. }
+            | InferError::NoDefaultVersion(_) => ControlError::NotFound(err.to_string()),
+            InferError::InvalidInput(_) | InferError::SchemaMismatch(_) => {
+                ControlError::Invalid(err.to_string())
+            }
+            InferError::ShuttingDown => ControlError::ShuttingDown,
+            other => ControlError::LoadFailed(other.to_string()),
         }
     }
 }

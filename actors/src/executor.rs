@@ -17,9 +17,9 @@ use crate::batching::{
     gather_until, split_rows, triage, Batch, BatchPolicy, DelayGovernor, Triage,
 };
 use crate::error::InferError;
+use crate::lifecycle::VersionState;
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
-use crate::state::VersionState;
 
 /// What an executor needs to build its model.
 #[derive(Debug, Clone)]
@@ -56,7 +56,8 @@ pub enum ExecutorExit {
     /// Every sender is gone: the version was unloaded.
     QueueClosed,
     LoadFailed(ModelError),
-    Fatal(String),
+    /// A `ModelError::Fatal`, or the executor thread panicked outside a forward pass.
+    Fatal(ModelError),
 }
 
 pub type ReadySender = oneshot::Sender<Result<Loaded, ModelError>>;
@@ -214,7 +215,7 @@ fn execute(
     output_len: usize,
     metrics: &VersionMetrics,
     state: &VersionState,
-) -> Result<(), String> {
+) -> Result<(), ModelError> {
     let started = Instant::now();
     let size = batch.len();
     let rows = batch.rows();
@@ -227,22 +228,17 @@ fn execute(
     );
     let input = batch.take_input();
     state.add_inflight(size);
-    let result = input
-        .map_err(ModelError::Inference)
-        .and_then(|input| guarded_forward(model, input, rows));
+    let result = input.and_then(|input| guarded_forward(model, input, rows));
     state.sub_inflight(size);
     let inference_time = started.elapsed();
     metrics.batch_finished(size);
     let jobs = batch.into_jobs();
     let rows_per_job: Vec<usize> = jobs.iter().map(|j| j.rows).collect();
-    let outputs = result
-        .map_err(|e| (e.to_string(), matches!(e, ModelError::Fatal(_))))
-        .and_then(|output| {
-            let tokens = tokens_per_job(&output.tokens, &rows_per_job);
-            split_rows(output.values, &rows_per_job, output_len)
-                .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
-                .map_err(|msg| (msg, false))
-        });
+    let outputs = result.and_then(|output| {
+        let tokens = tokens_per_job(&output.tokens, &rows_per_job);
+        split_rows(output.values, &rows_per_job, output_len)
+            .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
+    });
     match outputs {
         Ok(outputs) => {
             let finished = Instant::now();
@@ -261,14 +257,14 @@ fn execute(
             }
             Ok(())
         }
-        Err((message, fatal)) => {
+        Err(err) => {
+            let answer = InferError::Inference(err.to_string());
             for job in jobs {
-                let _ = job.reply.send(Err(InferError::Inference(message.clone())));
+                let _ = job.reply.send(Err(answer.clone()));
             }
-            if fatal {
-                Err(message)
-            } else {
-                Ok(())
+            match err {
+                ModelError::Fatal(_) => Err(err),
+                _ => Ok(()),
             }
         }
     }

@@ -1,38 +1,53 @@
-//! burnserve-actors: the serving runtime between HTTP and models. No actix-web here.
+//! burnserve-actors: the serving runtime between HTTP and models. No actix-web here, and no
+//! actor outside it: callers hold the two handles [`InferenceService`] (data plane) and
+//! [`ModelControl`] (control plane) that [`Runtime::start`] returns (ARCHITECTURE.md).
 //!
 //! # Layout
-//! - [`error`] — `InferError`, the request-level error with its `error_type`.
-//! - [`messages`] — the plain data that crosses actors and threads (`Job`, `JobOutput`, labels).
+//! - [`runtime`] — `Runtime::start`: the actors wired together, the handles handed out.
+//! - [`service`] — `InferenceService`: route, await with the deadline, record the request
+//!   metrics; metadata and readiness reads.
+//! - [`control`] — `ModelControl`: list, describe, load, reload, unload, route, reconcile.
+//! - [`reconcile`] — `ModelConfig` (a configured model) and the pure reconcile plan.
+//! - [`lifecycle`] — `VersionPhase`, its one transition function, and `VersionState`, where an
+//!   instance's phase and lock-free facts live.
+//! - [`error`] — `InferError` and `ControlError`, each with its `ErrorType`.
+//! - [`messages`] — the plain data that crosses actors and threads (`Job`, `JobOutput`, keys).
 //! - [`batching`] — pure batching state (gathering rules, triage, concat/split), unit-tested.
-//! - [`executor`] — the thread bound to one device that gathers batches and runs forward passes.
-//! - [`model_actor`] — `ModelActor`, one per loaded version, under an actix `Supervisor`; owns the
-//!   version's bounded queue and its executor, and restarts it when it dies.
-//! - [`router`] — `ModelRouter`, the route table (model → default version → versions); turns a
-//!   request into a queued job or a clear error, never waiting.
+//! - [`metrics`] — the metric contract on a caller-provided registry.
 //! - [`split`] — `TrafficSplit`, weighted canary routing (smooth weighted round-robin).
-//! - [`supervisor`] — `ModelSupervisor`, loads versions (build, warm up, route).
-//! - [`state`] — `VersionState`, the lock-free facts about a version shared by router, executor
-//!   and admin listing.
-//! - [`service`] — `InferenceService`, the one entry point for callers: route, await with the
-//!   deadline, record the request metrics.
-//! - [`metrics`] — the metric contract of DESIGN.md §4 on a caller-provided registry.
+//! - `router` — `ModelRouter` (actor), the route table; turns a request into a queued job or a
+//!   clear error, never waiting.
+//! - `supervisor` — `ModelSupervisor` (actor): starts, replaces and retires instances.
+//! - `model_actor` — `ModelActor`, one per instance, under an actix `Supervisor`; owns the
+//!   version's bounded queue and its executor, and restarts it when it dies.
+//! - `executor` — the thread bound to one device that gathers batches and runs forward passes.
 
 pub mod batching;
+pub mod control;
 pub mod error;
-pub mod executor;
+mod executor;
+pub mod lifecycle;
 pub mod messages;
 pub mod metrics;
-pub mod model_actor;
-pub mod router;
+mod model_actor;
+pub mod reconcile;
+mod router;
+pub mod runtime;
 pub mod service;
 pub mod split;
-pub mod state;
-pub mod supervisor;
+mod supervisor;
 
-pub use error::InferError;
+pub use burnserve_models::ErrorType;
+pub use control::{
+    IndexStatus, Listing, LoadOptions, ModelControl, PendingVersion, ReconcileReport, RoutingChange,
+};
+pub use error::{ControlError, InferError};
+pub use lifecycle::VersionPhase;
 pub use messages::{JobOutput, VersionKey};
 pub use metrics::Metrics;
-pub use model_actor::ModelActor;
-pub use router::ModelRouter;
+pub use model_actor::restart_backoff;
+pub use reconcile::ModelConfig;
+pub use router::{version_order, ModelDescription, Routing, VersionInfo, RETRY_AFTER};
+pub use runtime::Runtime;
 pub use service::{InferRequest, InferResponse, InferenceService};
-pub use supervisor::{LifecycleError, LoadAction, LoadVersion, ModelSupervisor, UnloadVersion};
+pub use supervisor::LoadReport;

@@ -1,8 +1,10 @@
-//! The metric contract of DESIGN.md §4 (names, labels and buckets exact), registered on the
-//! caller's registry, plus per-version handles resolved once so the hot path does no label hashing.
+//! The metric contract (ARCHITECTURE.md, "Metrics": names, labels and buckets exact), registered
+//! on the caller's registry, plus per-version handles resolved once so the hot path does no label
+//! hashing. `model_loaded` is written only by the lifecycle (`VersionState::apply`).
 
 use std::time::Duration;
 
+use burnserve_models::ErrorType;
 use prometheus::{
     GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
@@ -180,7 +182,7 @@ impl Metrics {
         &self,
         key: Option<&VersionKey>,
         tenant: &str,
-        outcome: Result<Duration, &'static str>,
+        outcome: Result<Duration, ErrorType>,
     ) {
         if !self.enabled {
             return;
@@ -199,7 +201,7 @@ impl Metrics {
             }
             Err(error_type) => {
                 self.errors
-                    .with_label_values(&[model, version, error_type, tenant])
+                    .with_label_values(&[model, version, error_type.as_str(), tenant])
                     .inc();
             }
         }
@@ -221,7 +223,6 @@ impl Metrics {
             inflight: self.executor_inflight.with_label_values(&[device]),
             timeouts: self.executor_timeouts.with_label_values(&[device]),
             restarts: self.actor_restarts.with_label_values(&mv),
-            loaded: self.model_loaded.with_label_values(&mv),
         }
     }
 
@@ -232,19 +233,16 @@ impl Metrics {
             .inc();
     }
 
-    /// The version is no longer routed.
-    pub fn record_unloaded(&self, key: &VersionKey) {
+    /// The `model_loaded` series of a version, handed to its instances' lifecycle.
+    pub fn loaded_gauge(&self, key: &VersionKey) -> IntGauge {
         self.model_loaded
             .with_label_values(&[key.model.as_str(), key.version.as_str()])
-            .set(0);
     }
 
-    pub fn record_load(&self, key: &VersionKey, took: Duration) {
-        let mv = [key.model.as_str(), key.version.as_str()];
+    pub fn record_load_time(&self, key: &VersionKey, took: Duration) {
         self.model_load_time
-            .with_label_values(&mv)
+            .with_label_values(&[key.model.as_str(), key.version.as_str()])
             .set(took.as_secs_f64());
-        self.model_loaded.with_label_values(&mv).set(1);
     }
 }
 
@@ -258,7 +256,6 @@ pub struct VersionMetrics {
     inflight: IntGauge,
     timeouts: IntCounter,
     pub restarts: IntCounter,
-    pub loaded: IntGauge,
 }
 
 impl VersionMetrics {

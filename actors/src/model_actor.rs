@@ -2,9 +2,9 @@
 //! bounded job queue (kept across restarts, so queued jobs survive one) and its executor thread;
 //! when the executor dies the actor stops, the supervisor restarts it, and a new executor is
 //! built after a backoff. `Drain` retires a version: no new jobs, every accepted one answered,
-//! then the executor ends and the weights are freed.
+//! then the executor ends and the weights are freed. What the executor reports becomes a
+//! lifecycle event of the instance's `VersionState` (Loaded, LoadFailed, ExecutorDied, Drained).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -13,9 +13,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use tokio::sync::oneshot;
 
 use crate::executor::{self, ExecutorConfig, ExecutorExit, Loaded, ReadySender};
+use crate::lifecycle::{LifecycleEvent, VersionPhase, VersionState};
 use crate::messages::Job;
 use crate::metrics::VersionMetrics;
-use crate::state::VersionState;
 
 /// Backoff before rebuilding the executor after the n-th restart: 50 ms doubling, at most 5 s.
 pub fn restart_backoff(restarts: u64) -> Duration {
@@ -33,9 +33,8 @@ pub struct ModelActor {
     queue_tx: Option<Sender<Job>>,
     queue_rx: Receiver<Job>,
     metrics: VersionMetrics,
-    /// Answered once, by the first executor's load.
-    first_ready: Option<ReadySender>,
-    ever_ready: bool,
+    /// The loader's reply: answered once, by the first executor's load.
+    loader_reply: Option<ReadySender>,
     /// Told when a drain completes.
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -44,7 +43,6 @@ pub struct ModelActor {
 pub struct StartedVersion {
     pub addr: Addr<ModelActor>,
     pub queue: Sender<Job>,
-    pub state: Arc<VersionState>,
     pub ready: oneshot::Receiver<Result<Loaded, ModelError>>,
 }
 
@@ -53,21 +51,18 @@ impl ModelActor {
     pub fn start(config: ExecutorConfig, metrics: VersionMetrics) -> StartedVersion {
         let (queue_tx, queue_rx) = bounded(config.spec.batching.queue_capacity);
         let (ready_tx, ready_rx) = oneshot::channel();
-        let state = config.state.clone();
         let actor = ModelActor {
             config,
             queue_tx: Some(queue_tx.clone()),
             queue_rx,
             metrics,
-            first_ready: Some(ready_tx),
-            ever_ready: false,
+            loader_reply: Some(ready_tx),
             drained: Vec::new(),
         };
         let addr = Supervisor::start(move |_| actor);
         StartedVersion {
             addr,
             queue: queue_tx,
-            state,
             ready: ready_rx,
         }
     }
@@ -95,43 +90,54 @@ impl ModelActor {
         }
         ctx.spawn(fut::wrap_future(ready_rx).map(|result, actor: &mut Self, _ctx| {
             let result = result.unwrap_or_else(|_| Err(ModelError::Load("executor ended before loading".into())));
-            if let Ok(loaded) = &result {
-                actor.ever_ready = true;
-                actor.state().set_loaded(loaded.weight_bytes, loaded.took);
-                actor.state().set_ready(!actor.state().is_draining());
-                actor.metrics.loaded.set(1);
-                tracing::info!(version = %actor.config.key, took_ms = loaded.took.as_millis() as u64, "version ready");
+            match &result {
+                Ok(loaded) => {
+                    actor.state().set_loaded(loaded.weight_bytes, loaded.took);
+                    // A first load is made `Ready` by its loader once it is routed.
+                    if actor.loader_reply.is_none() {
+                        let _ = actor.state().apply(LifecycleEvent::Loaded);
+                    }
+                    tracing::info!(version = %actor.config.key, took_ms = loaded.took.as_millis() as u64, "version built");
+                }
+                Err(err) if actor.loader_reply.is_none() => {
+                    let _ = actor.state().apply(LifecycleEvent::LoadFailed(err.to_string()));
+                }
+                Err(_) => {}
             }
-            if let Some(first) = actor.first_ready.take() {
-                let _ = first.send(result);
+            if let Some(loader) = actor.loader_reply.take() {
+                let _ = loader.send(result);
             }
         }));
         ctx.spawn(
             fut::wrap_future(exit_rx).map(|exit, actor: &mut Self, ctx| {
-                let exit =
-                    exit.unwrap_or_else(|_| ExecutorExit::Fatal("executor thread panicked".into()));
+                let exit = exit.unwrap_or_else(|_| {
+                    ExecutorExit::Fatal(ModelError::Fatal("executor thread panicked".into()))
+                });
                 actor.executor_exited(exit, ctx);
             }),
         );
     }
 
     fn executor_exited(&mut self, exit: ExecutorExit, ctx: &mut Context<Self>) {
-        self.state().set_ready(false);
         match exit {
             ExecutorExit::QueueClosed => {
+                let _ = self.state().apply(LifecycleEvent::Drained);
                 tracing::info!(version = %self.config.key, "version drained and stopped");
                 for waiter in self.drained.drain(..) {
                     let _ = waiter.send(());
                 }
                 ctx.stop();
             }
-            // A version that never loaded is not restarted: its loader reports the error and
-            // drops the address, which ends the actor.
-            ExecutorExit::LoadFailed(_) if !self.ever_ready => {}
-            ExecutorExit::LoadFailed(_) | ExecutorExit::Fatal(_) => {
-                if !self.state().is_draining() {
-                    self.metrics.loaded.set(0);
-                }
+            // A version whose first load failed is not restarted: its loader reports the error
+            // (phase `Failed`) and drops the address, which ends the actor.
+            ExecutorExit::LoadFailed(_)
+                if matches!(
+                    self.state().phase(),
+                    VersionPhase::Loading | VersionPhase::Failed
+                ) => {}
+            ExecutorExit::LoadFailed(_) => ctx.stop(),
+            ExecutorExit::Fatal(_) => {
+                let _ = self.state().apply(LifecycleEvent::ExecutorDied);
                 ctx.stop();
             }
         }
@@ -162,7 +168,8 @@ impl Supervised for ModelActor {
 
 /// Retire the version: stop taking jobs, answer every accepted one, then end the executor
 /// (freeing the weights). Resolves once that happened. The router must have dropped its
-/// sender first (see `router::RemoveVersion`).
+/// sender first (see `router::RemoveVersion`), and the supervisor applied `Replaced` or
+/// `Unloaded` (the instance is `Draining`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Drain;
@@ -171,8 +178,6 @@ impl Handler<Drain> for ModelActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _msg: Drain, _ctx: &mut Self::Context) -> Self::Result {
-        self.state().set_draining();
-        self.state().set_ready(false);
         self.queue_tx = None;
         let (done, wait) = oneshot::channel();
         self.drained.push(done);

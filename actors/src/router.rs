@@ -15,11 +15,11 @@ use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::error::InferError;
+use crate::lifecycle::{VersionPhase, VersionState};
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
 use crate::model_actor::ModelActor;
 use crate::split::TrafficSplit;
-use crate::state::VersionState;
 
 /// How long a client is told to back off when a queue is full.
 pub const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -32,7 +32,6 @@ pub struct VersionEntry {
     pub spec: Arc<ModelSpec>,
     pub state: Arc<VersionState>,
     pub metrics: VersionMetrics,
-    pub device: Device,
 }
 
 #[derive(Default)]
@@ -114,6 +113,9 @@ pub struct Route {
     pub input: RequestInput,
     /// Requested deadline; only a shorter one than the model's default applies.
     pub timeout: Option<Duration>,
+    /// The output item length the caller needs (`/v1/embeddings`' `dimensions`): another
+    /// answers `invalid_input` before the job is queued.
+    pub output_len: Option<usize>,
 }
 
 /// A queued job's receipt.
@@ -146,7 +148,15 @@ impl Handler<Route> for ModelRouter {
                 }
             }
         };
-        let result = enqueue(&key, entry, msg.input, msg.timeout);
+        let result = match msg.output_len {
+            Some(wanted) if wanted != entry.spec.output.item_len() => {
+                Err(InferError::InvalidInput(format!(
+                    "dimensions {wanted} is not supported: '{key}' returns {}",
+                    entry.spec.output.item_len()
+                )))
+            }
+            _ => enqueue(&key, entry, msg.input, msg.timeout),
+        };
         RouteOutcome {
             key: Some(key),
             result,
@@ -231,6 +241,8 @@ impl Handler<RegisterVersion> for ModelRouter {
 #[rtype(result = "Option<VersionEntry>")]
 pub struct RemoveVersion {
     pub key: VersionKey,
+    /// Remove only this instance (a load retiring what it registered), not a newer one.
+    pub only: Option<Arc<VersionState>>,
 }
 
 impl Handler<RemoveVersion> for ModelRouter {
@@ -238,6 +250,12 @@ impl Handler<RemoveVersion> for ModelRouter {
 
     fn handle(&mut self, msg: RemoveVersion, _ctx: &mut Self::Context) -> Self::Result {
         let routes = self.models.get_mut(&msg.key.model)?;
+        if let Some(only) = &msg.only {
+            let routed = routes.versions.get(&msg.key.version)?;
+            if !Arc::ptr_eq(&routed.state, only) {
+                return None;
+            }
+        }
         let removed = routes.versions.remove(&msg.key.version)?;
         if routes.versions.is_empty() {
             self.models.remove(&msg.key.model);
@@ -260,7 +278,7 @@ impl Handler<RemoveVersion> for ModelRouter {
 }
 
 /// How a model's unpinned requests are routed.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Routing {
     pub default_version: Option<String>,
     /// Version → weight; empty when every unpinned request goes to the default.
@@ -364,7 +382,7 @@ impl Handler<DescribeModel> for ModelRouter {
             routing: routes.routing(),
             spec: entry.spec.clone(),
             ready: entry.state.is_ready(),
-            device: entry.device,
+            device: entry.state.device(),
         })
     }
 }
@@ -396,13 +414,13 @@ impl Handler<ListVersions> for ModelRouter {
 }
 
 /// One routed version as the admin API lists it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VersionInfo {
     pub model: String,
     pub version: String,
-    /// `ready`, or `restarting` while its supervisor rebuilds it.
-    pub state: &'static str,
-    pub device: String,
+    /// `Ready`, or `Restarting` while its supervisor rebuilds it.
+    pub phase: VersionPhase,
+    pub device: Device,
     pub default: bool,
     /// Its share of unpinned requests, when the model has a split.
     pub weight: Option<u32>,
@@ -430,12 +448,8 @@ impl Handler<ListDetailed> for ModelRouter {
                 all.push(VersionInfo {
                     model: model.clone(),
                     version: version.clone(),
-                    state: if entry.state.is_ready() {
-                        "ready"
-                    } else {
-                        "restarting"
-                    },
-                    device: entry.device.to_string(),
+                    phase: entry.state.phase(),
+                    device: entry.state.device(),
                     default: routes.default.as_deref() == Some(version.as_str()),
                     weight: weights
                         .as_ref()

@@ -1,6 +1,7 @@
-//! `InferenceService`: the one entry point for callers (HTTP handlers, benches, jobs). It routes
-//! a request, awaits its result until the deadline (so a queued request times out on time even
-//! while the executor is busy), and records the request metrics exactly once.
+//! `InferenceService`: the data-plane handle (HTTP handlers, benches, jobs). It routes a request,
+//! awaits its result until the deadline (so a queued request times out on time even while the
+//! executor is busy), records the request metrics exactly once, and answers metadata and
+//! readiness reads. Callers never see an actor.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use burnserve_models::{ModelSpec, RequestInput};
 use crate::error::InferError;
 use crate::messages::{JobOutput, VersionKey};
 use crate::metrics::{Metrics, ANONYMOUS};
-use crate::router::{ModelRouter, Route};
+use crate::router::{DescribeModel, ListVersions, ModelDescription, ModelRouter, Route};
 
 #[derive(Debug, Clone)]
 pub struct InferRequest {
@@ -20,6 +21,9 @@ pub struct InferRequest {
     pub input: RequestInput,
     pub timeout: Option<Duration>,
     pub tenant: String,
+    /// The output item length the caller needs; checked before the job is queued, so a
+    /// mismatch costs no compute.
+    pub output_len: Option<usize>,
 }
 
 impl InferRequest {
@@ -30,6 +34,7 @@ impl InferRequest {
             input,
             timeout: None,
             tenant: ANONYMOUS.to_string(),
+            output_len: None,
         }
     }
 }
@@ -49,12 +54,27 @@ pub struct InferenceService {
 }
 
 impl InferenceService {
-    pub fn new(router: Addr<ModelRouter>, metrics: Metrics) -> Self {
+    pub(crate) fn new(router: Addr<ModelRouter>, metrics: Metrics) -> Self {
         Self { router, metrics }
     }
 
-    pub fn router(&self) -> &Addr<ModelRouter> {
-        &self.router
+    /// A model (its default version, or `version`): spec, versions, routing, readiness.
+    pub async fn describe(
+        &self,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<ModelDescription, InferError> {
+        self.router
+            .send(DescribeModel {
+                model: model.to_string(),
+                version: version.map(str::to_string),
+            })
+            .await?
+    }
+
+    /// Every routed version and whether it serves now.
+    pub async fn readiness(&self) -> Result<Vec<(VersionKey, bool)>, InferError> {
+        Ok(self.router.send(ListVersions).await?)
     }
 
     pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, InferError> {
@@ -67,6 +87,7 @@ impl InferenceService {
                 version: request.version,
                 input: request.input,
                 timeout: request.timeout,
+                output_len: request.output_len,
             })
             .await;
         let (key, result) = match outcome {

@@ -1,72 +1,35 @@
-//! `ModelSupervisor`: the lifecycle of versions. A load reads `model.toml` (or takes an
-//! override), starts the version's `ModelActor` (whose executor builds the network and warms it
-//! up with a real forward pass) and only then routes to it; a reload is a load of the same key
-//! that replaces the routed version atomically and drains the old one; an unload takes the
+//! `ModelSupervisor`: starts and retires version instances. A load reads `model.toml` (or takes
+//! an override), starts the version's `ModelActor` (whose executor builds the network and warms
+//! it up with a real forward pass) and only then routes to it; a reload is a load of the same key
+//! that replaces the routed instance atomically and drains the old one; an unload takes the
 //! version out of the route table at once, then drains it (accepted requests are answered, then
 //! the executor ends and its weights are freed). A failed load leaves what serves untouched.
+//!
+//! It keeps every instance it started until the instance is `Stopped`; each instance's phase
+//! lives in its `VersionState` and changes only through the lifecycle's transition function
+//! (ARCHITECTURE.md, "Lifecycle").
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use burnserve_models::{Device, ModelSpec};
 
+use crate::error::ControlError;
 use crate::executor::ExecutorConfig;
+use crate::lifecycle::{LifecycleEvent, VersionPhase, VersionState};
 use crate::messages::VersionKey;
 use crate::metrics::Metrics;
 use crate::model_actor::{Drain, ModelActor};
 use crate::router::{ModelRouter, RegisterVersion, RemoveVersion, VersionEntry};
-use crate::state::VersionState;
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum LifecycleError {
-    /// No such model or version (in the repository, or loaded).
-    #[error("{0}")]
-    NotFound(String),
-    /// The request itself is wrong (bad `model.toml` override).
-    #[error("{0}")]
-    Invalid(String),
-    /// The version's files could not be served (missing or bad weights, wrong shapes).
-    #[error("{0}")]
-    LoadFailed(String),
-    #[error("the runtime is shutting down")]
-    ShuttingDown,
-}
-
-impl LifecycleError {
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            LifecycleError::NotFound(_) => "model_not_found",
-            LifecycleError::Invalid(_) => "invalid_input",
-            LifecycleError::LoadFailed(_) => "load_failed",
-            LifecycleError::ShuttingDown => "shutting_down",
-        }
-    }
-}
-
-/// A version the supervisor knows of that is not (yet) routed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Pending {
-    Loading {
-        since: Instant,
-    },
-    /// Replaced or unloaded instances still answering their accepted requests.
-    Draining {
-        count: usize,
-    },
-    Failed {
-        error: String,
-    },
-}
 
 pub struct ModelSupervisor {
     repository: PathBuf,
     router: Addr<ModelRouter>,
     metrics: Metrics,
-    pending: HashMap<VersionKey, Pending>,
-    draining: HashMap<VersionKey, usize>,
+    /// Every instance started and not yet `Stopped`.
+    instances: Vec<Arc<VersionState>>,
 }
 
 impl ModelSupervisor {
@@ -75,28 +38,20 @@ impl ModelSupervisor {
             repository,
             router,
             metrics,
-            pending: HashMap::new(),
-            draining: HashMap::new(),
+            instances: Vec::new(),
         }
     }
 
-    /// Drains `entry` as a tracked background task of this actor.
-    fn drain_tracked(
-        &mut self,
-        key: VersionKey,
-        entry: VersionEntry,
-    ) -> impl ActorFuture<Self, Output = ()> + 'static {
-        *self.draining.entry(key.clone()).or_default() += 1;
-        drain(entry)
-            .into_actor(self)
-            .map(move |_, supervisor, _ctx| {
-                if let Some(count) = supervisor.draining.get_mut(&key) {
-                    *count -= 1;
-                    if *count == 0 {
-                        supervisor.draining.remove(&key);
-                    }
-                }
-            })
+    fn prune(&mut self) {
+        self.instances
+            .retain(|state| state.phase() != VersionPhase::Stopped);
+    }
+
+    fn instances_of<'a>(
+        &'a self,
+        key: &'a VersionKey,
+    ) -> impl Iterator<Item = &'a Arc<VersionState>> + 'a {
+        self.instances.iter().filter(move |s| s.key() == key)
     }
 }
 
@@ -120,44 +75,32 @@ impl LoadAction {
     }
 }
 
-/// Load `model`/`version` from the repository onto `device` (or re-load it: same key) and
-/// route to it once warm.
+/// Load `key` from the repository (or re-load it: same key) and route to it once warm.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<LoadReport, LifecycleError>")]
+#[rtype(result = "Result<LoadReport, ControlError>")]
 pub struct LoadVersion {
-    pub model: String,
-    pub version: String,
-    pub device: Device,
+    pub key: VersionKey,
+    /// `None`: the device of the instance serving now (a reload), else `cpu`.
+    pub device: Option<Device>,
     pub make_default: bool,
     /// Used instead of the version's `model.toml` when given.
     pub spec: Option<ModelSpec>,
     pub action: LoadAction,
 }
 
-impl LoadVersion {
-    pub fn new(model: impl Into<String>, version: impl Into<String>, device: Device) -> Self {
-        Self {
-            model: model.into(),
-            version: version.into(),
-            device,
-            make_default: false,
-            spec: None,
-            action: LoadAction::Load,
-        }
-    }
-}
-
+/// A finished load.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoadReport {
     pub took: Duration,
     pub weight_bytes: usize,
-    /// A previous version under the same key was replaced (and is draining).
+    pub device: Device,
+    /// A previous instance of the same version was replaced (and is draining).
     pub replaced: bool,
 }
 
-/// Retires a replaced or unloaded version: its queue sender goes first, then the actor drains.
-/// Holds no `Addr` while waiting, so the drained actor stops for good.
-pub async fn drain(entry: VersionEntry) {
+/// Retires a replaced or unloaded instance (already `Draining`): its queue sender goes first,
+/// then the actor drains. Holds no `Addr` while waiting, so the drained actor stops for good.
+async fn drain(entry: VersionEntry) {
     let VersionEntry { addr, queue, .. } = entry;
     drop(queue);
     let done = addr.send(Drain);
@@ -165,152 +108,213 @@ pub async fn drain(entry: VersionEntry) {
     let _ = done.await;
 }
 
+/// Builds, warms and routes one instance; `Ok` carries the entry it replaced, if any.
+async fn load_instance(
+    msg: LoadVersion,
+    dir: PathBuf,
+    state: Arc<VersionState>,
+    router: Addr<ModelRouter>,
+    metrics: Metrics,
+) -> Result<(LoadReport, Option<VersionEntry>), ControlError> {
+    let key = msg.key;
+    let spec = match msg.spec {
+        Some(spec) => spec
+            .validate()
+            .map(|_| spec)
+            .map_err(|e| ControlError::Invalid(e.to_string()))?,
+        None => ModelSpec::from_dir(&dir).map_err(|e| ControlError::LoadFailed(e.to_string()))?,
+    };
+    let spec = Arc::new(spec);
+    let device = state.device();
+    let version_metrics = metrics.version(&key, &device.to_string());
+    let config = ExecutorConfig {
+        key: key.clone(),
+        spec: spec.clone(),
+        dir,
+        device,
+        state: state.clone(),
+    };
+    let started = ModelActor::start(config, version_metrics.clone());
+    let loaded = started
+        .ready
+        .await
+        .map_err(|_| ControlError::LoadFailed("the version's actor stopped while loading".into()))?
+        .map_err(|e| ControlError::LoadFailed(e.to_string()))?;
+    let entry = VersionEntry {
+        addr: started.addr,
+        queue: started.queue,
+        spec,
+        state: state.clone(),
+        metrics: version_metrics,
+    };
+    let unloaded_meanwhile = || {
+        ControlError::NotFound(format!(
+            "model '{}' version '{}' was unloaded while it loaded",
+            key.model, key.version
+        ))
+    };
+    // Ready before routed, so no request meets a routed instance that is still loading.
+    if state.apply(LifecycleEvent::Loaded) != Ok(VersionPhase::Ready) {
+        drain(entry).await;
+        return Err(unloaded_meanwhile());
+    }
+    let replaced = router
+        .send(RegisterVersion {
+            key: key.clone(),
+            entry,
+            make_default: msg.make_default,
+        })
+        .await?;
+    if state.phase() != VersionPhase::Ready {
+        // Unloaded while the route table took it: take back exactly this instance.
+        let mine = router
+            .send(RemoveVersion {
+                key: key.clone(),
+                only: Some(state.clone()),
+            })
+            .await?;
+        if let Some(mine) = mine {
+            drain(mine).await;
+        }
+        return Err(unloaded_meanwhile());
+    }
+    metrics.record_load_time(&key, loaded.took);
+    let report = LoadReport {
+        took: loaded.took,
+        weight_bytes: loaded.weight_bytes,
+        device,
+        replaced: replaced.is_some(),
+    };
+    Ok((report, replaced))
+}
+
 impl Handler<LoadVersion> for ModelSupervisor {
-    type Result = ResponseActFuture<Self, Result<LoadReport, LifecycleError>>;
+    type Result = ResponseActFuture<Self, Result<LoadReport, ControlError>>;
 
     fn handle(&mut self, msg: LoadVersion, _ctx: &mut Self::Context) -> Self::Result {
-        let key = VersionKey::new(msg.model.clone(), msg.version.clone());
-        let dir = self.repository.join(&msg.model).join(&msg.version);
-        let router = self.router.clone();
-        let metrics = self.metrics.clone();
-        let action = msg.action;
-        self.pending.insert(
-            key.clone(),
-            Pending::Loading {
-                since: Instant::now(),
-            },
-        );
-        let load_key = key.clone();
-        let load = async move {
-            let key = load_key;
-            if !dir.is_dir() {
-                return Err(LifecycleError::NotFound(format!(
-                    "no version directory {}/{} in the repository",
+        self.prune();
+        let key = msg.key.clone();
+        let dir = self.repository.join(&key.model).join(&key.version);
+        // Only versions present in the repository get an instance and metric labels: no label
+        // from raw input.
+        if !dir.is_dir() {
+            return Box::pin(fut::ready(Err(ControlError::NotFound(format!(
+                "no version directory {}/{} in the repository",
+                key.model, key.version
+            )))));
+        }
+        let serving_device = self
+            .instances_of(&key)
+            .find(|s| matches!(s.phase(), VersionPhase::Ready | VersionPhase::Restarting))
+            .map(|s| s.device());
+        let device = match (msg.device, msg.action, serving_device) {
+            (Some(device), _, _) => device,
+            (None, _, Some(device)) => device,
+            (None, LoadAction::Reload, None) => {
+                return Box::pin(fut::ready(Err(ControlError::NotFound(format!(
+                    "model '{}' has no loaded version '{}'",
                     key.model, key.version
-                )));
+                )))))
             }
-            let spec = match msg.spec {
-                Some(spec) => spec
-                    .validate()
-                    .map(|_| spec)
-                    .map_err(|e| LifecycleError::Invalid(e.to_string()))?,
-                None => ModelSpec::from_dir(&dir)
-                    .map_err(|e| LifecycleError::LoadFailed(e.to_string()))?,
-            };
-            let spec = Arc::new(spec);
-            let version_metrics = metrics.version(&key, &msg.device.to_string());
-            let state = Arc::new(VersionState::default());
-            let config = ExecutorConfig {
-                key: key.clone(),
-                spec: spec.clone(),
-                dir,
-                device: msg.device,
-                state,
-            };
-            let started = ModelActor::start(config, version_metrics.clone());
-            let loaded = started
-                .ready
-                .await
-                .map_err(|_| {
-                    LifecycleError::LoadFailed("the version's actor stopped while loading".into())
-                })?
-                .map_err(|e| LifecycleError::LoadFailed(e.to_string()))?;
-            let entry = VersionEntry {
-                addr: started.addr,
-                queue: started.queue,
-                spec,
-                state: started.state,
-                metrics: version_metrics,
-                device: msg.device,
-            };
-            let replaced = router
-                .send(RegisterVersion {
-                    key: key.clone(),
-                    entry,
-                    make_default: msg.make_default,
-                })
-                .await
-                .map_err(|_| LifecycleError::ShuttingDown)?;
-            metrics.record_load(&key, loaded.took);
-            let report = LoadReport {
-                took: loaded.took,
-                weight_bytes: loaded.weight_bytes,
-                replaced: replaced.is_some(),
-            };
-            Ok((report, replaced))
+            (None, LoadAction::Load, None) => Device::Cpu,
         };
+        // A new load supersedes a failed one of the same version.
+        for failed in self.instances_of(&key) {
+            if failed.phase() == VersionPhase::Failed {
+                let _ = failed.apply(LifecycleEvent::Replaced);
+            }
+        }
+        self.prune();
+        let state = Arc::new(VersionState::new(
+            key.clone(),
+            device,
+            self.metrics.loaded_gauge(&key),
+        ));
+        self.instances.push(state.clone());
+        let action = msg.action;
+        let load = load_instance(
+            msg,
+            dir,
+            state.clone(),
+            self.router.clone(),
+            self.metrics.clone(),
+        );
         Box::pin(load.into_actor(self).map(move |result, supervisor, ctx| {
             let result = result.map(|(report, replaced)| {
                 if let Some(old) = replaced {
-                    let draining = supervisor.drain_tracked(key.clone(), old);
-                    ctx.spawn(draining);
+                    let _ = old.state.apply(LifecycleEvent::Replaced);
+                    ctx.spawn(drain(old).into_actor(supervisor).map(|_, s, _| s.prune()));
                 }
                 report
             });
+            if let (Err(err), VersionPhase::Loading) = (&result, state.phase()) {
+                let _ = state.apply(LifecycleEvent::LoadFailed(err.to_string()));
+            }
             let outcome = if result.is_ok() { "success" } else { "failure" };
-            match &result {
-                Ok(_) => {
-                    supervisor.pending.remove(&key);
-                }
-                Err(LifecycleError::NotFound(_)) => {
-                    supervisor.pending.remove(&key);
-                }
-                Err(err) => {
-                    supervisor.pending.insert(
-                        key.clone(),
-                        Pending::Failed {
-                            error: err.to_string(),
-                        },
-                    );
-                }
-            }
-            // Only versions present in the repository get labels: no label from raw input.
-            if !matches!(result, Err(LifecycleError::NotFound(_))) {
-                supervisor
-                    .metrics
-                    .record_lifecycle(&key, action.label(), outcome);
-            }
+            supervisor
+                .metrics
+                .record_lifecycle(&key, action.label(), outcome);
             result
         }))
     }
 }
 
 /// Take a version out of routing and drain it; resolves once its executor ended (weights freed).
+/// An instance still loading is retired by its loader once built.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<(), LifecycleError>")]
+#[rtype(result = "Result<(), ControlError>")]
 pub struct UnloadVersion {
     pub key: VersionKey,
 }
 
 impl Handler<UnloadVersion> for ModelSupervisor {
-    type Result = ResponseActFuture<Self, Result<(), LifecycleError>>;
+    type Result = ResponseActFuture<Self, Result<(), ControlError>>;
 
     fn handle(&mut self, msg: UnloadVersion, _ctx: &mut Self::Context) -> Self::Result {
-        let router = self.router.clone();
         let key = msg.key;
-        let failed_only = matches!(self.pending.get(&key), Some(Pending::Failed { .. }));
-        let remove = router.send(RemoveVersion { key: key.clone() });
+        let remove = self.router.send(RemoveVersion {
+            key: key.clone(),
+            only: None,
+        });
         Box::pin(
             remove
                 .into_actor(self)
                 .then(move |removed, supervisor, _ctx| {
-                    supervisor.pending.remove(&key);
-                    let outcome: Box<dyn ActorFuture<Self, Output = Result<(), LifecycleError>>> =
+                    let outcome: Box<dyn ActorFuture<Self, Output = Result<(), ControlError>>> =
                         match removed {
-                            Err(_) => Box::new(fut::ready(Err(LifecycleError::ShuttingDown))),
+                            Err(err) => Box::new(fut::ready(Err(err.into()))),
                             Ok(Some(entry)) => {
-                                supervisor.metrics.record_unloaded(&key);
+                                let _ = entry.state.apply(LifecycleEvent::Unloaded);
                                 supervisor
                                     .metrics
                                     .record_lifecycle(&key, "unload", "success");
-                                Box::new(supervisor.drain_tracked(key, entry).map(|_, _, _| Ok(())))
+                                Box::new(drain(entry).into_actor(supervisor).map(|_, s, _| {
+                                    s.prune();
+                                    Ok(())
+                                }))
                             }
-                            Ok(None) if failed_only => Box::new(fut::ready(Ok(()))),
                             Ok(None) => {
-                                Box::new(fut::ready(Err(LifecycleError::NotFound(format!(
-                                    "model '{}' has no loaded version '{}'",
-                                    key.model, key.version
-                                )))))
+                                // Not routed: a load in flight, or a failed one.
+                                let mut found = false;
+                                for state in supervisor.instances_of(&key) {
+                                    if matches!(
+                                        state.phase(),
+                                        VersionPhase::Loading
+                                            | VersionPhase::Ready
+                                            | VersionPhase::Failed
+                                    ) {
+                                        found |= state.apply(LifecycleEvent::Unloaded).is_ok();
+                                    }
+                                }
+                                supervisor.prune();
+                                Box::new(fut::ready(if found {
+                                    Ok(())
+                                } else {
+                                    Err(ControlError::NotFound(format!(
+                                        "model '{}' has no loaded version '{}'",
+                                        key.model, key.version
+                                    )))
+                                }))
                             }
                         };
                     Box::into_pin(outcome)
@@ -319,26 +323,16 @@ impl Handler<UnloadVersion> for ModelSupervisor {
     }
 }
 
-/// Versions loading, draining or failed (not routed), for the admin listing.
+/// Every instance not yet stopped, for the admin listing and the repository index.
 #[derive(Message)]
-#[rtype(result = "Vec<(VersionKey, Pending)>")]
-pub struct ListPending;
+#[rtype(result = "Vec<Arc<VersionState>>")]
+pub struct ListInstances;
 
-impl Handler<ListPending> for ModelSupervisor {
-    type Result = MessageResult<ListPending>;
+impl Handler<ListInstances> for ModelSupervisor {
+    type Result = MessageResult<ListInstances>;
 
-    fn handle(&mut self, _msg: ListPending, _ctx: &mut Self::Context) -> Self::Result {
-        let mut all: Vec<(VersionKey, Pending)> = self
-            .pending
-            .iter()
-            .map(|(k, p)| (k.clone(), p.clone()))
-            .collect();
-        all.extend(
-            self.draining
-                .iter()
-                .map(|(k, &count)| (k.clone(), Pending::Draining { count })),
-        );
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        MessageResult(all)
+    fn handle(&mut self, _msg: ListInstances, _ctx: &mut Self::Context) -> Self::Result {
+        self.prune();
+        MessageResult(self.instances.clone())
     }
 }

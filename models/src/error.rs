@@ -1,6 +1,58 @@
-//! `ModelError`: everything that can go wrong inside a model, with the `error_type` it maps to.
+//! `ErrorType`, the one table of error kinds every crate shares (JSON `error_type`, the
+//! `inference_errors_total` label, the HTTP status mapping in `src/api/error.rs`), and
+//! `ModelError`: everything that can go wrong inside a model.
+
+use std::fmt;
 
 use thiserror::Error;
+
+/// The kind of a failure, as clients and dashboards see it (ARCHITECTURE.md, "Errors").
+/// `as_str` is the `error_type` word of JSON bodies and metric labels; two variants may share a
+/// word where they differ only in HTTP status (`SchemaMismatch` is an `invalid_input` answered
+/// 422, `LoadFailed` a `load_failed` answered 422).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// The request is malformed (400).
+    InvalidInput,
+    /// The request parses but does not fit the model (422, `invalid_input`).
+    SchemaMismatch,
+    Unauthorized,
+    Forbidden,
+    ModelNotFound,
+    NotFound,
+    /// A version's files cannot be served (422).
+    LoadFailed,
+    Overloaded,
+    NotReady,
+    ShuttingDown,
+    Timeout,
+    Inference,
+}
+
+impl ErrorType {
+    /// The word of the error contract.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidInput | ErrorType::SchemaMismatch => "invalid_input",
+            ErrorType::Unauthorized => "unauthorized",
+            ErrorType::Forbidden => "forbidden",
+            ErrorType::ModelNotFound => "model_not_found",
+            ErrorType::NotFound => "not_found",
+            ErrorType::LoadFailed => "load_failed",
+            ErrorType::Overloaded => "overloaded",
+            ErrorType::NotReady => "not_ready",
+            ErrorType::ShuttingDown => "shutting_down",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Inference => "inference_error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ModelError {
@@ -23,12 +75,12 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    /// The `error_type` of DESIGN.md §3, used in JSON bodies and metric labels.
-    pub fn error_type(&self) -> &'static str {
+    pub fn error_type(&self) -> ErrorType {
         match self {
-            ModelError::InvalidInput(_) | ModelError::SchemaMismatch(_) => "invalid_input",
-            ModelError::Load(_) => "not_ready",
-            ModelError::Inference(_) | ModelError::Fatal(_) => "inference_error",
+            ModelError::InvalidInput(_) => ErrorType::InvalidInput,
+            ModelError::SchemaMismatch(_) => ErrorType::SchemaMismatch,
+            ModelError::Load(_) => ErrorType::NotReady,
+            ModelError::Inference(_) | ModelError::Fatal(_) => ErrorType::Inference,
         }
     }
 }

@@ -121,13 +121,14 @@ mod tests {
         t.append(&mut InputData::Bytes(vec!["b".into()])).unwrap();
         assert_eq!(t.len(), 2);
         let err = t.append(&mut InputData::Fp32(vec![1.0])).unwrap_err();
-        assert_eq!(err.error_type(), "inference_error");
+        assert_eq!(err.error_type().as_str(), "inference_error");
         assert!(InputData::Fp32(vec![1.0]).into_texts().is_err());
         assert_eq!(
             InputData::Bytes(vec!["x".into()])
                 .into_fp32()
                 .unwrap_err()
-                .error_type(),
+                .error_type()
+                .as_str(),
             "invalid_input"
         );
     }

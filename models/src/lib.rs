@@ -6,16 +6,21 @@
 //! - [`device`] — where a version runs (`cpu`, `cuda:N`).
 //! - [`input`] — what crosses the seam: [`InputData`] (FP32 values or BYTES text) in,
 //!   [`ModelOutput`] (FP32 values, tokens per row for text models) out.
-//! - [`model`] — the [`InferenceModel`] seam the actors see (plain data in and out) and
-//!   [`load_model`], which builds the right architecture on the right backend.
-//! - [`arch`] — burn architectures, one module each.
+//! - [`error`] — [`ErrorType`], the one table of error kinds every crate maps to, and
+//!   [`ModelError`].
+//! - [`model`] — the [`InferenceModel`] seam the actors see (plain data in and out).
+//! - [`arch`] — burn architectures, one module each, and their registry: [`load_model`] builds
+//!   the architecture a spec names on the right backend.
 //! - [`weights`] — safetensors loading and saving through burn-store.
-//! - [`pipeline`] — the request stages around `forward`: validate (shape, finiteness) and
-//!   postprocess (top-k labels).
+//! - [`pipeline`] — the request stages before `forward`: preprocess (UINT8) and validate (shape,
+//!   datatype, finiteness, range).
 //! - `fakes` (feature `test-util`): echo, slow, panicking and failing models for tests and benches.
+//! - `testdata` (feature `test-util`): tests that need installed data fail naming the installer.
+//!
+//! Training and datasets live in the `burnserve-train` crate (`models/train/`), outside the
+//! server's dependency graph.
 
 pub mod arch;
-pub mod datasets;
 pub mod device;
 pub mod error;
 #[cfg(feature = "test-util")]
@@ -24,12 +29,14 @@ pub mod input;
 pub mod model;
 pub mod pipeline;
 pub mod spec;
-pub mod train;
+#[cfg(feature = "test-util")]
+pub mod testdata;
 pub mod weights;
 
+pub use arch::load_model;
 pub use device::Device;
-pub use error::ModelError;
+pub use error::{ErrorType, ModelError};
 pub use input::{InputData, ModelOutput, BYTES, FP32};
-pub use model::{load_model, InferenceModel};
-pub use pipeline::{prepare_input, top_k, validate_input, Prediction, RequestInput, UINT8};
+pub use model::InferenceModel;
+pub use pipeline::{prepare_input, validate_input, RequestInput, UINT8};
 pub use spec::{ModelSpec, TensorSpec};

@@ -1,8 +1,6 @@
 //! The request stages around `forward`: preprocess (UINT8 scaling, flat items for
 //! multi-dimensional inputs), validate against the version's schema (name, datatype, shape,
-//! finiteness, range; text items for BYTES models), and postprocess outputs (top-k labels).
-
-use serde::Serialize;
+//! finiteness, range; text items for BYTES models).
 
 use crate::error::ModelError;
 use crate::input::{InputData, BYTES, FP32};
@@ -214,30 +212,6 @@ fn validate_values(spec: &ModelSpec, shape: &[usize], values: &[f32]) -> Result<
     Ok(rows)
 }
 
-/// One ranked class of a classifier's output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Prediction {
-    pub index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    pub score: f32,
-}
-
-/// The `k` highest scores of one output row, best first (ties keep the lower index first).
-pub fn top_k(spec: &ModelSpec, row: &[f32], k: usize) -> Vec<Prediction> {
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
-    order
-        .into_iter()
-        .take(k)
-        .map(|index| Prediction {
-            index,
-            label: spec.output.labels.get(index).cloned(),
-            score: row[index],
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +272,7 @@ mod tests {
             ModelError::SchemaMismatch(_)
         ));
         let nan = kind(vec![2, 2], vec![0.5, f32::NAN, 0.5, 0.5]);
-        assert_eq!(nan.error_type(), "invalid_input");
+        assert_eq!(nan.error_type().as_str(), "invalid_input");
         assert!(nan.to_string().contains("flat index 1"), "{nan}");
         assert!(matches!(
             kind(vec![2, 2], vec![0.5, 0.5, 1.5, 0.5]),
@@ -367,18 +341,5 @@ mod tests {
         assert!(numbers.to_string().contains("takes BYTES"), "{numbers}");
         let strings = validate_input(&spec(), &texts(1)).unwrap_err();
         assert!(strings.to_string().contains("takes FP32"), "{strings}");
-    }
-
-    #[test]
-    fn top_k_ranks_scores_and_names_labels() {
-        let s = spec();
-        let ranked = top_k(&s, &[0.2, 0.7, 0.1], 2);
-        assert_eq!(ranked.len(), 2);
-        assert_eq!(
-            (ranked[0].index, ranked[0].label.as_deref()),
-            (1, Some("b"))
-        );
-        assert_eq!((ranked[1].index, ranked[1].score), (0, 0.2));
-        assert_eq!(top_k(&s, &[0.5, 0.5, 0.0], 1)[0].index, 0);
     }
 }

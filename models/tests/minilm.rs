@@ -1,6 +1,6 @@
 //! all-MiniLM-L6-v2 against reference values from sentence-transformers: token ids and the
 //! first values of "Hello world"'s embedding, and batch = one-by-one. Needs the files that
-//! `scripts/fetch-minilm.sh` installs; skipped (with a message) when they are absent.
+//! `scripts/fetch-minilm.sh` installs; fails naming it when they are absent (see `testdata`).
 
 use std::path::{Path, PathBuf};
 
@@ -25,12 +25,7 @@ const HELLO_WORLD: [f32; 10] = [
 
 fn minilm_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("repository/minilm/1");
-    if dir.join("model.safetensors").is_file() && dir.join("tokenizer.json").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: MiniLM files are absent; run scripts/fetch-minilm.sh");
-        None
-    }
+    burnserve_models::testdata::require_minilm(&dir).then_some(dir)
 }
 
 fn embedder(dir: &Path) -> TextEmbedder<CpuBackend> {
@@ -106,7 +101,7 @@ fn serves_through_the_inference_model_seam() {
     let err = model
         .forward(InputData::Fp32(vec![0.0; 384]), 1)
         .unwrap_err();
-    assert_eq!(err.error_type(), "invalid_input");
+    assert_eq!(err.error_type().as_str(), "invalid_input");
     assert!(
         model.weight_bytes() > 80_000_000,
         "{}",

@@ -2,18 +2,16 @@
 //! a bearer token: list versions, load, reload, unload, route (default version, canary split),
 //! and reconcile with a re-read settings file. Without `admin.token` these routes answer 403.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use burnserve_actors::router::{DescribeModel, ListDetailed, ListVersions, SetRouting};
-use burnserve_actors::supervisor::{ListPending, Pending};
 use burnserve_actors::{
-    InferError, LifecycleError, LoadAction, LoadVersion, UnloadVersion, VersionKey,
+    IndexStatus, LoadOptions, LoadReport, Routing, RoutingChange, VersionInfo, VersionKey,
+    VersionPhase,
 };
-use burnserve_models::spec::scan_repository;
 use burnserve_models::{Device, ModelSpec};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
 use crate::settings::Settings;
@@ -44,32 +42,65 @@ fn authorize(state: &AppState, request: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-fn mailbox<T>(result: Result<T, actix::MailboxError>) -> Result<T, ApiError> {
-    result.map_err(|_| ApiError::Infer(InferError::ShuttingDown))
+/// The admin API's word for a phase.
+fn phase_name(phase: VersionPhase) -> &'static str {
+    match phase {
+        VersionPhase::Loading => "loading",
+        VersionPhase::Ready => "ready",
+        VersionPhase::Restarting => "restarting",
+        VersionPhase::Draining => "draining",
+        VersionPhase::Stopped => "stopped",
+        VersionPhase::Failed => "failed",
+    }
 }
 
-/// `GET /admin/models`: every routed version with its state and numbers, then the ones loading
-/// or failed.
+fn routed_json(info: &VersionInfo) -> Value {
+    json!({
+        "model": info.model,
+        "version": info.version,
+        "state": phase_name(info.phase),
+        "device": info.device.to_string(),
+        "default": info.default,
+        "weight": info.weight,
+        "queue_depth": info.queue_depth,
+        "inflight": info.inflight,
+        "restarts": info.restarts,
+        "load_time_ms": info.load_time_ms,
+        "weight_bytes": info.weight_bytes,
+        "max_batch_size": info.max_batch_size,
+        "queue_capacity": info.queue_capacity,
+    })
+}
+
+fn routing_json(routing: &Routing) -> Value {
+    json!({ "default_version": routing.default_version, "weights": routing.weights })
+}
+
+/// `GET /admin/models`: every routed version with its state and numbers, then the ones loading,
+/// draining or failed.
 pub async fn list(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
-    let routed = mailbox(state.router().send(ListDetailed).await)?;
-    let pending = mailbox(state.supervisor.send(ListPending).await)?;
-    let pending: Vec<_> = pending
-        .into_iter()
-        .map(|(key, p)| match p {
-            Pending::Loading { since } => json!({
-                "model": key.model, "version": key.version, "state": "loading",
-                "loading_for_ms": since.elapsed().as_millis() as u64,
-            }),
-            Pending::Draining { count } => json!({
-                "model": key.model, "version": key.version, "state": "draining", "instances": count,
-            }),
-            Pending::Failed { error } => json!({
-                "model": key.model, "version": key.version, "state": "failed", "error": error,
-            }),
+    let listing = state.control.list().await?;
+    let routed: Vec<Value> = listing.routed.iter().map(routed_json).collect();
+    let pending: Vec<Value> = listing
+        .pending
+        .iter()
+        .map(|p| {
+            let mut row = json!({
+                "model": p.key.model, "version": p.key.version, "state": phase_name(p.phase),
+                "device": p.device.to_string(),
+            });
+            match p.phase {
+                VersionPhase::Loading => {
+                    row["loading_for_ms"] = json!(p.age.as_millis() as u64);
+                }
+                VersionPhase::Draining => row["instances"] = json!(p.instances),
+                _ => row["error"] = json!(p.error),
+            }
+            row
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "versions": routed, "pending": pending })))
@@ -86,30 +117,12 @@ pub struct LoadQuery {
     pub default: bool,
 }
 
-fn device_for(state: &AppState, model: &str, asked: Option<&str>) -> Result<Device, ApiError> {
-    match asked {
-        Some(text) => {
-            let device: Device = text.parse().map_err(ApiError::BadRequest)?;
-            if !device.is_supported() {
-                return Err(ApiError::BadRequest(format!(
-                    "{device} needs burnserve built with --features cuda"
-                )));
-            }
-            Ok(device)
-        }
-        None => Ok(state.devices.get(model).copied().unwrap_or_default()),
-    }
-}
-
-fn loaded_json(
-    model: &str,
-    version: &str,
-    report: &burnserve_actors::supervisor::LoadReport,
-) -> serde_json::Value {
+fn loaded_json(key: &VersionKey, report: &LoadReport) -> Value {
     json!({
-        "model": model,
-        "version": version,
+        "model": key.model,
+        "version": key.version,
         "state": "ready",
+        "device": report.device.to_string(),
         "load_time_ms": report.took.as_secs_f64() * 1000.0,
         "weight_bytes": report.weight_bytes,
         "replaced": report.replaced,
@@ -137,15 +150,18 @@ pub async fn load(
                 .map_err(|e| ApiError::BadRequest(format!("model.toml override: {e}")))?,
         )
     };
-    let mut load = LoadVersion::new(
-        &model,
-        &version,
-        device_for(&state, &model, query.device.as_deref())?,
-    );
-    load.spec = spec;
-    load.make_default = query.default;
-    let report = mailbox(state.supervisor.send(load).await)??;
-    Ok(HttpResponse::Ok().json(loaded_json(&model, &version, &report)))
+    let device = query
+        .device
+        .as_deref()
+        .map(|text| text.parse::<Device>().map_err(ApiError::BadRequest))
+        .transpose()?;
+    let options = LoadOptions {
+        device,
+        make_default: query.default,
+        spec,
+    };
+    let report = state.control.load(&model, &version, options).await?;
+    Ok(HttpResponse::Ok().json(loaded_json(&VersionKey::new(model, version), &report)))
 }
 
 /// `POST /admin/models/{m}/versions/{v}/reload`: re-read weights and `model.toml` from disk,
@@ -157,19 +173,8 @@ pub async fn reload(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
     let (model, version) = path.into_inner();
-    let current = mailbox(
-        state
-            .router()
-            .send(DescribeModel {
-                model: model.clone(),
-                version: Some(version.clone()),
-            })
-            .await,
-    )??;
-    let mut load = LoadVersion::new(&model, &version, current.device);
-    load.action = LoadAction::Reload;
-    let report = mailbox(state.supervisor.send(load).await)??;
-    Ok(HttpResponse::Ok().json(loaded_json(&model, &version, &report)))
+    let report = state.control.reload(&model, &version).await?;
+    Ok(HttpResponse::Ok().json(loaded_json(&VersionKey::new(model, version), &report)))
 }
 
 /// `DELETE /admin/models/{m}/versions/{v}`: stop routing to it at once; answers when every
@@ -181,14 +186,7 @@ pub async fn unload(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
     let (model, version) = path.into_inner();
-    mailbox(
-        state
-            .supervisor
-            .send(UnloadVersion {
-                key: VersionKey::new(&model, &version),
-            })
-            .await,
-    )??;
+    state.control.unload(&model, &version).await?;
     Ok(HttpResponse::Ok().json(json!({ "model": model, "version": version, "state": "unloaded" })))
 }
 
@@ -216,34 +214,15 @@ pub async fn routing(
             "give default_version, weights, or both".into(),
         ));
     }
-    let set = SetRouting {
-        model: path.into_inner(),
+    let change = RoutingChange {
         default_version: body.default_version,
         weights: body.weights,
     };
-    let routing = mailbox(state.router().send(set).await)??;
-    Ok(HttpResponse::Ok().json(routing))
-}
-
-/// What reconciling the served versions with a settings file does.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Reconcile {
-    pub load: Vec<(String, String)>,
-    pub unload: Vec<(String, String)>,
-    pub keep: Vec<(String, String)>,
-}
-
-/// Plans a reconcile: load what is wanted and not served, unload what is served and not
-/// wanted, keep the rest. Loads come first when applied (load before unload).
-pub fn plan_reconcile(
-    wanted: &BTreeSet<(String, String)>,
-    served: &BTreeSet<(String, String)>,
-) -> Reconcile {
-    Reconcile {
-        load: wanted.difference(served).cloned().collect(),
-        unload: served.difference(wanted).cloned().collect(),
-        keep: wanted.intersection(served).cloned().collect(),
-    }
+    let routing = state
+        .control
+        .set_routing(&path.into_inner(), change)
+        .await?;
+    Ok(HttpResponse::Ok().json(routing_json(&routing)))
 }
 
 /// `POST /admin/reload-config`: re-read the settings file and reconcile the served models.
@@ -257,72 +236,24 @@ pub async fn reload_config(
             "the settings file is invalid, nothing changed: {e}"
         ))
     })?;
-    let wanted: BTreeSet<(String, String)> = settings
-        .models
+    let report = state.control.reconcile(&settings.models).await?;
+    let keys = |keys: &[VersionKey]| -> Vec<Value> {
+        keys.iter()
+            .map(|k| json!({ "model": k.model, "version": k.version }))
+            .collect()
+    };
+    let loaded: Vec<VersionKey> = report.loaded.iter().map(|(key, _)| key.clone()).collect();
+    let failed: Vec<Value> = report
+        .failed
         .iter()
-        .flat_map(|m| m.versions.iter().map(move |v| (m.name.clone(), v.clone())))
+        .map(|(k, err)| json!({ "model": k.model, "version": k.version, "error": err.to_string() }))
         .collect();
-    let served: BTreeSet<(String, String)> = mailbox(state.router().send(ListVersions).await)?
-        .into_iter()
-        .map(|(key, _)| (key.model, key.version))
-        .collect();
-    let plan = plan_reconcile(&wanted, &served);
-    let mut failed = Vec::new();
-    let mut loaded = Vec::new();
-    for (model, version) in &plan.load {
-        let config = settings.models.iter().find(|m| &m.name == model);
-        let mut load = LoadVersion::new(
-            model,
-            version,
-            config.map(|m| m.device()).unwrap_or_default(),
-        );
-        load.make_default =
-            config.and_then(|m| m.default_version.as_deref()) == Some(version.as_str());
-        match mailbox(state.supervisor.send(load).await)? {
-            Ok(_) => loaded.push(json!({ "model": model, "version": version })),
-            Err(err) => {
-                failed.push(json!({ "model": model, "version": version, "error": err.to_string() }))
-            }
-        }
-    }
-    for model in &settings.models {
-        if let Some(default) = &model.default_version {
-            let set = SetRouting {
-                model: model.name.clone(),
-                default_version: Some(default.clone()),
-                weights: None,
-            };
-            if let Err(err) = mailbox(state.router().send(set).await)? {
-                failed.push(
-                    json!({ "model": model.name, "version": default, "error": err.to_string() }),
-                );
-            }
-        }
-    }
-    let mut unloaded = Vec::new();
-    for (model, version) in &plan.unload {
-        match mailbox(
-            state
-                .supervisor
-                .send(UnloadVersion {
-                    key: VersionKey::new(model, version),
-                })
-                .await,
-        )? {
-            Ok(()) => unloaded.push(json!({ "model": model, "version": version })),
-            Err(err) => {
-                failed.push(json!({ "model": model, "version": version, "error": err.to_string() }))
-            }
-        }
-    }
-    let kept: Vec<_> = plan
-        .keep
-        .iter()
-        .map(|(m, v)| json!({ "model": m, "version": v }))
-        .collect();
-    Ok(HttpResponse::Ok().json(
-        json!({ "loaded": loaded, "unloaded": unloaded, "unchanged": kept, "failed": failed }),
-    ))
+    Ok(HttpResponse::Ok().json(json!({
+        "loaded": keys(&loaded),
+        "unloaded": keys(&report.unloaded),
+        "unchanged": keys(&report.unchanged),
+        "failed": failed,
+    })))
 }
 
 /// `POST /v2/repository/index`: every version in the repository and whether it serves.
@@ -331,30 +262,18 @@ pub async fn repository_index(
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
-    let root = state.repository.clone();
-    let on_disk = web::block(move || scan_repository(&root))
-        .await
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let served: BTreeMap<VersionKey, bool> = mailbox(state.router().send(ListVersions).await)?
+    let index: Vec<Value> = state
+        .control
+        .repository_index()
+        .await?
         .into_iter()
-        .collect();
-    let pending: BTreeMap<VersionKey, Pending> = mailbox(state.supervisor.send(ListPending).await)?
-        .into_iter()
-        .collect();
-    let mut keys: BTreeSet<VersionKey> = on_disk
-        .into_iter()
-        .map(|(m, v)| VersionKey::new(m, v))
-        .collect();
-    keys.extend(served.keys().cloned());
-    let index: Vec<_> = keys
-        .into_iter()
-        .map(|key| {
-            let (state, reason) = match (served.get(&key), pending.get(&key)) {
-                (Some(true), _) => ("READY", String::new()),
-                (Some(false), _) => ("UNAVAILABLE", "restarting".to_string()),
-                (None, Some(Pending::Loading { .. })) => ("LOADING", String::new()),
-                (None, Some(Pending::Failed { error })) => ("UNAVAILABLE", error.clone()),
-                (None, _) => ("UNAVAILABLE", "unloaded".to_string()),
+        .map(|(key, status)| {
+            let (state, reason) = match status {
+                IndexStatus::Ready => ("READY", String::new()),
+                IndexStatus::Restarting => ("UNAVAILABLE", "restarting".to_string()),
+                IndexStatus::Loading => ("LOADING", String::new()),
+                IndexStatus::Failed(error) => ("UNAVAILABLE", error),
+                IndexStatus::Unloaded => ("UNAVAILABLE", "unloaded".to_string()),
             };
             json!({ "name": key.model, "version": key.version, "state": state, "reason": reason })
         })
@@ -370,30 +289,13 @@ pub async fn repository_load(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
     let model = path.into_inner();
-    let root = state.repository.clone();
-    let versions: Vec<String> = web::block(move || scan_repository(&root))
-        .await
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?
-        .into_iter()
-        .filter(|(m, _)| *m == model)
-        .map(|(_, v)| v)
+    let loaded: Vec<Value> = state
+        .control
+        .load_model(&model)
+        .await?
+        .iter()
+        .map(|(version, report)| loaded_json(&VersionKey::new(&model, version), report))
         .collect();
-    if versions.is_empty() {
-        return Err(
-            LifecycleError::NotFound(format!("model '{model}' is not in the repository")).into(),
-        );
-    }
-    let device = device_for(&state, &model, None)?;
-    let mut loaded = Vec::new();
-    for version in &versions {
-        let report = mailbox(
-            state
-                .supervisor
-                .send(LoadVersion::new(&model, version, device))
-                .await,
-        )??;
-        loaded.push(loaded_json(&model, version, &report));
-    }
     Ok(HttpResponse::Ok().json(json!({ "name": model, "versions": loaded })))
 }
 
@@ -405,52 +307,13 @@ pub async fn repository_unload(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&state, &request)?;
     let model = path.into_inner();
-    let described = mailbox(
-        state
-            .router()
-            .send(DescribeModel {
-                model: model.clone(),
-                version: None,
-            })
-            .await,
-    )??;
-    for version in &described.versions {
-        mailbox(
-            state
-                .supervisor
-                .send(UnloadVersion {
-                    key: VersionKey::new(&model, version),
-                })
-                .await,
-        )??;
-    }
-    Ok(HttpResponse::Ok().json(json!({ "name": model, "unloaded": described.versions })))
+    let unloaded = state.control.unload_model(&model).await?;
+    Ok(HttpResponse::Ok().json(json!({ "name": model, "unloaded": unloaded })))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn set(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
-        pairs
-            .iter()
-            .map(|(m, v)| (m.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn reconcile_loads_new_unloads_removed_keeps_the_rest() {
-        let plan = plan_reconcile(
-            &set(&[("a", "1"), ("a", "2"), ("b", "1")]),
-            &set(&[("a", "1"), ("c", "1")]),
-        );
-        assert_eq!(
-            plan.load,
-            vec![("a".into(), "2".into()), ("b".into(), "1".into())]
-        );
-        assert_eq!(plan.unload, vec![("c".into(), "1".into())]);
-        assert_eq!(plan.keep, vec![("a".into(), "1".into())]);
-    }
 
     #[test]
     fn secrets_compare_whole() {

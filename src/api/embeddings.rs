@@ -70,17 +70,11 @@ pub async fn embeddings(
         None => (body.model.clone(), None),
     };
     let input = RequestInput::with_data(shape, data);
-    let response = state
-        .service
-        .infer(InferRequest::new(model, version, input))
-        .await?;
+    let mut request = InferRequest::new(model, version, input);
+    // Checked by the router before the job is queued: a wrong size costs no compute.
+    request.output_len = body.dimensions;
+    let response = state.service.infer(request).await?;
     let size = response.spec.output.item_len();
-    if let Some(wanted) = body.dimensions.filter(|d| *d != size) {
-        return Err(ApiError::BadRequest(format!(
-            "dimensions {wanted} is not supported: '{}' returns {size}",
-            body.model
-        )));
-    }
     let data = response
         .output
         .output

@@ -1,9 +1,10 @@
-//! `ApiError`: every failed HTTP request becomes `{"error", "error_type"}` with one status
-//! mapping (DESIGN.md §3); `overloaded` adds `Retry-After`.
+//! `ApiError`: every failed HTTP request becomes `{"error", "error_type"}`; its `ErrorType` gives
+//! the word and, through [`status_of`], the one status mapping (ARCHITECTURE.md, "Errors");
+//! `overloaded` adds `Retry-After`.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use burnserve_actors::{InferError, LifecycleError};
+use burnserve_actors::{ControlError, ErrorType, InferError};
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +17,7 @@ pub enum ApiError {
     #[error("no route for {0}")]
     NoRoute(String),
     #[error(transparent)]
-    Lifecycle(#[from] LifecycleError),
+    Control(#[from] ControlError),
     /// Missing or wrong bearer token.
     #[error("{0}")]
     Unauthorized(String),
@@ -26,50 +27,44 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn error_type(&self) -> &'static str {
+    pub fn error_type(&self) -> ErrorType {
         match self {
             ApiError::Infer(err) => err.error_type(),
-            ApiError::BadRequest(_) => "invalid_input",
-            ApiError::NoRoute(_) => "not_found",
-            ApiError::Lifecycle(err) => err.error_type(),
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::BadRequest(_) => ErrorType::InvalidInput,
+            ApiError::NoRoute(_) => ErrorType::NotFound,
+            ApiError::Control(err) => err.error_type(),
+            ApiError::Unauthorized(_) => ErrorType::Unauthorized,
+            ApiError::Forbidden(_) => ErrorType::Forbidden,
         }
+    }
+}
+
+/// The HTTP status of each error kind: the one mapping.
+pub fn status_of(error_type: ErrorType) -> StatusCode {
+    match error_type {
+        ErrorType::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorType::SchemaMismatch | ErrorType::LoadFailed => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorType::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorType::Forbidden => StatusCode::FORBIDDEN,
+        ErrorType::ModelNotFound | ErrorType::NotFound => StatusCode::NOT_FOUND,
+        ErrorType::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorType::NotReady | ErrorType::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorType::Inference => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Lifecycle(err) => match err {
-                LifecycleError::NotFound(_) => StatusCode::NOT_FOUND,
-                LifecycleError::Invalid(_) => StatusCode::BAD_REQUEST,
-                LifecycleError::LoadFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                LifecycleError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            },
-            ApiError::Infer(err) => match err {
-                InferError::InvalidInput(_) => StatusCode::BAD_REQUEST,
-                InferError::SchemaMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
-                InferError::ModelNotFound(_)
-                | InferError::VersionNotFound { .. }
-                | InferError::NoDefaultVersion(_) => StatusCode::NOT_FOUND,
-                InferError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
-                InferError::NotReady(_) | InferError::ShuttingDown => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                InferError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                InferError::Inference(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            },
-        }
+        status_of(self.error_type())
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::Infer(InferError::Overloaded { retry_after, .. }) = self {
+        if let Some(retry_after) = match self {
+            ApiError::Infer(err) => err.retry_after(),
+            _ => None,
+        } {
             response.insert_header((
                 header::RETRY_AFTER,
                 retry_after.as_secs().max(1).to_string(),
@@ -78,6 +73,7 @@ impl ResponseError for ApiError {
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.json(json!({ "error": self.to_string(), "error_type": self.error_type() }))
+        response
+            .json(json!({ "error": self.to_string(), "error_type": self.error_type().as_str() }))
     }
 }

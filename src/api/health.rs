@@ -2,7 +2,6 @@
 //! (`/ready`, `/v2/health/ready`), one model or version (`/v2/models/{m}[/versions/{v}]/ready`).
 
 use actix_web::{web, HttpResponse};
-use burnserve_actors::router::{DescribeModel, ListVersions};
 use burnserve_actors::InferError;
 use serde_json::json;
 
@@ -13,11 +12,7 @@ pub async fn live() -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let versions = state
-        .router()
-        .send(ListVersions)
-        .await
-        .map_err(|_| InferError::ShuttingDown)?;
+    let versions = state.service.readiness().await?;
     let waiting: Vec<String> = versions
         .iter()
         .filter(|(_, ready)| !ready)
@@ -37,11 +32,7 @@ async fn version_ready(
     model: String,
     version: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let description = state
-        .router()
-        .send(DescribeModel { model, version })
-        .await
-        .map_err(|_| InferError::ShuttingDown)??;
+    let description = state.service.describe(&model, version.as_deref()).await?;
     if !description.ready {
         return Err(InferError::NotReady(format!(
             "model '{}' version '{}' is not ready",

@@ -10,31 +10,20 @@ pub mod v2;
 
 use std::path::PathBuf;
 
-use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
-use burnserve_actors::router::ModelRouter;
-use burnserve_actors::{InferenceService, ModelSupervisor};
+use burnserve_actors::{InferenceService, ModelControl};
 
 pub use error::ApiError;
 
-/// What every handler can reach.
+/// What every handler can reach: the runtime's two handles and the admin settings.
 #[derive(Clone)]
 pub struct AppState {
     pub service: InferenceService,
-    pub supervisor: Addr<ModelSupervisor>,
+    pub control: ModelControl,
     /// `admin.token`; `None` switches the admin routes off.
     pub admin_token: Option<String>,
-    pub repository: PathBuf,
     /// The settings file, re-read by `POST /admin/reload-config`.
     pub settings_file: Option<PathBuf>,
-    /// The devices of configured models, for admin loads of their versions.
-    pub devices: std::collections::HashMap<String, burnserve_models::Device>,
-}
-
-impl AppState {
-    pub fn router(&self) -> &Addr<ModelRouter> {
-        self.service.router()
-    }
 }
 
 /// Milliseconds with microsecond precision, for the timing headers.

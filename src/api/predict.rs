@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use burnserve_actors::{InferRequest, InferResponse};
-use burnserve_models::{top_k, Prediction, RequestInput};
+use burnserve_models::{ModelSpec, RequestInput};
 use serde::{Deserialize, Serialize};
 
 use super::tensor::NestedTensor;
@@ -39,6 +39,30 @@ pub struct PredictResponse {
     pub outputs: Vec<Vec<f32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub predictions: Option<Vec<Vec<Prediction>>>,
+}
+
+/// One ranked class of a classifier's output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub score: f32,
+}
+
+/// The `k` highest scores of one output row, best first (ties keep the lower index first).
+pub fn top_k(spec: &ModelSpec, row: &[f32], k: usize) -> Vec<Prediction> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Prediction {
+            index,
+            label: spec.output.labels.get(index).cloned(),
+            score: row[index],
+        })
+        .collect()
 }
 
 /// Adds the `x-queue-time` and `x-inference-time` headers (ms).
@@ -102,4 +126,34 @@ pub async fn predict_version(
 ) -> Result<HttpResponse, ApiError> {
     let (model, version) = path.into_inner();
     run(&state, model, Some(version), body.into_inner()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_k_ranks_scores_and_names_labels() {
+        let spec = ModelSpec::from_toml(
+            r#"
+            architecture = "mlp"
+            [input]
+            name = "x"
+            shape = [2]
+            [output]
+            name = "y"
+            shape = [3]
+            labels = ["a", "b", "c"]
+            "#,
+        )
+        .expect("valid spec");
+        let ranked = top_k(&spec, &[0.2, 0.7, 0.1], 2);
+        assert_eq!(ranked.len(), 2);
+        assert_eq!(
+            (ranked[0].index, ranked[0].label.as_deref()),
+            (1, Some("b"))
+        );
+        assert_eq!((ranked[1].index, ranked[1].score), (0, 0.2));
+        assert_eq!(top_k(&spec, &[0.5, 0.5, 0.0], 1)[0].index, 0);
+    }
 }

@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use burnserve_actors::router::DescribeModel;
-use burnserve_actors::{InferError, InferRequest};
+use burnserve_actors::InferRequest;
 use burnserve_models::{RequestInput, TensorSpec, BYTES};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -50,11 +49,7 @@ async fn metadata(
     version: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let explicit = version.is_some();
-    let d = state
-        .router()
-        .send(DescribeModel { model, version })
-        .await
-        .map_err(|_| InferError::ShuttingDown)??;
+    let d = state.service.describe(&model, version.as_deref()).await?;
     let versions = if explicit {
         vec![d.version.clone()]
     } else {

@@ -1,20 +1,81 @@
-//! burn architectures, one module each, and the generic wrapper that turns a burn network
-//! into an [`InferenceModel`](crate::InferenceModel).
+//! burn architectures, one module each; the registry that maps a `model.toml` architecture name
+//! to its loader ([`ARCHITECTURES`], [`load_model`]); and the generic wrapper that turns a burn
+//! network into an [`InferenceModel`](crate::InferenceModel).
 
 pub mod bert;
 pub mod cnn;
 pub mod identity;
 pub mod mlp;
 
+use std::path::Path;
+
 use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
+use crate::device::Device;
 use crate::error::ModelError;
 use crate::input::{InputData, ModelOutput};
 use crate::model::InferenceModel;
+use crate::spec::ModelSpec;
 
-/// Architecture names `model.toml` may use.
-pub const KNOWN: &[&str] = &["mlp", "cnn", "bert-embedding", "identity"];
+/// Builds one architecture's model from its spec, its version directory and a device.
+pub type Loader = fn(&ModelSpec, &Path, Device) -> Result<Box<dyn InferenceModel>, ModelError>;
+
+/// One architecture `model.toml` may name.
+pub struct Architecture {
+    pub name: &'static str,
+    pub load: Loader,
+}
+
+/// The architecture registry: the one table that names every architecture and its loader.
+pub const ARCHITECTURES: &[Architecture] = &[
+    Architecture {
+        name: "mlp",
+        load: mlp::load,
+    },
+    Architecture {
+        name: "cnn",
+        load: cnn::load,
+    },
+    Architecture {
+        name: "bert-embedding",
+        load: bert::load,
+    },
+    Architecture {
+        name: "identity",
+        load: |spec, _dir, _device| identity::load(spec),
+    },
+];
+
+/// Builds the version described by `spec` (read from `dir`) on `device`. With the `test-util`
+/// feature, `fake-*` architectures build the test fakes.
+pub fn load_model(
+    spec: &ModelSpec,
+    dir: &Path,
+    device: Device,
+) -> Result<Box<dyn InferenceModel>, ModelError> {
+    if !device.is_supported() {
+        return Err(ModelError::Load(format!(
+            "device {device} needs burnserve built with the `cuda` feature"
+        )));
+    }
+    #[cfg(feature = "test-util")]
+    if spec.architecture.starts_with("fake-") {
+        return crate::fakes::load(spec);
+    }
+    let architecture = ARCHITECTURES
+        .iter()
+        .find(|a| a.name == spec.architecture)
+        .ok_or_else(|| {
+            let known: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
+            ModelError::Load(format!(
+                "unknown architecture '{}' (known: {})",
+                spec.architecture,
+                known.join(", ")
+            ))
+        })?;
+    (architecture.load)(spec, dir, device)
+}
 
 /// A burn classifier taking flattened items: `[rows, input len] -> [rows, classes]`.
 pub trait Network<B: Backend>: Module<B> {

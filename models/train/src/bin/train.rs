@@ -1,6 +1,6 @@
 //! `train`: trains a bundled model with burn on the CPU and writes it into the model repository.
 //!
-//! `cargo run --release -p burnserve-models --bin train -- fashion-mlp` (version 1) or
+//! `cargo run --release -p burnserve-train --bin train -- fashion-mlp` (version 1) or
 //! `-- fashion-cnn` (version 2). Deterministic for a seed; needs scripts/install-datasets.sh.
 
 use std::path::PathBuf;
@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use burnserve_models::arch::cnn::Cnn;
 use burnserve_models::arch::mlp::Mlp;
-use burnserve_models::datasets::{FashionMnist, Split, FASHION_CLASSES};
 use burnserve_models::spec::{BatchingSpec, ModelSpec, TensorSpec, SPEC_FILE};
-use burnserve_models::train::{train, TrainBackend, TrainConfig};
 use burnserve_models::weights::save_safetensors;
 use burnserve_models::ModelError;
+use burnserve_train::datasets::{FashionMnist, Split, FASHION_CLASSES};
+use burnserve_train::train::{train, TrainBackend, TrainConfig};
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -149,7 +149,7 @@ fn run(cli: Cli) -> Result<(), ModelError> {
     );
     let body = toml::to_string(&spec).map_err(|e| ModelError::Load(e.to_string()))?;
     let header = format!(
-        "# Written by `cargo run --release -p burnserve-models --bin train -- {}`; edit batching and\n# timeout freely, the rest describes the weights.\n",
+        "# Written by `cargo run --release -p burnserve-train --bin train -- {}`; edit batching and\n# timeout freely, the rest describes the weights.\n",
         match cli.recipe {
             Recipe::FashionMlp => "fashion-mlp",
             Recipe::FashionCnn => "fashion-cnn",

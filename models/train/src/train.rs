@@ -14,8 +14,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::arch::{CpuBackend, Network};
 use crate::datasets::{FashionMnist, IMAGE_PIXELS};
+use burnserve_models::arch::{CpuBackend, Network};
 
 /// The backend training runs on: autodiff over the CPU serving backend.
 pub type TrainBackend = Autodiff<CpuBackend>;

@@ -3,17 +3,16 @@
 
 use std::path::Path;
 
-use burnserve_models::datasets::{fashion_mnist_available, FashionMnist, Split, IMAGE_PIXELS};
 use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_train::datasets::{fashion_mnist_available, FashionMnist, Split, IMAGE_PIXELS};
 
 fn accuracy(version: &str) -> Option<f64> {
-    if !fashion_mnist_available() {
-        eprintln!("SKIPPED: Fashion-MNIST is not installed; run scripts/install-datasets.sh");
+    if !burnserve_models::testdata::require_fashion_mnist(fashion_mnist_available()) {
         return None;
     }
     let test = FashionMnist::load(Split::Test).expect("test split");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("repository/fashion")
+        .join("../repository/fashion")
         .join(version);
     let spec = ModelSpec::from_dir(&dir).expect("bundled model.toml");
     let mut model = load_model(&spec, &dir, Device::Cpu).expect("bundled weights load");

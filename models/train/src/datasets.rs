@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use crate::error::ModelError;
+use burnserve_models::ModelError;
 
 /// Where Debian's package puts the files; `FASHION_MNIST_DIR` overrides it.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";

@@ -1,0 +1,398 @@
+//! `ModelControl`: the control-plane handle (admin API, v2 repository extension, start-up).
+//! List, describe, load, reload, unload, route, and reconcile with a settings file; it keeps the
+//! settings as last given (`reconcile`), so an admin load of a configured model takes its device
+//! from there, and the routing a model had when the repository unloaded it, so a repository load
+//! restores it. Callers never see an actor (ARCHITECTURE.md, "Handles").
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::Addr;
+use burnserve_models::spec::scan_repository;
+use burnserve_models::{Device, ModelSpec};
+
+use crate::error::ControlError;
+use crate::lifecycle::{VersionPhase, VersionState};
+use crate::messages::VersionKey;
+use crate::reconcile::{plan_reconcile, ModelConfig};
+use crate::router::{
+    DescribeModel, ListDetailed, ListVersions, ModelDescription, ModelRouter, Routing, SetRouting,
+    VersionInfo,
+};
+use crate::supervisor::{
+    ListInstances, LoadAction, LoadReport, LoadVersion, ModelSupervisor, UnloadVersion,
+};
+
+/// How to load a version.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `None`: the device the settings give the model, else `cpu`.
+    pub device: Option<Device>,
+    /// Make it the model's default version.
+    pub make_default: bool,
+    /// Used instead of the version's `model.toml`.
+    pub spec: Option<ModelSpec>,
+}
+
+/// A version instance that is not routed: loading, draining or failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingVersion {
+    pub key: VersionKey,
+    pub phase: VersionPhase,
+    pub device: Device,
+    /// Since its load started.
+    pub age: Duration,
+    /// Instances of the version in this phase (several replaced ones may drain at once).
+    pub instances: usize,
+    /// Why its load failed (`Failed`).
+    pub error: Option<String>,
+}
+
+/// Everything the runtime holds: routed versions, then the ones loading, draining or failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub routed: Vec<VersionInfo>,
+    pub pending: Vec<PendingVersion>,
+}
+
+/// A version of the repository as the v2 repository index reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexStatus {
+    Ready,
+    Restarting,
+    Loading,
+    Failed(String),
+    Unloaded,
+}
+
+/// A routing change: the default version, the weighted split, or both. `weights: Some(empty)`
+/// ends the split.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoutingChange {
+    pub default_version: Option<String>,
+    pub weights: Option<BTreeMap<String, u32>>,
+}
+
+/// What a reconcile did.
+#[derive(Debug, Default)]
+pub struct ReconcileReport {
+    pub loaded: Vec<(VersionKey, LoadReport)>,
+    pub unloaded: Vec<VersionKey>,
+    pub unchanged: Vec<VersionKey>,
+    pub failed: Vec<(VersionKey, ControlError)>,
+}
+
+#[derive(Default)]
+struct Catalog {
+    /// The settings' models, as last reconciled.
+    configured: BTreeMap<String, ModelConfig>,
+    /// The routing of models the repository unloaded, restored by a repository load.
+    unloaded_routing: HashMap<String, Routing>,
+}
+
+#[derive(Clone)]
+pub struct ModelControl {
+    router: Addr<ModelRouter>,
+    supervisor: Addr<ModelSupervisor>,
+    repository: std::path::PathBuf,
+    catalog: Arc<Mutex<Catalog>>,
+}
+
+impl ModelControl {
+    pub(crate) fn new(
+        router: Addr<ModelRouter>,
+        supervisor: Addr<ModelSupervisor>,
+        repository: std::path::PathBuf,
+    ) -> Self {
+        Self {
+            router,
+            supervisor,
+            repository,
+            catalog: Arc::default(),
+        }
+    }
+
+    fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        // Plain maps, each write complete: a poisoned lock still holds valid data.
+        self.catalog
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The settings entry of `model`, as last reconciled.
+    pub fn configured(&self, model: &str) -> Option<ModelConfig> {
+        self.catalog().configured.get(model).cloned()
+    }
+
+    /// Every routed version with its numbers, then every instance loading, draining or failed.
+    pub async fn list(&self) -> Result<Listing, ControlError> {
+        let routed = self.router.send(ListDetailed).await?;
+        let instances = self.supervisor.send(ListInstances).await?;
+        Ok(Listing {
+            routed,
+            pending: pending_versions(&instances),
+        })
+    }
+
+    pub async fn describe(
+        &self,
+        model: &str,
+        version: Option<&str>,
+    ) -> Result<ModelDescription, ControlError> {
+        let described = self
+            .router
+            .send(DescribeModel {
+                model: model.to_string(),
+                version: version.map(str::to_string),
+            })
+            .await?;
+        Ok(described?)
+    }
+
+    /// Loads `model`/`version` from the repository (or loads it again: the new instance
+    /// replaces the routed one once warm).
+    pub async fn load(
+        &self,
+        model: &str,
+        version: &str,
+        options: LoadOptions,
+    ) -> Result<LoadReport, ControlError> {
+        let device = match options.device {
+            Some(device) => device,
+            None => self.configured(model).map_or(Device::Cpu, |m| m.device),
+        };
+        if !device.is_supported() {
+            return Err(ControlError::Invalid(format!(
+                "{device} needs burnserve built with --features cuda"
+            )));
+        }
+        self.supervisor
+            .send(LoadVersion {
+                key: VersionKey::new(model, version),
+                device: Some(device),
+                make_default: options.make_default,
+                spec: options.spec,
+                action: LoadAction::Load,
+            })
+            .await?
+    }
+
+    /// Re-reads a loaded version's weights and `model.toml` onto the device it serves on.
+    pub async fn reload(&self, model: &str, version: &str) -> Result<LoadReport, ControlError> {
+        self.supervisor
+            .send(LoadVersion {
+                key: VersionKey::new(model, version),
+                device: None,
+                make_default: false,
+                spec: None,
+                action: LoadAction::Reload,
+            })
+            .await?
+    }
+
+    /// Stops routing to a version at once; resolves when its accepted requests were answered
+    /// and its weights freed.
+    pub async fn unload(&self, model: &str, version: &str) -> Result<(), ControlError> {
+        self.supervisor
+            .send(UnloadVersion {
+                key: VersionKey::new(model, version),
+            })
+            .await?
+    }
+
+    pub async fn set_routing(
+        &self,
+        model: &str,
+        change: RoutingChange,
+    ) -> Result<Routing, ControlError> {
+        let routing = self
+            .router
+            .send(SetRouting {
+                model: model.to_string(),
+                default_version: change.default_version,
+                weights: change.weights,
+            })
+            .await?;
+        Ok(routing?)
+    }
+
+    /// The v2 repository load: every version of `model` in the repository, then the routing
+    /// it had when the repository unloaded it, else the settings' default version.
+    pub async fn load_model(&self, model: &str) -> Result<Vec<(String, LoadReport)>, ControlError> {
+        let versions: Vec<String> = self
+            .scan()
+            .await?
+            .into_iter()
+            .filter(|key| key.model == model)
+            .map(|key| key.version)
+            .collect();
+        if versions.is_empty() {
+            return Err(ControlError::NotFound(format!(
+                "model '{model}' is not in the repository"
+            )));
+        }
+        let mut loaded = Vec::new();
+        for version in versions {
+            let report = self.load(model, &version, LoadOptions::default()).await?;
+            loaded.push((version, report));
+        }
+        let remembered = self.catalog().unloaded_routing.remove(model);
+        let change = match remembered {
+            Some(routing) => RoutingChange {
+                default_version: routing.default_version,
+                weights: Some(routing.weights),
+            },
+            None => RoutingChange {
+                default_version: self.configured(model).and_then(|m| m.default_version),
+                weights: None,
+            },
+        };
+        if change.default_version.is_some() || change.weights.is_some() {
+            // A remembered version may be gone from the repository: then the loads stand as
+            // they are rather than failing after the fact.
+            if let Err(err) = self.set_routing(model, change).await {
+                tracing::warn!(model, error = %err, "could not restore the model's routing");
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// The v2 repository unload: every loaded version of `model`; its routing is remembered
+    /// for the next repository load.
+    pub async fn unload_model(&self, model: &str) -> Result<Vec<String>, ControlError> {
+        let described = self.describe(model, None).await?;
+        self.catalog()
+            .unloaded_routing
+            .insert(model.to_string(), described.routing.clone());
+        for version in &described.versions {
+            self.unload(model, version).await?;
+        }
+        Ok(described.versions)
+    }
+
+    /// Makes the served versions those of `models` (the settings file, re-read): loads the
+    /// added versions, sets the configured default versions, then unloads what is no longer
+    /// listed (load before unload). Remembers `models` for later admin loads.
+    pub async fn reconcile(&self, models: &[ModelConfig]) -> Result<ReconcileReport, ControlError> {
+        self.catalog().configured = models.iter().map(|m| (m.name.clone(), m.clone())).collect();
+        let served: Vec<VersionKey> = self
+            .router
+            .send(ListVersions)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        let plan = plan_reconcile(models, &served);
+        let mut report = ReconcileReport {
+            unchanged: plan.keep,
+            ..ReconcileReport::default()
+        };
+        for key in plan.load {
+            let config = models.iter().find(|m| m.name == key.model);
+            let options = LoadOptions {
+                device: config.map(|m| m.device),
+                make_default: config.and_then(|m| m.default_version.as_deref())
+                    == Some(key.version.as_str()),
+                spec: None,
+            };
+            match self.load(&key.model, &key.version, options).await {
+                Ok(loaded) => report.loaded.push((key, loaded)),
+                Err(ControlError::ShuttingDown) => return Err(ControlError::ShuttingDown),
+                Err(err) => report.failed.push((key, err)),
+            }
+        }
+        for model in models {
+            if let Some(default) = &model.default_version {
+                let change = RoutingChange {
+                    default_version: Some(default.clone()),
+                    weights: None,
+                };
+                if let Err(err) = self.set_routing(&model.name, change).await {
+                    report
+                        .failed
+                        .push((VersionKey::new(&model.name, default), err));
+                }
+            }
+        }
+        for key in plan.unload {
+            match self.unload(&key.model, &key.version).await {
+                Ok(()) => report.unloaded.push(key),
+                Err(ControlError::ShuttingDown) => return Err(ControlError::ShuttingDown),
+                Err(err) => report.failed.push((key, err)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every version in the repository or served, and its state.
+    pub async fn repository_index(&self) -> Result<Vec<(VersionKey, IndexStatus)>, ControlError> {
+        let on_disk = self.scan().await?;
+        let served: BTreeMap<VersionKey, bool> =
+            self.router.send(ListVersions).await?.into_iter().collect();
+        let instances = self.supervisor.send(ListInstances).await?;
+        let mut keys: BTreeSet<VersionKey> = on_disk.into_iter().collect();
+        keys.extend(served.keys().cloned());
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let unrouted = instances
+                    .iter()
+                    .filter(|s| *s.key() == key)
+                    .find(|s| matches!(s.phase(), VersionPhase::Loading | VersionPhase::Failed));
+                let status = match (served.get(&key), unrouted) {
+                    (Some(true), _) => IndexStatus::Ready,
+                    (Some(false), _) => IndexStatus::Restarting,
+                    (None, Some(s)) if s.phase() == VersionPhase::Loading => IndexStatus::Loading,
+                    (None, Some(s)) => IndexStatus::Failed(s.failure().unwrap_or_default()),
+                    (None, None) => IndexStatus::Unloaded,
+                };
+                (key, status)
+            })
+            .collect())
+    }
+
+    async fn scan(&self) -> Result<Vec<VersionKey>, ControlError> {
+        let root = self.repository.clone();
+        let found = tokio::task::spawn_blocking(move || scan_repository(&root))
+            .await
+            .map_err(|e| ControlError::LoadFailed(format!("scanning the repository: {e}")))?;
+        Ok(found
+            .into_iter()
+            .map(|(model, version)| VersionKey::new(model, version))
+            .collect())
+    }
+}
+
+/// Groups unrouted instances: one row per loading or failed instance, one per draining version.
+fn pending_versions(instances: &[Arc<VersionState>]) -> Vec<PendingVersion> {
+    let mut rows: Vec<PendingVersion> = Vec::new();
+    for state in instances {
+        let phase = state.phase();
+        if !matches!(
+            phase,
+            VersionPhase::Loading | VersionPhase::Draining | VersionPhase::Failed
+        ) {
+            continue;
+        }
+        if phase == VersionPhase::Draining {
+            if let Some(row) = rows
+                .iter_mut()
+                .find(|r| r.phase == phase && r.key == *state.key())
+            {
+                row.instances += 1;
+                continue;
+            }
+        }
+        rows.push(PendingVersion {
+            key: state.key().clone(),
+            phase,
+            device: state.device(),
+            age: state.age(),
+            instances: 1,
+            error: state.failure(),
+        });
+    }
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    rows
+}
