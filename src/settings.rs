@@ -209,7 +209,11 @@ mod tests {
             Settings::from_toml("[[models]]\nname = \"x\"\nversions = [\"1\"]\ndevice = \"tpu\"")
                 .unwrap_err()
                 .to_string();
-        assert!(err.contains("models[0].device"), "{err}");
+        // config 0.15 prints the key of a value its deserializer refused as `models[0]device`.
+        assert!(
+            err.contains("models[0]") && err.contains("device 'tpu'"),
+            "{err}"
+        );
         let err = Settings::from_toml("[[models]]\nname = \"nope\"\nversions = [\"1\"]")
             .unwrap_err()
             .to_string();

@@ -285,6 +285,12 @@ impl Handler<UnloadVersion> for ModelSupervisor {
                             Err(err) => Box::new(fut::ready(Err(err.into()))),
                             Ok(Some(entry)) => {
                                 let _ = entry.state.apply(LifecycleEvent::Unloaded);
+                                // A failed reload of the version goes with it.
+                                for state in supervisor.instances_of(&key) {
+                                    if state.phase() == VersionPhase::Failed {
+                                        let _ = state.apply(LifecycleEvent::Unloaded);
+                                    }
+                                }
                                 supervisor
                                     .metrics
                                     .record_lifecycle(&key, "unload", "success");
