@@ -6,10 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use actix::{Actor, System, SystemRunner};
-use burnserve_actors::{
-    InferRequest, InferenceService, LoadVersion, Metrics, ModelRouter, ModelSupervisor,
-};
+use actix::{System, SystemRunner};
+use burnserve_actors::{InferRequest, InferenceService, LoadOptions, Metrics, Runtime};
 use burnserve_models::{arch::mlp, load_model, Device, InputData, ModelSpec, RequestInput};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
@@ -54,17 +52,15 @@ fn start_service(system: &SystemRunner, root: &Path) -> InferenceService {
     let root = root.to_path_buf();
     system.block_on(async move {
         let metrics = Metrics::register(&prometheus::Registry::new(), true).expect("metrics");
-        let router = ModelRouter::default().start();
-        let supervisor = ModelSupervisor::new(root, router.clone(), metrics.clone()).start();
+        let runtime = Runtime::start(root, metrics);
         for (model, version) in [("echo", "1"), ("mlp", "batched"), ("mlp", "unbatched")] {
-            let load = LoadVersion::new(model, version, Device::Cpu);
-            supervisor
-                .send(load)
+            runtime
+                .control
+                .load(model, version, LoadOptions::default())
                 .await
-                .expect("supervisor")
                 .expect("load");
         }
-        InferenceService::new(router, metrics)
+        runtime.service
     })
 }
 

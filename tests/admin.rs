@@ -525,3 +525,59 @@ async fn the_v2_repository_extension_lists_loads_and_unloads() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+/// What Triton's client does to restart a model: a repository unload then load. Unpinned
+/// traffic must go where it went before: the settings' default, or the routing an operator set.
+#[actix_web::test]
+async fn a_repository_unload_and_load_keeps_the_models_routing() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let default_of = |meta: &Value| meta["parameters"]["default_version"].clone();
+    let (_, meta) = server.get("/v2/models/mlp").await;
+    assert_eq!(default_of(&meta), json!("2"), "the settings' default");
+    let restart = || async {
+        let (status, body) = server
+            .admin("POST", "/v2/repository/models/mlp/unload", "")
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = server
+            .admin("POST", "/v2/repository/models/mlp/load", "")
+            .await;
+        assert_eq!(status, 200, "{body}");
+    };
+    restart().await;
+    let (_, meta) = server.get("/v2/models/mlp").await;
+    assert_eq!(default_of(&meta), json!("2"), "not the first version loaded");
+    let (_, served, _) = server
+        .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
+        .await;
+    assert_eq!(served["version"], "2");
+
+    // Routing set through the admin API survives the same restart.
+    let (status, body) = server
+        .admin(
+            "PUT",
+            "/admin/models/mlp/routing",
+            r#"{"default_version": "1", "weights": {"1": 3, "2": 1}}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    restart().await;
+    let (_, meta) = server.get("/v2/models/mlp").await;
+    assert_eq!(default_of(&meta), json!("1"));
+    assert_eq!(meta["parameters"]["weights"], json!({"1": 3, "2": 1}));
+    let mut served_by = std::collections::BTreeMap::new();
+    for _ in 0..8 {
+        let (_, served, _) = server
+            .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
+            .await;
+        *served_by
+            .entry(served["version"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        served_by,
+        [("1".to_string(), 6), ("2".to_string(), 2)].into()
+    );
+    server.stop().await;
+}

