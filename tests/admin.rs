@@ -547,7 +547,11 @@ async fn a_repository_unload_and_load_keeps_the_models_routing() {
     };
     restart().await;
     let (_, meta) = server.get("/v2/models/mlp").await;
-    assert_eq!(default_of(&meta), json!("2"), "not the first version loaded");
+    assert_eq!(
+        default_of(&meta),
+        json!("2"),
+        "not the first version loaded"
+    );
     let (_, served, _) = server
         .post("/v1/models/mlp/predict", &json!({ "inputs": item() }))
         .await;

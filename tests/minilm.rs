@@ -198,7 +198,11 @@ async fn serves_minilm_embeddings_over_every_api() {
 
     // A wrong `dimensions` is refused before the model runs: no batch is executed for it.
     let minilm = [("model", "minilm"), ("version", "1")];
-    let batches_before = metric(&server.metrics().await, "inference_batch_size_count", &minilm);
+    let batches_before = metric(
+        &server.metrics().await,
+        "inference_batch_size_count",
+        &minilm,
+    );
     let (status, reply, _) = server
         .post(
             "/v1/embeddings",

@@ -30,16 +30,35 @@ async fn load_reload_unload_walk_the_phases() {
     assert!(listing.pending.is_empty());
     assert_eq!(loaded(&h, "echo", "1"), 1.0);
 
-    let reloaded = h.runtime.control.reload("echo", "1").await.expect("reloads");
+    let reloaded = h
+        .runtime
+        .control
+        .reload("echo", "1")
+        .await
+        .expect("reloads");
     assert!(reloaded.replaced);
-    assert_eq!(loaded(&h, "echo", "1"), 1.0, "the replacement keeps the gauge at 1");
-    let served = h.infer("echo", None, [5.0, 6.0]).await.expect("serves after a reload");
+    assert_eq!(
+        loaded(&h, "echo", "1"),
+        1.0,
+        "the replacement keeps the gauge at 1"
+    );
+    let served = h
+        .infer("echo", None, [5.0, 6.0])
+        .await
+        .expect("serves after a reload");
     assert_eq!(served.output.output, vec![5.0, 6.0]);
 
-    h.runtime.control.unload("echo", "1").await.expect("unloads");
+    h.runtime
+        .control
+        .unload("echo", "1")
+        .await
+        .expect("unloads");
     assert_eq!(loaded(&h, "echo", "1"), 0.0);
     let listing = h.runtime.control.list().await.expect("list");
-    assert!(listing.routed.is_empty() && listing.pending.is_empty(), "{listing:?}");
+    assert!(
+        listing.routed.is_empty() && listing.pending.is_empty(),
+        "{listing:?}"
+    );
     assert!(matches!(
         h.runtime.control.unload("echo", "1").await,
         Err(ControlError::NotFound(_))
@@ -54,7 +73,10 @@ async fn load_reload_unload_walk_the_phases() {
             &[("version", "1"), ("action", action), ("outcome", "success")],
         )
     };
-    assert_eq!((lifecycle("load"), lifecycle("reload"), lifecycle("unload")), (1.0, 1.0, 1.0));
+    assert_eq!(
+        (lifecycle("load"), lifecycle("reload"), lifecycle("unload")),
+        (1.0, 1.0, 1.0)
+    );
 }
 
 #[actix::test]
@@ -70,22 +92,49 @@ async fn a_failed_load_is_listed_and_leaves_what_serves_untouched() {
         .load("echo", "2", LoadOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(&err, ControlError::LoadFailed(m) if m.contains("fake-nonsense")), "{err}");
+    assert!(
+        matches!(&err, ControlError::LoadFailed(m) if m.contains("fake-nonsense")),
+        "{err}"
+    );
     let listing = h.runtime.control.list().await.expect("list");
     assert_eq!(listing.routed.len(), 1);
     assert_eq!(listing.pending.len(), 1);
     let failed = &listing.pending[0];
-    assert_eq!((failed.key.clone(), failed.phase), (VersionKey::new("echo", "2"), VersionPhase::Failed));
-    assert!(failed.error.as_deref().unwrap_or("").contains("fake-nonsense"));
+    assert_eq!(
+        (failed.key.clone(), failed.phase),
+        (VersionKey::new("echo", "2"), VersionPhase::Failed)
+    );
+    assert!(failed
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("fake-nonsense"));
     assert_eq!(loaded(&h, "echo", "2"), 0.0);
-    let served = h.infer("echo", None, [1.0, 1.0]).await.expect("v1 still serves");
+    let served = h
+        .infer("echo", None, [1.0, 1.0])
+        .await
+        .expect("v1 still serves");
     assert_eq!(served.key.version, "1");
     // Unloading the failed version clears it.
-    h.runtime.control.unload("echo", "2").await.expect("clears the failure");
-    assert!(h.runtime.control.list().await.expect("list").pending.is_empty());
+    h.runtime
+        .control
+        .unload("echo", "2")
+        .await
+        .expect("clears the failure");
+    assert!(h
+        .runtime
+        .control
+        .list()
+        .await
+        .expect("list")
+        .pending
+        .is_empty());
     // Nothing outside the repository gets a label.
     assert!(matches!(
-        h.runtime.control.load("ghost", "1", LoadOptions::default()).await,
+        h.runtime
+            .control
+            .load("ghost", "1", LoadOptions::default())
+            .await,
         Err(ControlError::NotFound(_))
     ));
     assert_eq!(
@@ -97,35 +146,46 @@ async fn a_failed_load_is_listed_and_leaves_what_serves_untouched() {
 #[actix::test]
 async fn an_unload_during_a_load_retires_the_instance_once_built() {
     let h = Harness::new();
-    write_fake(h.root(), "late", "1", "fake-echo", "params = { load_delay_ms = 400 }");
+    write_fake(
+        h.root(),
+        "late",
+        "1",
+        "fake-echo",
+        "params = { load_delay_ms = 400 }",
+    );
     let control = h.runtime.control.clone();
-    let loading = actix::spawn(async move {
-        control.load("late", "1", LoadOptions::default()).await
-    });
+    let loading =
+        actix::spawn(async move { control.load("late", "1", LoadOptions::default()).await });
     actix::clock::sleep(Duration::from_millis(100)).await;
     let listing = h.runtime.control.list().await.expect("list");
     assert_eq!(listing.pending.len(), 1);
     assert_eq!(listing.pending[0].phase, VersionPhase::Loading);
-    h.runtime.control.unload("late", "1").await.expect("unload accepted while loading");
+    h.runtime
+        .control
+        .unload("late", "1")
+        .await
+        .expect("unload accepted while loading");
     let load = loading.await.expect("load task");
-    assert!(matches!(&load, Err(ControlError::NotFound(m)) if m.contains("unloaded while it loaded")), "{load:?}");
-    assert!(h.infer("late", None, [0.0, 0.0]).await.is_err(), "never routed");
+    assert!(
+        matches!(&load, Err(ControlError::NotFound(m)) if m.contains("unloaded while it loaded")),
+        "{load:?}"
+    );
+    assert!(
+        h.infer("late", None, [0.0, 0.0]).await.is_err(),
+        "never routed"
+    );
     assert_eq!(loaded(&h, "late", "1"), 0.0);
     let listing = h.runtime.control.list().await.expect("list");
-    assert!(listing.routed.is_empty() && listing.pending.is_empty(), "{listing:?}");
+    assert!(
+        listing.routed.is_empty() && listing.pending.is_empty(),
+        "{listing:?}"
+    );
 }
 
 #[actix::test]
 async fn a_reload_drains_the_old_instance_while_the_new_one_serves() {
     let h = Harness::new();
-    write_fake(
-        h.root(),
-        "slow",
-        "1",
-        "fake-slow",
-        "params = { delay_ms = 300 }\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0",
-    );
-    h.load("slow", "1").await;
+    h.load_slow("slow", 300).await;
     let busy = h.infer("slow", None, [1.0, 2.0]);
     let control = h.runtime.control.clone();
     let reload = async move {
@@ -134,12 +194,21 @@ async fn a_reload_drains_the_old_instance_while_the_new_one_serves() {
         let listing = control.list().await;
         (report, listing)
     };
-    let (busy, (report, listing)) = futures_util::join!(busy, reload);
-    assert_eq!(busy.expect("the accepted request is answered").output.output, vec![1.0, 2.0]);
+    let (busy, (report, listing)) = futures_util::future::join(busy, reload).await;
+    assert_eq!(
+        busy.expect("the accepted request is answered")
+            .output
+            .output,
+        vec![1.0, 2.0]
+    );
     assert!(report.expect("reloads").replaced);
     let listing = listing.expect("list");
     assert_eq!(listing.routed[0].phase, VersionPhase::Ready);
-    let draining: Vec<_> = listing.pending.iter().filter(|p| p.phase == VersionPhase::Draining).collect();
+    let draining: Vec<_> = listing
+        .pending
+        .iter()
+        .filter(|p| p.phase == VersionPhase::Draining)
+        .collect();
     assert!(draining.len() <= 1, "{listing:?}");
 }
 
@@ -156,7 +225,12 @@ async fn admin_loads_take_the_device_of_the_settings_as_last_reconciled() {
     };
     // Settings that place `echo` on cuda:0: a load without a device goes there (and this
     // build, without the `cuda` feature, refuses it by name).
-    let report = h.runtime.control.reconcile(&[on(Device::Cuda(0))]).await.expect("reconcile");
+    let report = h
+        .runtime
+        .control
+        .reconcile(&[on(Device::Cuda(0))])
+        .await
+        .expect("reconcile");
     assert_eq!(report.failed.len(), 1);
     let err = h
         .runtime
@@ -164,9 +238,17 @@ async fn admin_loads_take_the_device_of_the_settings_as_last_reconciled() {
         .load("echo", "1", LoadOptions::default())
         .await
         .unwrap_err();
-    assert!(matches!(&err, ControlError::Invalid(m) if m.contains("cuda:0")), "{err}");
+    assert!(
+        matches!(&err, ControlError::Invalid(m) if m.contains("cuda:0")),
+        "{err}"
+    );
     // Re-read settings move it to the CPU: the same load now lands there.
-    let report = h.runtime.control.reconcile(&[on(Device::Cpu)]).await.expect("reconcile");
+    let report = h
+        .runtime
+        .control
+        .reconcile(&[on(Device::Cpu)])
+        .await
+        .expect("reconcile");
     assert_eq!((report.loaded.len(), report.failed.len()), (1, 0));
     h.runtime.control.unload("echo", "1").await.expect("unload");
     let loaded = h

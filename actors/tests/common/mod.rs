@@ -42,6 +42,18 @@ impl Harness {
         self.dir.path()
     }
 
+    /// Writes and loads `model`/1, a `fake-slow` that takes `delay_ms` per batch of one item.
+    pub async fn load_slow(&self, model: &str, delay_ms: u64) {
+        write_fake(
+            self.root(),
+            model,
+            "1",
+            "fake-slow",
+            &format!("params = {{ delay_ms = {delay_ms} }}\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0"),
+        );
+        self.load(model, "1").await;
+    }
+
     pub async fn load(&self, model: &str, version: &str) {
         self.runtime
             .control
@@ -56,7 +68,10 @@ impl Harness {
         version: Option<&str>,
         item: [f32; 2],
     ) -> Result<InferResponse, InferError> {
-        self.runtime.service.infer(request(model, version, item)).await
+        self.runtime
+            .service
+            .infer(request(model, version, item))
+            .await
     }
 
     /// The value of one sample of the exposition.
