@@ -135,16 +135,8 @@ mod tests {
     #[test]
     fn top_k_ranks_scores_and_names_labels() {
         let spec = ModelSpec::from_toml(
-            r#"
-            architecture = "mlp"
-            [input]
-            name = "x"
-            shape = [2]
-            [output]
-            name = "y"
-            shape = [3]
-            labels = ["a", "b", "c"]
-            "#,
+            "architecture = \"mlp\"\n[input]\nname = \"x\"\nshape = [2]\n\
+             [output]\nname = \"y\"\nshape = [3]\nlabels = [\"a\", \"b\", \"c\"]",
         )
         .expect("valid spec");
         let ranked = top_k(&spec, &[0.2, 0.7, 0.1], 2);
