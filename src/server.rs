@@ -99,6 +99,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let mut http = HttpServer::new(move || {
         App::new()
             .wrap(prometheus.clone())
+            .wrap(actix_web::middleware::from_fn(api::fold_unknown_methods))
             .app_data(state.clone())
             .app_data(json.clone())
             .configure(api::routes)

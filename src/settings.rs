@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burnserve_actors::ModelConfig;
+use burnserve_models::spec::is_valid_name;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
@@ -133,13 +134,19 @@ impl Settings {
         let mut names = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
-            if model.name.is_empty()
-                || model.name.contains(['/', '\\'])
-                || model.name.starts_with('.')
-            {
+            if !is_valid_name(&model.name) {
                 return Err(invalid(
                     key("name"),
-                    format!("'{}' is not a model directory name", model.name),
+                    format!(
+                        "'{}' is not a model directory name ([A-Za-z0-9][A-Za-z0-9._-]{{0,127}})",
+                        model.name
+                    ),
+                ));
+            }
+            if let Some(bad) = model.versions.iter().find(|v| !is_valid_name(v)) {
+                return Err(invalid(
+                    key("versions"),
+                    format!("'{bad}' is not a version directory name"),
                 ));
             }
             if !names.insert(&model.name) {

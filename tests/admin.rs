@@ -585,3 +585,79 @@ async fn a_repository_unload_and_load_keeps_the_models_routing() {
     );
     server.stop().await;
 }
+
+/// The repository is a jail: names that climb out of it are refused before the disk is touched,
+/// and a `model.toml` cannot point at a file outside its version directory; the answer is the
+/// same whether or not the outside file exists.
+#[actix_web::test]
+async fn admin_loads_cannot_leave_the_repository() {
+    let fixture = Fixture::new();
+    let outside = tempfile::tempdir().unwrap();
+    // A loadable version outside the repository: what an escaped path would serve.
+    let escaped = outside.path().join("x").join("1");
+    std::fs::create_dir_all(&escaped).unwrap();
+    for file in ["model.toml", "model.safetensors"] {
+        std::fs::copy(
+            fixture.version_dir("mlp", "1").join(file),
+            escaped.join(file),
+        )
+        .unwrap();
+    }
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let encoded_outside = outside.path().to_str().unwrap().replace('/', "%2F");
+    for path in [
+        format!("/admin/models/{encoded_outside}%2Fx/versions/1"),
+        "/admin/models/..%2F..%2Fetc/versions/1".to_string(),
+        "/admin/models/mlp/versions/%2E%2E".to_string(),
+        "/admin/models/mlp/versions/1%2F..%2F2".to_string(),
+        "/admin/models/.hidden/versions/1".to_string(),
+    ] {
+        let (status, body) = server.admin("POST", &path, "").await;
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (400, Some("invalid_input")),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = server
+        .admin("POST", "/v2/repository/models/..%2F..%2Ftmp/load", "")
+        .await;
+    assert_eq!(status, 400);
+
+    // A model.toml override naming files outside: one answer, existing target or not.
+    let toml = std::fs::read_to_string(fixture.version_dir("mlp", "1").join("model.toml")).unwrap();
+    let secret = outside.path().join("x/1/model.safetensors");
+    let mut answers = Vec::new();
+    for weights in [
+        secret.to_str().unwrap().to_string(),
+        outside.path().join("absent").to_str().unwrap().to_string(),
+        "../2/model.safetensors".to_string(),
+        "../../../../no/such/file".to_string(),
+    ] {
+        let body = toml.replace(
+            "weights = \"model.safetensors\"",
+            &format!("weights = {weights:?}"),
+        );
+        assert_ne!(body, toml);
+        let (status, reply) = server
+            .admin("POST", "/admin/models/mlp/versions/1", &body)
+            .await;
+        assert_eq!(status, 422, "{weights}: {reply}");
+        answers.push(reply["error"].as_str().unwrap().to_string());
+    }
+    assert!(
+        answers[0].contains("inside the version directory"),
+        "{}",
+        answers[0]
+    );
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    // What served before still serves.
+    let (status, _, _) = server
+        .post(
+            "/v1/models/mlp/versions/1/predict",
+            &json!({ "inputs": item() }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}

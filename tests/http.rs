@@ -714,3 +714,43 @@ async fn health_readiness_and_metadata() {
     assert_eq!(server.get("/v2/models/mlp/versions/3/ready").await.0, 404);
     server.stop().await;
 }
+
+/// Invented HTTP methods fold into one `method="OTHER"` label: they cannot grow `/metrics`.
+#[actix_web::test]
+async fn invented_methods_do_not_grow_the_metric_series() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.settings()).await;
+    let paths = ["/nope", "/v1/models/mlp/predict", "/metrics", "/health"];
+    let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    for path in paths {
+        let (status, body) = server.admin_as("WARMUP", path, "", None).await;
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    // The first scrape creates the series of `GET /metrics` itself.
+    server.metrics().await;
+    let before = series(&server.metrics().await);
+    for i in 0..200 {
+        let (status, _) = server
+            .admin_as(&format!("BREW{i}"), paths[i % paths.len()], "", None)
+            .await;
+        assert_eq!(status, 404);
+    }
+    let text = server.metrics().await;
+    assert_eq!(
+        series(&text),
+        before,
+        "200 invented methods, not one new series"
+    );
+    let other: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{") && l.contains("method=\"OTHER\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(other, 204.0, "every invented method counted as OTHER");
+    assert!(!text.contains("BREW"), "no invented method reaches a label");
+    server.stop().await;
+}

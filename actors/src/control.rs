@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
-use burnserve_models::spec::scan_repository;
+use burnserve_models::spec::{is_valid_name, scan_repository};
 use burnserve_models::{Device, ModelSpec};
 
 use crate::error::ControlError;
@@ -99,6 +99,23 @@ pub struct ModelControl {
     catalog: Arc<Mutex<Catalog>>,
 }
 
+/// Refuses a model or version name that could leave the repository (`..`, separators, anything
+/// outside `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`), before anything touches the disk.
+pub fn check_names(model: &str, version: Option<&str>) -> Result<(), ControlError> {
+    let refuse = |what: &str| {
+        Err(ControlError::Invalid(format!(
+            "{what} names must match [A-Za-z0-9][A-Za-z0-9._-]{{0,127}}"
+        )))
+    };
+    if !is_valid_name(model) {
+        return refuse("model");
+    }
+    match version {
+        Some(version) if !is_valid_name(version) => refuse("version"),
+        _ => Ok(()),
+    }
+}
+
 impl ModelControl {
     pub(crate) fn new(
         router: Addr<ModelRouter>,
@@ -158,6 +175,7 @@ impl ModelControl {
         version: &str,
         options: LoadOptions,
     ) -> Result<LoadReport, ControlError> {
+        check_names(model, Some(version))?;
         let device = match options.device {
             Some(device) => device,
             None => self.configured(model).map_or(Device::Cpu, |m| m.device),
@@ -180,6 +198,7 @@ impl ModelControl {
 
     /// Re-reads a loaded version's weights and `model.toml` onto the device it serves on.
     pub async fn reload(&self, model: &str, version: &str) -> Result<LoadReport, ControlError> {
+        check_names(model, Some(version))?;
         self.supervisor
             .send(LoadVersion {
                 key: VersionKey::new(model, version),
@@ -220,6 +239,7 @@ impl ModelControl {
     /// The v2 repository load: every version of `model` in the repository, then the routing
     /// it had when the repository unloaded it, else the settings' default version.
     pub async fn load_model(&self, model: &str) -> Result<Vec<(String, LoadReport)>, ControlError> {
+        check_names(model, None)?;
         let versions: Vec<String> = self
             .scan()
             .await?

@@ -194,6 +194,9 @@ impl Handler<LoadVersion> for ModelSupervisor {
     fn handle(&mut self, msg: LoadVersion, _ctx: &mut Self::Context) -> Self::Result {
         self.prune();
         let key = msg.key.clone();
+        if let Err(err) = crate::control::check_names(&key.model, Some(&key.version)) {
+            return Box::pin(fut::ready(Err(err)));
+        }
         let dir = self.repository.join(&key.model).join(&key.version);
         // Only versions present in the repository get an instance and metric labels: no label
         // from raw input.

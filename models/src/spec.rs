@@ -103,6 +103,49 @@ fn default_timeout_ms() -> u64 {
     10_000
 }
 
+/// Whether `name` may name a model or a version: `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`, so it is
+/// one path component that never climbs out of the repository.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Resolves `name`, a file that `model.toml` names in `field`, inside the version directory
+/// `dir`. Absolute paths, `..`, and symlinks whose target lies outside `dir` (or is missing) are
+/// all refused with one message, so the answer never tells whether a path outside exists.
+pub fn file_in(dir: &Path, field: &str, name: &str) -> Result<PathBuf, ModelError> {
+    let jailed = || {
+        ModelError::Load(format!(
+            "`{field}` must name a file inside the version directory"
+        ))
+    };
+    let relative = Path::new(name);
+    if name.is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(jailed());
+    }
+    let path = dir.join(relative);
+    if std::fs::symlink_metadata(&path).is_err() {
+        // Lexically inside the directory: saying it is missing reveals nothing outside.
+        return Err(ModelError::Load(format!(
+            "`{field}` file '{name}' is missing from the version directory"
+        )));
+    }
+    let root = dir.canonicalize().map_err(|_| jailed())?;
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(&root) => Ok(real),
+        _ => Err(jailed()),
+    }
+}
+
 /// Every `(model, version)` directory of a repository that holds a `model.toml`, sorted.
 pub fn scan_repository(root: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -113,7 +156,7 @@ pub fn scan_repository(root: &Path) -> Vec<(String, String)> {
                     .filter_map(Result::ok)
                     .filter(|e| e.path().is_dir())
                     .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| !n.starts_with('.'))
+                    .filter(|n| is_valid_name(n))
                     .collect()
             })
             .unwrap_or_default()
@@ -208,9 +251,13 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// The absolute path of the weights file, if the architecture has one.
-    pub fn weights_path(&self, dir: &Path) -> Option<PathBuf> {
-        self.weights.as_ref().map(|w| dir.join(w))
+    /// The weights file inside the version directory `dir` (see [`file_in`]), if the
+    /// architecture has one.
+    pub fn weights_path(&self, dir: &Path) -> Result<Option<PathBuf>, ModelError> {
+        self.weights
+            .as_deref()
+            .map(|name| file_in(dir, "weights", name))
+            .transpose()
     }
 
     pub fn default_timeout(&self) -> Duration {
@@ -286,5 +333,63 @@ mod tests {
         );
         let err = ModelSpec::from_toml(&dtype).unwrap_err().to_string();
         assert!(err.contains("input.datatype"), "{err}");
+    }
+
+    #[test]
+    fn names_are_one_safe_path_component() {
+        for good in ["fashion", "1", "minilm-L6_v2.1", &"a".repeat(128)] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "/tmp",
+            "a\\b",
+            "-x",
+            "a b",
+            "a%2Fb",
+            &"a".repeat(129),
+        ] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn files_stay_inside_the_version_directory() {
+        let root = std::env::temp_dir().join(format!("burnserve-jail-{}", std::process::id()));
+        let dir = root.join("m").join("1");
+        std::fs::create_dir_all(&dir).expect("dirs");
+        std::fs::write(dir.join("w.safetensors"), b"x").expect("file");
+        std::fs::write(root.join("secret"), b"s").expect("outside file");
+        assert_eq!(
+            file_in(&dir, "weights", "w.safetensors").expect("inside"),
+            dir.join("w.safetensors").canonicalize().expect("canonical")
+        );
+        let refusal = |name: &str| file_in(&dir, "weights", name).unwrap_err().to_string();
+        let jailed = refusal("/etc/passwd");
+        assert!(jailed.contains("inside the version directory"), "{jailed}");
+        // Existing or not, outside targets get the same answer.
+        assert_eq!(refusal("/etc/no-such-file"), jailed);
+        assert_eq!(refusal("../../secret"), jailed);
+        assert_eq!(refusal("../../no-such-file"), jailed);
+        assert_eq!(refusal(""), jailed);
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.join("secret"), dir.join("to-secret")).expect("link");
+            std::os::unix::fs::symlink(root.join("gone"), dir.join("to-gone")).expect("link");
+            std::os::unix::fs::symlink(dir.join("w.safetensors"), dir.join("to-w")).expect("link");
+            assert_eq!(refusal("to-secret"), jailed);
+            assert_eq!(refusal("to-gone"), jailed);
+            assert!(
+                file_in(&dir, "weights", "to-w").is_ok(),
+                "a link inside is fine"
+            );
+        }
+        let missing = refusal("absent.safetensors");
+        assert!(missing.contains("missing"), "{missing}");
+        std::fs::remove_dir_all(&root).expect("clean up");
     }
 }

@@ -10,6 +10,10 @@ pub mod v2;
 
 use std::path::PathBuf;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 use burnserve_actors::{InferenceService, ModelControl};
 
@@ -95,6 +99,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/health", web::get().to(health::live))
     .route("/ready", web::get().to(health::ready));
+}
+
+/// The method label every non-standard HTTP method is folded into.
+pub const OTHER_METHOD: &str = "OTHER";
+
+/// Folds HTTP methods outside the standard nine into [`OTHER_METHOD`] before anything records
+/// or routes the request: a client inventing methods cannot grow `http_requests_total`'s series
+/// (it is wrapped outside the HTTP metrics middleware).
+pub async fn fold_unknown_methods(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    if !STANDARD.contains(request.method()) {
+        request.head_mut().method = Method::from_bytes(OTHER_METHOD.as_bytes())
+            .map_err(actix_web::error::ErrorInternalServerError)?;
+    }
+    next.call(request).await
 }
 
 /// Any path no route matches.

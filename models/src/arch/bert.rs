@@ -16,7 +16,7 @@ use super::on_backend;
 use crate::error::ModelError;
 use crate::input::{InputData, ModelOutput};
 use crate::model::InferenceModel;
-use crate::spec::ModelSpec;
+use crate::spec::{file_in, ModelSpec};
 use crate::weights::{self, LoadOptions};
 
 /// Longest input, in tokens, when `params.max_tokens` is absent (sentence-transformers'
@@ -352,7 +352,7 @@ impl<B: Backend> TextEmbedder<B> {
         let max_tokens: usize = spec.param("max_tokens", DEFAULT_MAX_TOKENS)?;
         let normalize: bool = spec.param("normalize", true)?;
         let group_by_length: bool = spec.param("group_by_length", true)?;
-        let config = BertConfig::from_file(&dir.join(&config_file))?;
+        let config = BertConfig::from_file(&file_in(dir, "params.config", &config_file)?)?;
         if max_tokens < 2 || max_tokens > config.max_position_embeddings {
             return Err(ModelError::Load(format!(
                 "params.max_tokens {max_tokens} must be within 2..={}",
@@ -365,9 +365,12 @@ impl<B: Backend> TextEmbedder<B> {
                 spec.output.shape, config.hidden_size
             )));
         }
-        let tokenizer = load_tokenizer(&dir.join(&tokenizer_file), max_tokens)?;
+        let tokenizer = load_tokenizer(
+            &file_in(dir, "params.tokenizer", &tokenizer_file)?,
+            max_tokens,
+        )?;
         let mut bert = Bert::<B>::new(&config, &device);
-        let path = spec.weights_path(dir).ok_or_else(|| {
+        let path = spec.weights_path(dir)?.ok_or_else(|| {
             ModelError::Load("architecture 'bert-embedding' needs a `weights` file".into())
         })?;
         weights::load_safetensors_with(&mut bert, &path, &huggingface_bert())?;

@@ -191,7 +191,7 @@ macro_rules! load_network {
             dir: &std::path::Path,
         ) -> Result<Box<dyn $crate::InferenceModel>, $crate::ModelError> {
             let mut network = $network::<B>::from_spec(spec, &device)?;
-            let path = spec.weights_path(dir).ok_or_else(|| {
+            let path = spec.weights_path(dir)?.ok_or_else(|| {
                 $crate::ModelError::Load(
                     concat!("architecture '", $arch, "' needs a `weights` file").into(),
                 )
