@@ -84,6 +84,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         control: runtime.control,
         admin_token: settings.admin.token.clone(),
         settings_file: settings.source.clone(),
+        max_body_bytes: settings.server.max_body_bytes,
     });
     let prometheus = http_metrics(&registry)?;
     let json = api::json_config(settings.server.max_body_bytes);
@@ -102,6 +103,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             .wrap(actix_web::middleware::from_fn(api::fold_unknown_methods))
             .app_data(state.clone())
             .app_data(json.clone())
+            .app_data(api::query_config())
+            .app_data(api::path_config())
             .configure(api::routes)
             .default_service(web::to(api::no_route))
     });

@@ -722,13 +722,11 @@ async fn invented_methods_do_not_grow_the_metric_series() {
     let server = TestServer::start(fixture.settings()).await;
     let paths = ["/nope", "/v1/models/mlp/predict", "/metrics", "/health"];
     let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
-    for path in paths {
-        let (status, body) = server.admin_as("WARMUP", path, "", None).await;
-        assert_eq!(
-            (status, body["error_type"].as_str()),
-            (404, Some("not_found")),
-            "{path}"
-        );
+    // Routes answer 405, unknown paths 404.
+    let expected = [404, 405, 404, 405];
+    for (path, status) in paths.iter().zip(expected) {
+        let (got, body) = server.admin_as("WARMUP", path, "", None).await;
+        assert_eq!(got, status, "{path}: {body}");
     }
     // The first scrape creates the series of `GET /metrics` itself.
     server.metrics().await;
@@ -737,7 +735,7 @@ async fn invented_methods_do_not_grow_the_metric_series() {
         let (status, _) = server
             .admin_as(&format!("BREW{i}"), paths[i % paths.len()], "", None)
             .await;
-        assert_eq!(status, 404);
+        assert_eq!(status, expected[i % paths.len()]);
     }
     let text = server.metrics().await;
     assert_eq!(
@@ -752,5 +750,97 @@ async fn invented_methods_do_not_grow_the_metric_series() {
         .sum();
     assert_eq!(other, 204.0, "every invented method counted as OTHER");
     assert!(!text.contains("BREW"), "no invented method reaches a label");
+    server.stop().await;
+}
+
+/// HTTP semantics at the edges: 405 with `Allow`, 413, JSON errors for query strings, checked
+/// shape arithmetic.
+#[actix_web::test]
+async fn edges_answer_json_with_the_right_status() {
+    let fixture = Fixture::new();
+    let mut settings = fixture.admin_settings();
+    settings.server.max_body_bytes = 4096;
+    let server = TestServer::start(settings).await;
+    let (status, body) = server.get("/v1/models/mlp/predict").await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    assert!(body["error"].as_str().unwrap().contains("POST"), "{body}");
+    let response = server
+        .client
+        .delete(server.url("/v2/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(response.headers().get("allow").unwrap(), "GET");
+
+    // A body over server.max_body_bytes (4096 here).
+    let huge = format!("{{\"inputs\": [{}]}}", vec!["0.5"; 2000].join(","));
+    let (status, body, _) = server
+        .post_raw("/v1/models/mlp/predict", huge.clone())
+        .await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    let (status, body) = server
+        .admin("POST", "/admin/models/mlp/versions/1", &huge)
+        .await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    // Protected routes check the token before they read a body or a query string.
+    for (method, path, body) in [
+        ("POST", "/admin/models/mlp/versions/1", huge.as_str()),
+        ("PUT", "/admin/models/mlp/routing", "{not json"),
+        (
+            "POST",
+            "/admin/models/mlp/versions/1?device=tpu&bogus=1",
+            "",
+        ),
+    ] {
+        let (status, reply) = server.admin_as(method, path, body, None).await;
+        assert_eq!(
+            (status, reply["error_type"].as_str()),
+            (401, Some("unauthorized")),
+            "{method} {path}"
+        );
+    }
+    let (status, reply) = server
+        .admin("POST", "/admin/models/mlp/versions/1?bogus=1", "")
+        .await;
+    assert_eq!(
+        (status, reply["error_type"].as_str()),
+        (400, Some("invalid_input")),
+        "{reply}"
+    );
+    // The scheme is case-insensitive.
+    let response = server
+        .client
+        .get(server.url("/admin/models"))
+        .insert_header(("authorization", format!("bearer {TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+
+    // A shape whose element count overflows is refused, not wrapped.
+    let body = json!({ "inputs": [{ "name": "features", "shape": [1u64 << 60 | 1, 784u64],
+        "datatype": "FP32", "data": [0.5] }] });
+    let (status, reply, _) = server.post("/v2/models/mlp/infer", &body).await;
+    assert_eq!(
+        (status, reply["error_type"].as_str()),
+        (400, Some("invalid_input")),
+        "{reply}"
+    );
+    assert!(
+        reply["error"].as_str().unwrap().contains("more values"),
+        "{reply}"
+    );
     server.stop().await;
 }

@@ -20,6 +20,10 @@ pub enum ErrorType {
     Forbidden,
     ModelNotFound,
     NotFound,
+    /// The route exists, not for this method (405 with `Allow`).
+    MethodNotAllowed,
+    /// The body is larger than `server.max_body_bytes` (413).
+    PayloadTooLarge,
     /// A version's files cannot be served (422).
     LoadFailed,
     Overloaded,
@@ -38,6 +42,8 @@ impl ErrorType {
             ErrorType::Forbidden => "forbidden",
             ErrorType::ModelNotFound => "model_not_found",
             ErrorType::NotFound => "not_found",
+            ErrorType::MethodNotAllowed => "method_not_allowed",
+            ErrorType::PayloadTooLarge => "payload_too_large",
             ErrorType::LoadFailed => "load_failed",
             ErrorType::Overloaded => "overloaded",
             ErrorType::NotReady => "not_ready",

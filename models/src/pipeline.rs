@@ -118,7 +118,16 @@ pub fn validate_input(spec: &ModelSpec, input: &RequestInput) -> Result<usize, M
             spec.input.name, spec.input.datatype
         )));
     }
-    let declared: usize = input.shape.iter().product();
+    let declared = input
+        .shape
+        .iter()
+        .try_fold(1usize, |total, &dim| total.checked_mul(dim))
+        .ok_or_else(|| {
+            ModelError::InvalidInput(format!(
+                "shape {:?} holds more values than can be addressed",
+                input.shape
+            ))
+        })?;
     if declared != input.data.len() {
         return Err(ModelError::InvalidInput(format!(
             "data has {} {} but shape {:?} needs {declared}",

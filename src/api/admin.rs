@@ -4,7 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
 use burnserve_actors::{
     IndexStatus, LoadOptions, LoadReport, Routing, RoutingChange, VersionInfo, VersionKey,
     VersionPhase,
@@ -21,25 +24,46 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn authorize(state: &AppState, request: &HttpRequest) -> Result<(), ApiError> {
-    let Some(token) = &state.admin_token else {
+/// The bearer token of an `Authorization` header; the scheme is case-insensitive.
+fn bearer(request: &ServiceRequest) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn authorize(request: &ServiceRequest) -> Result<(), ApiError> {
+    let token = request
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.admin_token.clone());
+    let Some(token) = token else {
         return Err(ApiError::Forbidden(
             "the admin API is disabled: set admin.token (or BURNSERVE__ADMIN__TOKEN) to enable it"
                 .into(),
         ));
     };
-    let given = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
+    match bearer(request) {
         Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized("wrong admin token".into())),
         None => Err(ApiError::Unauthorized(
             "admin routes need `Authorization: Bearer <admin.token>`".into(),
         )),
     }
+}
+
+/// Guards `/admin` and `/v2/repository`: the token is checked before any body or query string
+/// is read, so an unauthenticated caller learns nothing from parse errors.
+pub async fn gate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    authorize(&request)?;
+    next.call(request).await
 }
 
 /// The admin API's word for a phase.
@@ -78,11 +102,7 @@ fn routing_json(routing: &Routing) -> Value {
 
 /// `GET /admin/models`: every routed version with its state and numbers, then the ones loading,
 /// draining or failed.
-pub async fn list(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
+pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let listing = state.control.list().await?;
     let routed: Vec<Value> = listing.routed.iter().map(routed_json).collect();
     let pending: Vec<Value> = listing
@@ -133,12 +153,16 @@ fn loaded_json(key: &VersionKey, report: &LoadReport) -> Value {
 /// `model.toml` used instead of the version's own.
 pub async fn load(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<(String, String)>,
     query: web::Query<LoadQuery>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
+    let limit = state.max_body_bytes;
+    let body = payload
+        .to_bytes_limited(limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
     let (model, version) = path.into_inner();
     let spec = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -168,10 +192,8 @@ pub async fn load(
 /// warm the new instance, swap it in, drain the old one.
 pub async fn reload(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let (model, version) = path.into_inner();
     let report = state.control.reload(&model, &version).await?;
     Ok(HttpResponse::Ok().json(loaded_json(&VersionKey::new(model, version), &report)))
@@ -181,10 +203,8 @@ pub async fn reload(
 /// accepted request was answered and its weights are freed.
 pub async fn unload(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let (model, version) = path.into_inner();
     state.control.unload(&model, &version).await?;
     Ok(HttpResponse::Ok().json(json!({ "model": model, "version": version, "state": "unloaded" })))
@@ -203,11 +223,9 @@ pub struct RoutingBody {
 /// `PUT /admin/models/{m}/routing`: default version and weighted split, applied atomically.
 pub async fn routing(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<String>,
     body: web::Json<RoutingBody>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let body = body.into_inner();
     if body.default_version.is_none() && body.weights.is_none() {
         return Err(ApiError::BadRequest(
@@ -226,11 +244,7 @@ pub async fn routing(
 }
 
 /// `POST /admin/reload-config`: re-read the settings file and reconcile the served models.
-pub async fn reload_config(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
+pub async fn reload_config(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let settings = Settings::load(state.settings_file.as_deref()).map_err(|e| {
         ApiError::BadRequest(format!(
             "the settings file is invalid, nothing changed: {e}"
@@ -257,11 +271,7 @@ pub async fn reload_config(
 }
 
 /// `POST /v2/repository/index`: every version in the repository and whether it serves.
-pub async fn repository_index(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
+pub async fn repository_index(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let index: Vec<Value> = state
         .control
         .repository_index()
@@ -284,10 +294,8 @@ pub async fn repository_index(
 /// `POST /v2/repository/models/{m}/load`: load (or reload) every version of `m` in the repository.
 pub async fn repository_load(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let model = path.into_inner();
     let loaded: Vec<Value> = state
         .control
@@ -302,10 +310,8 @@ pub async fn repository_load(
 /// `POST /v2/repository/models/{m}/unload`: unload every loaded version of `m`.
 pub async fn repository_unload(
     state: web::Data<AppState>,
-    request: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&state, &request)?;
     let model = path.into_inner();
     let unloaded = state.control.unload_model(&model).await?;
     Ok(HttpResponse::Ok().json(json!({ "name": model, "unloaded": unloaded })))

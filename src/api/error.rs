@@ -24,6 +24,10 @@ pub enum ApiError {
     /// The route is switched off by configuration.
     #[error("{0}")]
     Forbidden(String),
+    #[error("method {method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
+    #[error("the request body is larger than server.max_body_bytes ({limit} bytes)")]
+    PayloadTooLarge { limit: usize },
 }
 
 impl ApiError {
@@ -35,6 +39,8 @@ impl ApiError {
             ApiError::Control(err) => err.error_type(),
             ApiError::Unauthorized(_) => ErrorType::Unauthorized,
             ApiError::Forbidden(_) => ErrorType::Forbidden,
+            ApiError::MethodNotAllowed { .. } => ErrorType::MethodNotAllowed,
+            ApiError::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
         }
     }
 }
@@ -47,6 +53,8 @@ pub fn status_of(error_type: ErrorType) -> StatusCode {
         ErrorType::Unauthorized => StatusCode::UNAUTHORIZED,
         ErrorType::Forbidden => StatusCode::FORBIDDEN,
         ErrorType::ModelNotFound | ErrorType::NotFound => StatusCode::NOT_FOUND,
+        ErrorType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorType::Overloaded => StatusCode::TOO_MANY_REQUESTS,
         ErrorType::NotReady | ErrorType::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -72,6 +80,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, *allow));
         }
         response
             .json(json!({ "error": self.to_string(), "error_type": self.error_type().as_str() }))

@@ -28,6 +28,8 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// The settings file, re-read by `POST /admin/reload-config`.
     pub settings_file: Option<PathBuf>,
+    /// `server.max_body_bytes`: the largest body any route reads.
+    pub max_body_bytes: usize,
 }
 
 /// Milliseconds with microsecond precision, for the timing headers.
@@ -35,70 +37,77 @@ pub fn millis(duration: std::time::Duration) -> String {
     format!("{:.3}", duration.as_secs_f64() * 1000.0)
 }
 
-/// Registers every route.
+/// A path whose routes are added by the caller; any other method answers 405 with `Allow`.
+fn endpoint(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |request: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow,
+        })
+    }))
+}
+
+/// Registers every route. The admin API and the v2 repository extension sit in scopes whose
+/// gate checks the admin token before any body or query is read.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/v1/models/{model}/predict",
-        web::post().to(predict::predict),
+    let post = web::post;
+    let get = web::get;
+    cfg.service(
+        web::scope("/admin")
+            .wrap(actix_web::middleware::from_fn(admin::gate))
+            .service(endpoint("/models", "GET").route(get().to(admin::list)))
+            .service(
+                endpoint("/models/{model}/versions/{version}", "POST, DELETE")
+                    .route(post().to(admin::load))
+                    .route(web::delete().to(admin::unload)),
+            )
+            .service(
+                endpoint("/models/{model}/versions/{version}/reload", "POST")
+                    .route(post().to(admin::reload)),
+            )
+            .service(
+                endpoint("/models/{model}/routing", "PUT").route(web::put().to(admin::routing)),
+            )
+            .service(endpoint("/reload-config", "POST").route(post().to(admin::reload_config))),
     )
-    .route(
-        "/v1/models/{model}/versions/{version}/predict",
-        web::post().to(predict::predict_version),
+    .service(
+        web::scope("/v2/repository")
+            .wrap(actix_web::middleware::from_fn(admin::gate))
+            .service(endpoint("/index", "POST").route(post().to(admin::repository_index)))
+            .service(
+                endpoint("/models/{model}/load", "POST").route(post().to(admin::repository_load)),
+            )
+            .service(
+                endpoint("/models/{model}/unload", "POST")
+                    .route(post().to(admin::repository_unload)),
+            ),
     )
-    .route("/v1/embeddings", web::post().to(embeddings::embeddings))
-    .route("/v2", web::get().to(v2::server_metadata))
-    .route("/v2/health/live", web::get().to(health::live))
-    .route("/v2/health/ready", web::get().to(health::ready))
-    .route("/v2/models/{model}", web::get().to(v2::model_metadata))
-    .route(
-        "/v2/models/{model}/versions/{version}",
-        web::get().to(v2::model_metadata_version),
+    .service(endpoint("/v1/models/{model}/predict", "POST").route(post().to(predict::predict)))
+    .service(
+        endpoint("/v1/models/{model}/versions/{version}/predict", "POST")
+            .route(post().to(predict::predict_version)),
     )
-    .route(
-        "/v2/models/{model}/ready",
-        web::get().to(health::model_ready),
+    .service(endpoint("/v1/embeddings", "POST").route(post().to(embeddings::embeddings)))
+    .service(endpoint("/v2", "GET").route(get().to(v2::server_metadata)))
+    .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))
+    .service(endpoint("/v2/health/ready", "GET").route(get().to(health::ready)))
+    .service(endpoint("/v2/models/{model}", "GET").route(get().to(v2::model_metadata)))
+    .service(
+        endpoint("/v2/models/{model}/versions/{version}", "GET")
+            .route(get().to(v2::model_metadata_version)),
     )
-    .route(
-        "/v2/models/{model}/versions/{version}/ready",
-        web::get().to(health::model_version_ready),
+    .service(endpoint("/v2/models/{model}/ready", "GET").route(get().to(health::model_ready)))
+    .service(
+        endpoint("/v2/models/{model}/versions/{version}/ready", "GET")
+            .route(get().to(health::model_version_ready)),
     )
-    .route("/v2/models/{model}/infer", web::post().to(v2::infer))
-    .route(
-        "/v2/models/{model}/versions/{version}/infer",
-        web::post().to(v2::infer_version),
+    .service(endpoint("/v2/models/{model}/infer", "POST").route(post().to(v2::infer)))
+    .service(
+        endpoint("/v2/models/{model}/versions/{version}/infer", "POST")
+            .route(post().to(v2::infer_version)),
     )
-    .route("/admin/models", web::get().to(admin::list))
-    .route(
-        "/admin/models/{model}/versions/{version}",
-        web::post().to(admin::load),
-    )
-    .route(
-        "/admin/models/{model}/versions/{version}",
-        web::delete().to(admin::unload),
-    )
-    .route(
-        "/admin/models/{model}/versions/{version}/reload",
-        web::post().to(admin::reload),
-    )
-    .route(
-        "/admin/models/{model}/routing",
-        web::put().to(admin::routing),
-    )
-    .route("/admin/reload-config", web::post().to(admin::reload_config))
-    .route(
-        "/v2/repository/index",
-        web::post().to(admin::repository_index),
-    )
-    .route(
-        "/v2/repository/models/{model}/load",
-        web::post().to(admin::repository_load),
-    )
-    .route(
-        "/v2/repository/models/{model}/unload",
-        web::post().to(admin::repository_unload),
-    )
-    .route("/health", web::get().to(health::live))
-    .route("/ready", web::get().to(health::ready));
+    .service(endpoint("/health", "GET").route(get().to(health::live)))
+    .service(endpoint("/ready", "GET").route(get().to(health::ready)));
 }
 
 /// The method label every non-standard HTTP method is folded into.
@@ -138,10 +147,30 @@ pub async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// JSON bodies: size limit, any content type, parse errors as `invalid_input`.
+/// JSON bodies: size limit (413), any content type, parse errors as `invalid_input`.
 pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(max_body_bytes)
         .content_type_required(false)
-        .error_handler(|err, _req| ApiError::BadRequest(format!("invalid JSON body: {err}")).into())
+        .error_handler(move |err, _req| match err {
+            actix_web::error::JsonPayloadError::Overflow { .. }
+            | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                ApiError::PayloadTooLarge {
+                    limit: max_body_bytes,
+                }
+                .into()
+            }
+            other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
+        })
+}
+
+/// Query strings and path segments that do not parse answer JSON `invalid_input`.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _req| ApiError::BadRequest(format!("invalid query: {err}")).into())
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _req| ApiError::BadRequest(format!("invalid path: {err}")).into())
 }
