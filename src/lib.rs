@@ -3,12 +3,17 @@
 //! # Layout
 //! - [`settings`] — typed, validated settings from `config/*.toml` and the environment.
 //! - [`server`] — start-up (registry, actors, model loading) and the actix-web server.
-//! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors.
+//! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer gates
+//!   and the body deadline.
+//! - [`access`] — the admin token, tenant keys and per-tenant quotas.
+//! - [`limits`] — process limits raised at start.
 //! - [`telemetry`] — logging.
 //!
 //! The serving runtime lives in `burnserve-actors`; models and burn in `burnserve-models`.
 
+pub mod access;
 pub mod api;
+pub mod limits;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

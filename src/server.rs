@@ -1,15 +1,19 @@
 //! Start-up and shut-down: the metrics registry, the actors, the configured models (loaded and
 //! warmed before the port opens), and the actix-web server with its HTTP metrics.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use actix_web::http::KeepAlive;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use burnserve_actors::{LoadReport, Metrics, Runtime, VersionKey};
 use prometheus::Registry;
 
+use crate::access::Access;
 use crate::api::{self, AppState};
-use crate::settings::Settings;
+use crate::settings::{ServerSettings, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -20,6 +24,8 @@ pub enum StartError {
     },
     #[error("metrics registry: {0}")]
     Metrics(String),
+    #[error("access settings: {0}")]
+    Access(String),
     #[error("cannot load model '{model}' version '{version}': {message}")]
     Load {
         model: String,
@@ -46,8 +52,27 @@ fn http_metrics(registry: &Registry) -> Result<PrometheusMetrics, StartError> {
         .map_err(|e| StartError::Metrics(e.to_string()))
 }
 
+fn millis(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// `server.keep_alive_ms` for actix-web: 0 closes each connection after its response.
+fn keep_alive(server: &ServerSettings) -> KeepAlive {
+    match server.keep_alive_ms {
+        0 => KeepAlive::Disabled,
+        ms => KeepAlive::Timeout(millis(ms)),
+    }
+}
+
 /// Builds everything and binds the port; must run inside an actix system.
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
+    match crate::limits::raise_open_file_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(before, after, "raised the open-file limit to its hard limit");
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
     let registry = Registry::new();
     registry
         .register(Box::new(
@@ -79,26 +104,21 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     }
     let loads = report.loaded;
 
+    let access = Access::from_settings(&settings, &registry).map_err(StartError::Access)?;
     let state = web::Data::new(AppState {
         service: runtime.service,
         control: runtime.control,
-        admin_token: settings.admin.token.clone(),
+        access: Arc::new(access),
+        body_timeout: millis(settings.server.body_timeout_ms),
         settings_file: settings.source.clone(),
         max_body_bytes: settings.server.max_body_bytes,
     });
     let prometheus = http_metrics(&registry)?;
     let json = api::json_config(settings.server.max_body_bytes);
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
-    let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-    let local = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
-    let mut http = HttpServer::new(move || {
+    let http = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(api::body::body_deadline))
             .wrap(prometheus.clone())
             .wrap(actix_web::middleware::from_fn(api::fold_unknown_methods))
             .app_data(state.clone())
@@ -108,13 +128,31 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             .configure(api::routes)
             .default_service(web::to(api::no_route))
     });
-    if settings.server.workers > 0 {
-        http = http.workers(settings.server.workers);
+    let limits = &settings.server;
+    let mut http = http
+        .client_request_timeout(millis(limits.header_timeout_ms))
+        .client_disconnect_timeout(millis(limits.disconnect_timeout_ms))
+        .keep_alive(keep_alive(limits))
+        .max_connections(limits.max_connections_per_worker)
+        .backlog(limits.backlog);
+    if limits.workers > 0 {
+        http = http.workers(limits.workers);
     }
-    let server = http
-        .listen(listener)
-        .map_err(|source| StartError::Bind { addr, source })?
-        .run();
+    let http = http
+        .bind(&addr)
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let local = http
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError::Bind {
+            addr,
+            source: std::io::Error::other("no address to listen on"),
+        })?;
+    let server = http.run();
     tracing::info!(%local, cpu_backend = burnserve_models::arch::CPU_BACKEND, "burnserve listening");
     Ok(RunningServer {
         addr: local,

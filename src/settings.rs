@@ -1,6 +1,7 @@
 //! `Settings`: `config/default.toml` (built in) → `--config FILE` or `config/{BURNSERVE_MODE}.toml`
 //! → `BURNSERVE__SECTION__KEY` environment variables → CLI flags, into one typed, validated value.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use burnserve_actors::ModelConfig;
@@ -23,6 +24,10 @@ pub struct Settings {
     /// The models to serve: `[[models]] name, versions, default_version, device`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// API keys and quotas: `[[tenants]] name, api_key | api_key_env | api_key_file,
+    /// requests_per_second, burst, max_inflight`. None: inference is open to anyone.
+    #[serde(default)]
+    pub tenants: Vec<TenantSettings>,
     /// The file these settings were read from (for `POST /admin/reload-config`).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -33,7 +38,95 @@ pub struct Settings {
 pub struct AdminSettings {
     /// Bearer token for `/admin` and `/v2/repository`; unset = those routes answer 403.
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
+}
+
+/// A key or token: printed as `***` by `Debug` and `Display`, so no log or error shows it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Shortest accepted admin token or tenant key.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// One `[[tenants]]` entry: a name (its `tenant` metric label), one key source, and its quota.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub name: String,
+    /// The key itself (prefer `api_key_env` or `api_key_file`: files in git leak).
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// The environment variable that holds the key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// A file that holds the key (surrounding whitespace ignored), e.g. a mounted secret.
+    #[serde(default)]
+    pub api_key_file: Option<PathBuf>,
+    /// Sustained request rate; unset: no rate limit.
+    #[serde(default)]
+    pub requests_per_second: Option<f64>,
+    /// Requests accepted at once above the rate (the bucket's size); default: one second's
+    /// worth of `requests_per_second`.
+    #[serde(default)]
+    pub burst: Option<u32>,
+    /// Requests of this tenant being served at once; unset: no cap.
+    #[serde(default)]
+    pub max_inflight: Option<usize>,
+}
+
+impl TenantSettings {
+    /// The key from whichever one source is set.
+    pub fn key(&self) -> Result<Secret, String> {
+        let key = match (&self.api_key, &self.api_key_env, &self.api_key_file) {
+            (Some(key), None, None) => key.clone(),
+            (None, Some(var), None) => Secret(
+                std::env::var(var)
+                    .map_err(|_| format!("environment variable {var} is not set"))?,
+            ),
+            (None, None, Some(path)) => Secret(
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            _ => return Err("set exactly one of api_key, api_key_env, api_key_file".into()),
+        };
+        if key.0.len() < MIN_SECRET_LEN || key.0.chars().any(|c| c.is_whitespace()) {
+            return Err(format!(
+                "the key must be at least {MIN_SECRET_LEN} characters without whitespace"
+            ));
+        }
+        Ok(key)
+    }
+
+    /// The rate quota, `(requests_per_second, burst)`, if any.
+    pub fn rate(&self) -> Option<(f64, u32)> {
+        self.requests_per_second
+            .map(|rps| (rps, self.burst.unwrap_or_else(|| rps.ceil().max(1.0) as u32)))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -45,6 +138,18 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// A request's headers must arrive within this (else 408 and the connection closes).
+    pub header_timeout_ms: u64,
+    /// A request's body must arrive within this, counted from its headers (else 408).
+    pub body_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this; 0 closes after each response.
+    pub keep_alive_ms: u64,
+    /// Time a client gets to close its side after the server closed a connection.
+    pub disconnect_timeout_ms: u64,
+    /// Open connections per worker; more wait in the kernel's listen backlog.
+    pub max_connections_per_worker: usize,
+    /// Length of the kernel's listen backlog; connections beyond it are refused.
+    pub backlog: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -125,12 +230,19 @@ impl Settings {
         if self.server.host.trim().is_empty() {
             return Err(invalid("server.host", "must not be empty"));
         }
-        if self.admin.token.as_deref().is_some_and(|t| t.len() < 16) {
-            return Err(invalid("admin.token", "must be at least 16 characters"));
+        if self
+            .admin
+            .token
+            .as_ref()
+            .is_some_and(|t| t.0.len() < MIN_SECRET_LEN)
+        {
+            return Err(invalid(
+                "admin.token",
+                format!("must be at least {MIN_SECRET_LEN} characters"),
+            ));
         }
-        if self.server.max_body_bytes < 1024 {
-            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
-        }
+        self.validate_server()?;
+        self.validate_tenants()?;
         let mut names = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
@@ -183,6 +295,82 @@ impl Settings {
                         format!("no {}/model.toml in the repository", dir.display()),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_server(&self) -> Result<(), SettingsError> {
+        let server = &self.server;
+        if server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        // An hour bounds every timeout: a typo such as an extra zero must not hold connections
+        // for days.
+        const HOUR_MS: u64 = 3_600_000;
+        for (key, value, min) in [
+            ("server.header_timeout_ms", server.header_timeout_ms, 1),
+            ("server.body_timeout_ms", server.body_timeout_ms, 1),
+            ("server.keep_alive_ms", server.keep_alive_ms, 0),
+            ("server.disconnect_timeout_ms", server.disconnect_timeout_ms, 0),
+        ] {
+            if !(min..=HOUR_MS).contains(&value) {
+                return Err(invalid(key, format!("must be within {min}..={HOUR_MS}")));
+            }
+        }
+        if !(1..=1_000_000).contains(&server.max_connections_per_worker) {
+            return Err(invalid(
+                "server.max_connections_per_worker",
+                "must be within 1..=1000000",
+            ));
+        }
+        if !(1..=65_535).contains(&server.backlog) {
+            return Err(invalid("server.backlog", "must be within 1..=65535"));
+        }
+        Ok(())
+    }
+
+    fn validate_tenants(&self) -> Result<(), SettingsError> {
+        let mut names = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            let key = |field: &str| format!("tenants[{i}].{field}");
+            if !is_valid_name(&tenant.name) {
+                return Err(invalid(
+                    key("name"),
+                    "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (it becomes a metric label)",
+                ));
+            }
+            if !names.insert(tenant.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("tenant '{}' is listed twice", tenant.name),
+                ));
+            }
+            let secret = tenant.key().map_err(|message| invalid(key("api_key"), message))?;
+            if keys.contains(&secret) || self.admin.token.as_ref() == Some(&secret) {
+                return Err(invalid(
+                    key("api_key"),
+                    "every tenant needs its own key, different from admin.token",
+                ));
+            }
+            keys.push(secret);
+            if let Some(rps) = tenant.requests_per_second {
+                if !(rps.is_finite() && (0.001..=1_000_000.0).contains(&rps)) {
+                    return Err(invalid(
+                        key("requests_per_second"),
+                        "must be within 0.001..=1000000",
+                    ));
+                }
+            }
+            if tenant.burst.is_some() && tenant.requests_per_second.is_none() {
+                return Err(invalid(key("burst"), "needs requests_per_second"));
+            }
+            if tenant.burst == Some(0) || tenant.max_inflight == Some(0) {
+                return Err(invalid(
+                    key("quota"),
+                    "burst and max_inflight must be at least 1",
+                ));
             }
         }
         Ok(())

@@ -24,6 +24,10 @@ pub enum ErrorType {
     MethodNotAllowed,
     /// The body is larger than `server.max_body_bytes` (413).
     PayloadTooLarge,
+    /// The body did not arrive within `server.body_timeout_ms` (408).
+    RequestTimeout,
+    /// A tenant is over its request rate or in-flight quota (429 with `Retry-After`).
+    RateLimited,
     /// A version's files cannot be served (422).
     LoadFailed,
     Overloaded,
@@ -44,6 +48,8 @@ impl ErrorType {
             ErrorType::NotFound => "not_found",
             ErrorType::MethodNotAllowed => "method_not_allowed",
             ErrorType::PayloadTooLarge => "payload_too_large",
+            ErrorType::RequestTimeout => "request_timeout",
+            ErrorType::RateLimited => "rate_limited",
             ErrorType::LoadFailed => "load_failed",
             ErrorType::Overloaded => "overloaded",
             ErrorType::NotReady => "not_ready",

@@ -4,9 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use burnserve_actors::{
     IndexStatus, LoadOptions, LoadReport, Routing, RoutingChange, VersionInfo, VersionKey,
@@ -18,53 +15,6 @@ use serde_json::{json, Value};
 
 use super::{ApiError, AppState};
 use crate::settings::Settings;
-
-/// Compares without an early exit, so the time taken says nothing about the token.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The bearer token of an `Authorization` header; the scheme is case-insensitive.
-fn bearer(request: &ServiceRequest) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-}
-
-fn authorize(request: &ServiceRequest) -> Result<(), ApiError> {
-    let token = request
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.admin_token.clone());
-    let Some(token) = token else {
-        return Err(ApiError::Forbidden(
-            "the admin API is disabled: set admin.token (or BURNSERVE__ADMIN__TOKEN) to enable it"
-                .into(),
-        ));
-    };
-    match bearer(request) {
-        Some(given) if same_secret(given.as_bytes(), token.as_bytes()) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("wrong admin token".into())),
-        None => Err(ApiError::Unauthorized(
-            "admin routes need `Authorization: Bearer <admin.token>`".into(),
-        )),
-    }
-}
-
-/// Guards `/admin` and `/v2/repository`: the token is checked before any body or query string
-/// is read, so an unauthenticated caller learns nothing from parse errors.
-pub async fn gate(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    authorize(&request)?;
-    next.call(request).await
-}
 
 /// The admin API's word for a phase.
 fn phase_name(phase: VersionPhase) -> &'static str {
@@ -162,7 +112,7 @@ pub async fn load(
         .to_bytes_limited(limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge { limit })?
-        .map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+        .map_err(|e| super::body::read_error(&e))?;
     let (model, version) = path.into_inner();
     let spec = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -315,16 +265,4 @@ pub async fn repository_unload(
     let model = path.into_inner();
     let unloaded = state.control.unload_model(&model).await?;
     Ok(HttpResponse::Ok().json(json!({ "name": model, "unloaded": unloaded })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"abcd"));
-    }
 }

@@ -7,6 +7,7 @@ use burnserve_actors::InferRequest;
 use burnserve_models::{InputData, RequestInput};
 use serde::{Deserialize, Serialize};
 
+use super::auth::Caller;
 use super::predict::timed;
 use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
@@ -51,6 +52,7 @@ pub struct EmbeddingsResponse {
 
 pub async fn embeddings(
     state: web::Data<AppState>,
+    caller: Caller,
     body: web::Json<EmbeddingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -71,6 +73,7 @@ pub async fn embeddings(
     };
     let input = RequestInput::with_data(shape, data);
     let mut request = InferRequest::new(model, version, input);
+    request.tenant = caller.tenant();
     // Checked by the router before the job is queued: a wrong size costs no compute.
     request.output_len = body.dimensions;
     let response = state.service.infer(request).await?;

@@ -2,10 +2,14 @@
 //! the word and, through [`status_of`], the one status mapping (ARCHITECTURE.md, "Errors");
 //! `overloaded` adds `Retry-After`.
 
+use std::time::Duration;
+
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use burnserve_actors::{ControlError, ErrorType, InferError};
 use serde_json::json;
+
+use crate::access::Throttled;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +32,17 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("the request body is larger than server.max_body_bytes ({limit} bytes)")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `server.body_timeout_ms`.
+    #[error("{message}")]
+    RequestTimeout { message: String },
+    /// A tenant over its quota.
+    #[error("tenant '{}' is over its quota ({}); retry after {} s", .0.tenant, .0.quota, retry_secs(.0.retry_after))]
+    RateLimited(Throttled),
+}
+
+/// `Retry-After` seconds: rounded up, at least 1.
+fn retry_secs(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 impl ApiError {
@@ -41,6 +56,8 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorType::Forbidden,
             ApiError::MethodNotAllowed { .. } => ErrorType::MethodNotAllowed,
             ApiError::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
+            ApiError::RequestTimeout { .. } => ErrorType::RequestTimeout,
+            ApiError::RateLimited(_) => ErrorType::RateLimited,
         }
     }
 }
@@ -55,7 +72,8 @@ pub fn status_of(error_type: ErrorType) -> StatusCode {
         ErrorType::ModelNotFound | ErrorType::NotFound => StatusCode::NOT_FOUND,
         ErrorType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorType::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorType::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorType::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorType::Overloaded | ErrorType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorType::NotReady | ErrorType::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorType::Inference => StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,12 +89,13 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(retry_after) = match self {
             ApiError::Infer(err) => err.retry_after(),
+            ApiError::RateLimited(throttled) => Some(throttled.retry_after),
             _ => None,
         } {
-            response.insert_header((
-                header::RETRY_AFTER,
-                retry_after.as_secs().max(1).to_string(),
-            ));
+            response.insert_header((header::RETRY_AFTER, retry_secs(retry_after).to_string()));
+        }
+        if let ApiError::RequestTimeout { .. } = self {
+            response.insert_header((header::CONNECTION, "close"));
         }
         if let ApiError::Unauthorized(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

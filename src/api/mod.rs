@@ -1,6 +1,8 @@
 //! HTTP routes (thin: parse, call the inference service, map errors) and their shared state.
 
 pub mod admin;
+pub mod auth;
+pub mod body;
 pub mod embeddings;
 pub mod error;
 pub mod health;
@@ -9,6 +11,8 @@ pub mod tensor;
 pub mod v2;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -19,13 +23,17 @@ use burnserve_actors::{InferenceService, ModelControl};
 
 pub use error::ApiError;
 
-/// What every handler can reach: the runtime's two handles and the admin settings.
+use crate::access::Access;
+
+/// What every handler can reach: the runtime's two handles, who may call what, and limits.
 #[derive(Clone)]
 pub struct AppState {
     pub service: InferenceService,
     pub control: ModelControl,
-    /// `admin.token`; `None` switches the admin routes off.
-    pub admin_token: Option<String>,
+    /// The admin token and the tenants' keys and quotas.
+    pub access: Arc<Access>,
+    /// `server.body_timeout_ms`.
+    pub body_timeout: Duration,
     /// The settings file, re-read by `POST /admin/reload-config`.
     pub settings_file: Option<PathBuf>,
     /// `server.max_body_bytes`: the largest body any route reads.
@@ -47,14 +55,23 @@ fn endpoint(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
+/// An inference endpoint: with tenants configured, a tenant key and its quota admit the request
+/// before anything else (see [`auth::tenant_gate`]).
+fn inference(path: &str, route: actix_web::Route) -> impl actix_web::dev::HttpServiceFactory {
+    endpoint(path, "POST")
+        .route(route)
+        .wrap(actix_web::middleware::from_fn(auth::tenant_gate))
+}
+
 /// Registers every route. The admin API and the v2 repository extension sit in scopes whose
-/// gate checks the admin token before any body or query is read.
+/// gate checks the admin token before any body or query is read; the inference routes check
+/// tenant keys the same way.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let post = web::post;
     let get = web::get;
     cfg.service(
         web::scope("/admin")
-            .wrap(actix_web::middleware::from_fn(admin::gate))
+            .wrap(actix_web::middleware::from_fn(auth::admin_gate))
             .service(endpoint("/models", "GET").route(get().to(admin::list)))
             .service(
                 endpoint("/models/{model}/versions/{version}", "POST, DELETE")
@@ -72,7 +89,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/v2/repository")
-            .wrap(actix_web::middleware::from_fn(admin::gate))
+            .wrap(actix_web::middleware::from_fn(auth::admin_gate))
             .service(endpoint("/index", "POST").route(post().to(admin::repository_index)))
             .service(
                 endpoint("/models/{model}/load", "POST").route(post().to(admin::repository_load)),
@@ -82,12 +99,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(post().to(admin::repository_unload)),
             ),
     )
-    .service(endpoint("/v1/models/{model}/predict", "POST").route(post().to(predict::predict)))
-    .service(
-        endpoint("/v1/models/{model}/versions/{version}/predict", "POST")
-            .route(post().to(predict::predict_version)),
-    )
-    .service(endpoint("/v1/embeddings", "POST").route(post().to(embeddings::embeddings)))
+    .service(inference(
+        "/v1/models/{model}/predict",
+        post().to(predict::predict),
+    ))
+    .service(inference(
+        "/v1/models/{model}/versions/{version}/predict",
+        post().to(predict::predict_version),
+    ))
+    .service(inference(
+        "/v1/embeddings",
+        post().to(embeddings::embeddings),
+    ))
     .service(endpoint("/v2", "GET").route(get().to(v2::server_metadata)))
     .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))
     .service(endpoint("/v2/health/ready", "GET").route(get().to(health::ready)))
@@ -101,11 +124,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         endpoint("/v2/models/{model}/versions/{version}/ready", "GET")
             .route(get().to(health::model_version_ready)),
     )
-    .service(endpoint("/v2/models/{model}/infer", "POST").route(post().to(v2::infer)))
-    .service(
-        endpoint("/v2/models/{model}/versions/{version}/infer", "POST")
-            .route(post().to(v2::infer_version)),
-    )
+    .service(inference(
+        "/v2/models/{model}/infer",
+        post().to(v2::infer),
+    ))
+    .service(inference(
+        "/v2/models/{model}/versions/{version}/infer",
+        post().to(v2::infer_version),
+    ))
     .service(endpoint("/health", "GET").route(get().to(health::live)))
     .service(endpoint("/ready", "GET").route(get().to(health::ready)));
 }
@@ -160,6 +186,7 @@ pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
                 }
                 .into()
             }
+            actix_web::error::JsonPayloadError::Payload(err) => body::payload_error(&err).into(),
             other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
         })
 }

@@ -9,6 +9,7 @@ use burnserve_actors::{InferRequest, InferResponse};
 use burnserve_models::{ModelSpec, RequestInput};
 use serde::{Deserialize, Serialize};
 
+use super::auth::Caller;
 use super::tensor::NestedTensor;
 use super::{millis, ApiError, AppState};
 
@@ -76,6 +77,7 @@ pub fn timed(response: &InferResponse) -> actix_web::HttpResponseBuilder {
 
 async fn run(
     state: &AppState,
+    caller: Caller,
     model: String,
     version: Option<String>,
     body: PredictRequest,
@@ -88,6 +90,7 @@ async fn run(
     let mut input = RequestInput::with_data(shape, data);
     input.datatype = body.datatype;
     let mut request = InferRequest::new(model, version, input);
+    request.tenant = caller.tenant();
     request.timeout = body.timeout_ms.map(Duration::from_millis);
     let response = state.service.infer(request).await?;
     let item_len = response.spec.output.item_len();
@@ -113,19 +116,21 @@ async fn run(
 
 pub async fn predict(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Json<PredictRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    run(&state, path.into_inner(), None, body.into_inner()).await
+    run(&state, caller, path.into_inner(), None, body.into_inner()).await
 }
 
 pub async fn predict_version(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     body: web::Json<PredictRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (model, version) = path.into_inner();
-    run(&state, model, Some(version), body.into_inner()).await
+    run(&state, caller, model, Some(version), body.into_inner()).await
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use burnserve_models::{RequestInput, TensorSpec, BYTES};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::auth::Caller;
 use super::predict::timed;
 use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
@@ -120,6 +121,7 @@ struct OutputTensor {
 
 async fn run(
     state: &AppState,
+    caller: Caller,
     model: String,
     version: Option<String>,
     body: InferBody,
@@ -141,6 +143,7 @@ async fn run(
     let (_, data) = input.data.into_input();
     let tensor = RequestInput::tensor(input.name, input.datatype, input.shape, data);
     let mut request = InferRequest::new(model, version, tensor);
+    request.tenant = caller.tenant();
     request.timeout = body
         .parameters
         .and_then(|p| p.timeout)
@@ -165,17 +168,19 @@ async fn run(
 
 pub async fn infer(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Json<InferBody>,
 ) -> Result<HttpResponse, ApiError> {
-    run(&state, path.into_inner(), None, body.into_inner()).await
+    run(&state, caller, path.into_inner(), None, body.into_inner()).await
 }
 
 pub async fn infer_version(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<(String, String)>,
     body: web::Json<InferBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (model, version) = path.into_inner();
-    run(&state, model, Some(version), body.into_inner()).await
+    run(&state, caller, model, Some(version), body.into_inner()).await
 }

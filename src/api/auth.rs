@@ -1,0 +1,136 @@
+//! The bearer gates, both run before any body or query string is read: `admin_gate` (the admin
+//! token on `/admin` and `/v2/repository`) and `tenant_gate` (a tenant key and its quota on the
+//! inference routes); and `Caller`, the tenant name a handler puts on its inference request.
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use burnserve_actors::ANONYMOUS;
+
+use super::{ApiError, AppState};
+use crate::access::{Access, Holder};
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+fn access(request: &ServiceRequest) -> Option<Arc<Access>> {
+    request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.access.clone())
+}
+
+/// A refusal answered as a response, so outer middleware (the body deadline) still sees it.
+fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
+    request.error_response(error).map_into_right_body()
+}
+
+/// Guards `/admin` and `/v2/repository`: only the admin token passes; a tenant key is 403.
+pub async fn admin_gate<B: MessageBody>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let access = access(&request);
+    let refusal = match access.as_deref() {
+        Some(access) if access.admin_enabled() => match bearer(request.headers()) {
+            None => ApiError::Unauthorized(
+                "admin routes need `Authorization: Bearer <admin.token>`".into(),
+            ),
+            Some(given) => match access.holder(given) {
+                Holder::Admin => {
+                    return Ok(next.call(request).await?.map_into_left_body());
+                }
+                Holder::Tenant(_) => ApiError::Forbidden(
+                    "a tenant API key cannot use the admin API; it needs admin.token".into(),
+                ),
+                Holder::Nobody => ApiError::Unauthorized("wrong admin token".into()),
+            },
+        },
+        _ => ApiError::Forbidden(
+            "the admin API is disabled: set admin.token (or BURNSERVE__ADMIN__TOKEN) to enable it"
+                .into(),
+        ),
+    };
+    Ok(refuse(request, refusal))
+}
+
+/// Guards the inference routes when tenants are configured: the caller's key names its tenant,
+/// whose quota admits the request (429 `rate_limited` otherwise) before its body is read. The
+/// in-flight slot is held until the handler has answered.
+pub async fn tenant_gate<B: MessageBody>(
+    request: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let Some(access) = access(&request).filter(|access| access.tenants_enabled()) else {
+        return Ok(next.call(request).await?.map_into_left_body());
+    };
+    let Some(given) = bearer(request.headers()) else {
+        let refusal = ApiError::Unauthorized(
+            "inference needs `Authorization: Bearer <tenant API key>`".into(),
+        );
+        return Ok(refuse(request, refusal));
+    };
+    let Holder::Tenant(index) = access.holder(given) else {
+        return Ok(refuse(request, ApiError::Unauthorized("unknown API key".into())));
+    };
+    let admission = match access.admit(index) {
+        Ok(admission) => admission,
+        Err(throttled) => return Ok(refuse(request, ApiError::RateLimited(throttled))),
+    };
+    request
+        .extensions_mut()
+        .insert(Caller(admission.tenant.clone()));
+    let response = next.call(request).await;
+    drop(admission);
+    Ok(response?.map_into_left_body())
+}
+
+/// The tenant a request is served for: its configured name, or `anonymous` without tenants.
+#[derive(Debug, Clone)]
+pub struct Caller(Arc<str>);
+
+impl Caller {
+    pub fn tenant(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = request.extensions().get::<Caller>().cloned();
+        ready(Ok(caller.unwrap_or_else(|| Caller(Arc::from(ANONYMOUS)))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        let token = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("header"));
+            bearer(&headers).map(str::to_string)
+        };
+        assert_eq!(token("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token("bEaReR  abc ").as_deref(), Some("abc"));
+        assert_eq!(token("Basic abc"), None);
+        assert_eq!(token("Bearer"), None);
+        assert_eq!(token("abc"), None);
+    }
+}

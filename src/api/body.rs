@@ -1,0 +1,118 @@
+//! Slow and unread bodies: every request body is read under a deadline
+//! (`server.body_timeout_ms`, counted from its headers), past which reading fails and the
+//! request answers 408 `request_timeout`; a response that leaves its request body unread closes
+//! the connection, so a stalled upload never holds a connection past its answer.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::ConnectionType;
+use actix_web::middleware::Next;
+use actix_web::web::Bytes;
+use actix_web::HttpMessage;
+use futures_util::Stream;
+
+use super::{ApiError, AppState};
+
+/// A request body that fails with [`PayloadError::Io`] (`TimedOut`) once its deadline passes.
+struct DeadlinePayload {
+    inner: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    finished: Rc<Cell<bool>>,
+}
+
+impl Stream for DeadlinePayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.finished.get() {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(None) => {
+                this.finished.set(true);
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(item)) => return Poll::Ready(Some(item)),
+            Poll::Pending => {}
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(PayloadError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the body did not arrive within server.body_timeout_ms ({} ms)",
+                    this.timeout.as_millis()
+                ),
+            ))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// [`payload_error`] for the error of a `web::Payload` read.
+pub fn read_error(err: &actix_web::Error) -> ApiError {
+    match err.as_error::<PayloadError>() {
+        Some(err) => payload_error(err),
+        None => ApiError::BadRequest(format!("reading the body: {err}")),
+    }
+}
+
+/// The API error for a failed body read: 408 when its deadline passed, else 400.
+pub fn payload_error(err: &PayloadError) -> ApiError {
+    match err {
+        PayloadError::Io(io) if io.kind() == io::ErrorKind::TimedOut => ApiError::RequestTimeout {
+            message: io.to_string(),
+        },
+        other => ApiError::BadRequest(format!("reading the body: {other}")),
+    }
+}
+
+/// Wraps every request body in its deadline, and closes the connection after any response
+/// whose request body was not read to its end.
+pub async fn body_deadline(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let timeout = request
+        .app_data::<actix_web::web::Data<AppState>>()
+        .map(|state| state.body_timeout);
+    let finished = match (request.take_payload(), timeout) {
+        (Payload::None, _) => None,
+        (payload, None) => {
+            request.set_payload(payload);
+            None
+        }
+        (inner, Some(timeout)) => {
+            let finished = Rc::new(Cell::new(false));
+            let stream = DeadlinePayload {
+                inner,
+                deadline: Box::pin(tokio::time::sleep(timeout)),
+                timeout,
+                finished: finished.clone(),
+            };
+            request.set_payload(Payload::Stream {
+                payload: Box::pin(stream),
+            });
+            Some(finished)
+        }
+    };
+    // The gates answer refusals as responses (not errors), so they pass through here too.
+    let mut response = next.call(request).await?.map_into_boxed_body();
+    if finished.is_some_and(|finished| !finished.get()) {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(response)
+}
