@@ -20,6 +20,9 @@ pub struct ModelSpec {
     /// Weights file relative to the version directory (safetensors).
     #[serde(default)]
     pub weights: Option<String>,
+    /// SHA-256 of the weights file (64 hex digits); when given, a load whose file differs fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(default)]
     pub description: String,
     /// Architecture parameters (e.g. `hidden = [128]` for `mlp`).
@@ -146,6 +149,28 @@ pub fn file_in(dir: &Path, field: &str, name: &str) -> Result<PathBuf, ModelErro
     }
 }
 
+/// The SHA-256 of a file, as lowercase hex, read in 1 MiB pieces.
+pub fn sha256_of(path: &Path) -> Result<String, ModelError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| ModelError::Load(format!("cannot read the weights: {e}"));
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer).map_err(unreadable)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// Every `(model, version)` directory of a repository that holds a `model.toml`, sorted.
 pub fn scan_repository(root: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -248,16 +273,34 @@ impl ModelSpec {
         if self.timeout_ms == 0 {
             return fail("timeout_ms must be at least 1".into());
         }
+        if let Some(sha256) = &self.sha256 {
+            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return fail("sha256 must be 64 hexadecimal digits".into());
+            }
+            if self.weights.is_none() {
+                return fail("sha256 needs a weights file".into());
+            }
+        }
         Ok(())
     }
 
     /// The weights file inside the version directory `dir` (see [`file_in`]), if the
-    /// architecture has one.
+    /// architecture has one, checked against `sha256` when model.toml gives it.
     pub fn weights_path(&self, dir: &Path) -> Result<Option<PathBuf>, ModelError> {
-        self.weights
-            .as_deref()
-            .map(|name| file_in(dir, "weights", name))
-            .transpose()
+        let Some(name) = self.weights.as_deref() else {
+            return Ok(None);
+        };
+        let path = file_in(dir, "weights", name)?;
+        if let Some(expected) = &self.sha256 {
+            let actual = sha256_of(&path)?;
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(ModelError::Load(format!(
+                    "weights file '{name}' has sha256 {actual}; model.toml expects {}",
+                    expected.to_ascii_lowercase()
+                )));
+            }
+        }
+        Ok(Some(path))
     }
 
     pub fn default_timeout(&self) -> Duration {
@@ -391,5 +434,33 @@ mod tests {
         let missing = refusal("absent.safetensors");
         assert!(missing.contains("missing"), "{missing}");
         std::fs::remove_dir_all(&root).expect("clean up");
+    }
+
+    #[test]
+    fn weights_are_checked_against_their_sha256() {
+        let dir = std::env::temp_dir().join(format!("burnserve-sha-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("w.safetensors"), b"abc").expect("file");
+        // SHA-256 of "abc" (FIPS 180-2, appendix B.1).
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let spec = |sha: &str| {
+            ModelSpec::from_toml(&format!(
+                "architecture = \"mlp\"\nweights = \"w.safetensors\"\nsha256 = \"{sha}\"\n\
+                 [input]\nname = \"x\"\nshape = [2]\n[output]\nname = \"y\"\nshape = [2]"
+            ))
+        };
+        let good = spec(&abc.to_uppercase()).expect("valid spec");
+        assert_eq!(
+            good.weights_path(&dir).expect("matches"),
+            Some(dir.join("w.safetensors").canonicalize().expect("canonical"))
+        );
+        let wrong = spec(&"0".repeat(64)).expect("valid spec");
+        let err = wrong.weights_path(&dir).unwrap_err().to_string();
+        assert!(err.contains(abc) && err.contains("expects"), "{err}");
+        for bad in ["abc", &"g".repeat(64)] {
+            let err = spec(bad).unwrap_err().to_string();
+            assert!(err.contains("64 hexadecimal"), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

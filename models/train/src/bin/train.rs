@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use burnserve_models::arch::cnn::Cnn;
 use burnserve_models::arch::mlp::Mlp;
-use burnserve_models::spec::{BatchingSpec, ModelSpec, TensorSpec, SPEC_FILE};
+use burnserve_models::spec::{sha256_of, BatchingSpec, ModelSpec, TensorSpec, SPEC_FILE};
 use burnserve_models::weights::save_safetensors;
 use burnserve_models::ModelError;
 use burnserve_train::datasets::{FashionMnist, Split, FASHION_CLASSES};
@@ -48,6 +48,7 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
     ModelSpec {
         architecture: architecture.into(),
         weights: Some("model.safetensors".into()),
+        sha256: None,
         description,
         params,
         input: TensorSpec {
@@ -147,6 +148,7 @@ fn run(cli: Cli) -> Result<(), ModelError> {
         config.batch_size,
         config.learning_rate
     );
+    spec.sha256 = Some(sha256_of(&weights_path)?);
     let body = toml::to_string(&spec).map_err(|e| ModelError::Load(e.to_string()))?;
     let header = format!(
         "# Written by `cargo run --release -p burnserve-train --bin train -- {}`; edit batching and\n# timeout freely, the rest describes the weights.\n",
