@@ -312,11 +312,20 @@ impl Settings {
             ("server.header_timeout_ms", server.header_timeout_ms, 1),
             ("server.body_timeout_ms", server.body_timeout_ms, 1),
             ("server.keep_alive_ms", server.keep_alive_ms, 0),
-            ("server.disconnect_timeout_ms", server.disconnect_timeout_ms, 0),
         ] {
             if !(min..=HOUR_MS).contains(&value) {
                 return Err(invalid(key, format!("must be within {min}..={HOUR_MS}")));
             }
+        }
+        // actix-http computes the linger deadline from a clock it refreshes every 500 ms: a
+        // shorter timeout can lie in the past and leave the connection open (measured: 200 ms
+        // kept connections open for seconds). 0 closes at once.
+        if server.disconnect_timeout_ms != 0 && !(1000..=HOUR_MS).contains(&server.disconnect_timeout_ms)
+        {
+            return Err(invalid(
+                "server.disconnect_timeout_ms",
+                format!("must be 0 (close at once) or within 1000..={HOUR_MS}"),
+            ));
         }
         if !(1..=1_000_000).contains(&server.max_connections_per_worker) {
             return Err(invalid(
@@ -409,6 +418,18 @@ mod tests {
             err.contains("models[0]") && err.contains("device 'tpu'"),
             "{err}"
         );
+        for (key, value) in [
+            ("disconnect_timeout_ms", "200"),
+            ("body_timeout_ms", "0"),
+            ("header_timeout_ms", "360000000"),
+            ("backlog", "0"),
+            ("max_connections_per_worker", "0"),
+        ] {
+            let err = Settings::from_toml(&format!("models = []\n[server]\n{key} = {value}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("server.{key}")), "{err}");
+        }
         let err = Settings::from_toml("[[models]]\nname = \"nope\"\nversions = [\"1\"]")
             .unwrap_err()
             .to_string();

@@ -3,7 +3,7 @@
 //! request answers 408 `request_timeout`; a response that leaves its request body unread closes
 //! the connection, so a stalled upload never holds a connection past its answer.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
 use actix_web::http::ConnectionType;
@@ -24,7 +24,7 @@ use super::{ApiError, AppState};
 
 /// A request body that fails with [`PayloadError::Io`] (`TimedOut`) once its deadline passes.
 struct DeadlinePayload {
-    inner: Payload,
+    inner: Rc<RefCell<Payload>>,
     deadline: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
     finished: Rc<Cell<bool>>,
@@ -38,7 +38,8 @@ impl Stream for DeadlinePayload {
         if this.finished.get() {
             return Poll::Ready(None);
         }
-        match Pin::new(&mut this.inner).poll_next(cx) {
+        let polled = Pin::new(&mut *this.inner.borrow_mut()).poll_next(cx);
+        match polled {
             Poll::Ready(None) => {
                 this.finished.set(true);
                 return Poll::Ready(None);
@@ -77,6 +78,29 @@ pub fn payload_error(err: &PayloadError) -> ApiError {
     }
 }
 
+/// A response body that keeps its request's unread body alive until the response is sent:
+/// actix closes the connection after a response whose request body reader is still alive, where
+/// it would otherwise drain (and wait for) a chunked body that a stalled client never finishes.
+struct HoldingUnread {
+    body: BoxBody,
+    _unread: Rc<RefCell<Payload>>,
+}
+
+impl MessageBody for HoldingUnread {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
 /// Wraps every request body in its deadline, and closes the connection after any response
 /// whose request body was not read to its end.
 pub async fn body_deadline(
@@ -86,7 +110,7 @@ pub async fn body_deadline(
     let timeout = request
         .app_data::<actix_web::web::Data<AppState>>()
         .map(|state| state.body_timeout);
-    let finished = match (request.take_payload(), timeout) {
+    let body = match (request.take_payload(), timeout) {
         (Payload::None, _) => None,
         (payload, None) => {
             request.set_payload(payload);
@@ -94,8 +118,9 @@ pub async fn body_deadline(
         }
         (inner, Some(timeout)) => {
             let finished = Rc::new(Cell::new(false));
+            let inner = Rc::new(RefCell::new(inner));
             let stream = DeadlinePayload {
-                inner,
+                inner: inner.clone(),
                 deadline: Box::pin(tokio::time::sleep(timeout)),
                 timeout,
                 finished: finished.clone(),
@@ -103,16 +128,24 @@ pub async fn body_deadline(
             request.set_payload(Payload::Stream {
                 payload: Box::pin(stream),
             });
-            Some(finished)
+            Some((finished, inner))
         }
     };
     // The gates answer refusals as responses (not errors), so they pass through here too.
     let mut response = next.call(request).await?.map_into_boxed_body();
-    if finished.is_some_and(|finished| !finished.get()) {
-        response
-            .response_mut()
-            .head_mut()
-            .set_connection_type(ConnectionType::Close);
+    match body {
+        Some((finished, unread)) if !finished.get() => {
+            response
+                .response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            Ok(response.map_body(|_, body| {
+                BoxBody::new(HoldingUnread {
+                    body,
+                    _unread: unread,
+                })
+            }))
+        }
+        _ => Ok(response),
     }
-    Ok(response)
 }

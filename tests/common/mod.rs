@@ -167,6 +167,12 @@ versions = ["1"]
         )
     }
 
+    /// Adds `<name>/1`, a fake model (`architecture`, items of `item` floats) whose model.toml
+    /// ends with `extra`; serve it by listing it in the settings.
+    pub fn add_fake(&self, name: &str, architecture: &str, item: usize, extra: &str) {
+        write(self.path(), name, "1", &fake_toml(architecture, item, extra));
+    }
+
     /// Adds version `to` of `model` as a copy of version `from` (same weights).
     pub fn copy_version(&self, model: &str, from: &str, to: &str) {
         let (src, dst) = (self.version_dir(model, from), self.version_dir(model, to));
@@ -246,6 +252,19 @@ impl TestServer {
         body: &str,
         token: Option<&str>,
     ) -> (u16, Value) {
+        let (status, body, _) = self.send(method, path, body, token).await;
+        (status, body)
+    }
+
+    /// Any method, path (already encoded), raw body and optional bearer token; answers the
+    /// status, the body as JSON (`Null` when it is not) and the headers.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: &str,
+        token: Option<&str>,
+    ) -> (u16, Value, awc::http::header::HeaderMap) {
         let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
@@ -259,6 +278,7 @@ impl TestServer {
         (
             response.status().as_u16(),
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            response.headers().clone(),
         )
     }
 
@@ -292,8 +312,21 @@ impl TestServer {
     }
 }
 
-/// The value of the one sample of `name` whose labels include all of `labels`; 0 when absent.
-/// Panics when several samples match (the test asked an ambiguous question).
+/// The number of samples (series lines) of a Prometheus text exposition.
+pub fn series_count(text: &str) -> usize {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count()
+}
+
+/// The `q` quantile (0..=1) of some durations, nearest rank.
+pub fn quantile(samples: &[Duration], q: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 /// A JSON array of numbers as `f32`s.
 pub fn floats(value: &Value) -> Vec<f32> {
     value
@@ -304,6 +337,8 @@ pub fn floats(value: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// The value of the one sample of `name` whose labels include all of `labels`; 0 when absent.
+/// Panics when several samples match (the test asked an ambiguous question).
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let mut found = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
