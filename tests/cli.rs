@@ -4,32 +4,11 @@
 mod common;
 
 use std::io::Read;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::process::{burnserve, free_port, Killed};
 use common::Fixture;
-
-fn burnserve() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_burnserve"))
-}
-
-/// Kills the server when the test ends, pass or fail.
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn mlp_config(fixture: &Fixture) -> std::path::PathBuf {
     let path = fixture.path().join("serve.toml");

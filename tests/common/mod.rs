@@ -2,6 +2,8 @@
 //! 127.0.0.1:0, a JSON client, and a Prometheus text reader.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
