@@ -106,6 +106,9 @@ fn default_timeout_ms() -> u64 {
     10_000
 }
 
+/// The most values one item of a tensor may hold (2^28 floats, 1 GiB).
+pub const MAX_ITEM_LEN: usize = 1 << 28;
+
 /// Whether `name` may name a model or a version: `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`, so it is
 /// one path component that never climbs out of the repository.
 pub fn is_valid_name(name: &str) -> bool {
@@ -204,9 +207,13 @@ impl BatchingSpec {
 }
 
 impl TensorSpec {
-    /// Values per item (product of `shape`).
+    /// Values per item (product of `shape`); `usize::MAX` when the product overflows, which
+    /// validation refuses (see [`MAX_ITEM_LEN`]).
     pub fn item_len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1usize, |len, &dim| len.checked_mul(dim))
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -230,11 +237,18 @@ impl ModelSpec {
 
     pub fn validate(&self) -> Result<(), ModelError> {
         let fail = |msg: String| Err(ModelError::Load(msg));
-        if self.input.shape.is_empty() || self.input.item_len() == 0 {
-            return fail("input.shape must be non-empty with no zero dimension".into());
-        }
-        if self.output.shape.is_empty() || self.output.item_len() == 0 {
-            return fail("output.shape must be non-empty with no zero dimension".into());
+        for (field, tensor) in [("input", &self.input), ("output", &self.output)] {
+            if tensor.shape.is_empty() || tensor.item_len() == 0 {
+                return fail(format!(
+                    "{field}.shape must be non-empty with no zero dimension"
+                ));
+            }
+            if tensor.item_len() > MAX_ITEM_LEN {
+                return fail(format!(
+                    "{field}.shape {:?} holds more than {MAX_ITEM_LEN} values per item",
+                    tensor.shape
+                ));
+            }
         }
         match self.input.datatype.as_str() {
             FP32 => {}
@@ -376,6 +390,47 @@ mod tests {
         );
         let err = ModelSpec::from_toml(&dtype).unwrap_err().to_string();
         assert!(err.contains("input.datatype"), "{err}");
+        // 2^60 + 1 times 784 overflows a usize: refused, not wrapped.
+        let huge = MLP.replace("shape = [4]", "shape = [1152921504606846977, 784]");
+        let err = ModelSpec::from_toml(&huge).unwrap_err().to_string();
+        assert!(err.contains("input.shape") && err.contains("more than"), "{err}");
+    }
+
+    fn fuzz_cases() -> u32 {
+        std::env::var("BURNSERVE_FUZZ_CASES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(fuzz_cases()))]
+
+        /// model.toml is read from disk and from admin bodies: any text parses or fails with
+        /// an error, never a panic.
+        #[test]
+        fn any_model_toml_text_parses_or_fails_cleanly(text in "\\PC{0,400}") {
+            let _ = ModelSpec::from_toml(&text);
+        }
+
+        /// Every shape a file can declare is checked: accepted ones have a sane item length.
+        #[test]
+        fn any_declared_shape_is_checked(
+            dims in proptest::collection::vec(0u64..=i64::MAX as u64, 0..5),
+            line in 0usize..12,
+            value in "\\PC{0,40}",
+        ) {
+            let toml = MLP.replace("shape = [4]", &format!("shape = {dims:?}"));
+            if let Ok(spec) = ModelSpec::from_toml(&toml) {
+                let len = spec.input.item_len();
+                proptest::prop_assert!(len > 0 && len <= MAX_ITEM_LEN, "{len}");
+            }
+            // One line replaced by random text: still a clean answer.
+            let mut lines: Vec<String> = MLP.lines().map(str::to_string).collect();
+            let index = line % lines.len();
+            lines[index] = value;
+            let _ = ModelSpec::from_toml(&lines.join("\n"));
+        }
     }
 
     #[test]
