@@ -141,7 +141,11 @@ impl Access {
             .map(|t| Self::tenant(t, &inflight, &throttled))
             .collect::<Result<_, _>>()?;
         Ok(Self {
-            admin: settings.admin.token.as_ref().map(|t| digest(t.expose().as_bytes())),
+            admin: settings
+                .admin
+                .token
+                .as_ref()
+                .map(|t| digest(t.expose().as_bytes())),
             tenants,
         })
     }
@@ -275,7 +279,12 @@ mod tests {
         assert_eq!(access.holder("admin-token-0123456789"), Holder::Admin);
         assert_eq!(access.holder("tenant-a-key-0123456789"), Holder::Tenant(0));
         assert_eq!(access.holder("tenant-b-key-0123456789"), Holder::Tenant(1));
-        for wrong in ["", "tenant-a-key-012345678", "tenant-a-key-01234567890", "TENANT-A-KEY-0123456789"] {
+        for wrong in [
+            "",
+            "tenant-a-key-012345678",
+            "tenant-a-key-01234567890",
+            "TENANT-A-KEY-0123456789",
+        ] {
             assert_eq!(access.holder(wrong), Holder::Nobody, "{wrong:?}");
         }
     }

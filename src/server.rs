@@ -68,7 +68,11 @@ fn keep_alive(server: &ServerSettings) -> KeepAlive {
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     match crate::limits::raise_open_file_limit() {
         Ok((before, after)) if before != after => {
-            tracing::info!(before, after, "raised the open-file limit to its hard limit");
+            tracing::info!(
+                before,
+                after,
+                "raised the open-file limit to its hard limit"
+            );
         }
         Ok(_) => {}
         Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
@@ -138,12 +142,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     if limits.workers > 0 {
         http = http.workers(limits.workers);
     }
-    let http = http
-        .bind(&addr)
-        .map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    let http = http.bind(&addr).map_err(|source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     let local = http
         .addrs()
         .first()

@@ -103,8 +103,7 @@ impl TenantSettings {
         let key = match (&self.api_key, &self.api_key_env, &self.api_key_file) {
             (Some(key), None, None) => key.clone(),
             (None, Some(var), None) => Secret(
-                std::env::var(var)
-                    .map_err(|_| format!("environment variable {var} is not set"))?,
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?,
             ),
             (None, None, Some(path)) => Secret(
                 std::fs::read_to_string(path)
@@ -124,8 +123,12 @@ impl TenantSettings {
 
     /// The rate quota, `(requests_per_second, burst)`, if any.
     pub fn rate(&self) -> Option<(f64, u32)> {
-        self.requests_per_second
-            .map(|rps| (rps, self.burst.unwrap_or_else(|| rps.ceil().max(1.0) as u32)))
+        self.requests_per_second.map(|rps| {
+            (
+                rps,
+                self.burst.unwrap_or_else(|| rps.ceil().max(1.0) as u32),
+            )
+        })
     }
 }
 
@@ -320,7 +323,8 @@ impl Settings {
         // actix-http computes the linger deadline from a clock it refreshes every 500 ms: a
         // shorter timeout can lie in the past and leave the connection open (measured: 200 ms
         // kept connections open for seconds). 0 closes at once.
-        if server.disconnect_timeout_ms != 0 && !(1000..=HOUR_MS).contains(&server.disconnect_timeout_ms)
+        if server.disconnect_timeout_ms != 0
+            && !(1000..=HOUR_MS).contains(&server.disconnect_timeout_ms)
         {
             return Err(invalid(
                 "server.disconnect_timeout_ms",
@@ -356,7 +360,9 @@ impl Settings {
                     format!("tenant '{}' is listed twice", tenant.name),
                 ));
             }
-            let secret = tenant.key().map_err(|message| invalid(key("api_key"), message))?;
+            let secret = tenant
+                .key()
+                .map_err(|message| invalid(key("api_key"), message))?;
             if keys.contains(&secret) || self.admin.token.as_ref() == Some(&secret) {
                 return Err(invalid(
                     key("api_key"),

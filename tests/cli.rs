@@ -80,3 +80,86 @@ fn a_bad_setting_fails_start_up_naming_the_key() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("server.port"), "{err}");
 }
+
+/// At the default log level, a client's mistakes write nothing: 360 bad requests of 12 kinds
+/// (wrong and invented methods, bad JSON, unknown models, oversized and stalled bodies, wrong
+/// keys) add no log line, so a client cannot flood the logs.
+#[test]
+fn client_mistakes_do_not_flood_the_logs() {
+    use common::process::{http, wait_until_ready};
+    use common::TOKEN;
+    let fixture = Fixture::new();
+    let port = free_port();
+    let config = fixture.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nport = {port}\nmax_body_bytes = 4096\nbody_timeout_ms = 300\ndisconnect_timeout_ms = 0\n\
+             [repository]\npath = \"{}\"\n[admin]\ntoken = \"{TOKEN}\"\n\
+             [[tenants]]\nname = \"alpha\"\napi_key = \"alpha-key-0123456789abcdef\"\n\
+             [[models]]\nname = \"echo\"\nversions = [\"1\"]\n",
+            fixture.path().display()
+        ),
+    )
+    .unwrap();
+    let log = fixture.path().join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = burnserve()
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let server = Killed(child);
+    wait_until_ready(port, "/v2/health/ready");
+    let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
+    let before = lines();
+    let key = "Authorization: Bearer alpha-key-0123456789abcdef\r\n";
+    let big = "x".repeat(5000);
+    let mistakes: Vec<String> = vec![
+        "BREW /health HTTP/1.1\r\n\r\n".into(),
+        "PUT /health HTTP/1.1\r\n\r\n".into(),
+        "GET /nope/%2F..%2F HTTP/1.1\r\n\r\n".into(),
+        format!("POST /v1/models/echo/predict HTTP/1.1\r\n{key}Content-Length: 5\r\n\r\n{{bad!"),
+        format!("POST /v1/models/nope/predict HTTP/1.1\r\n{key}Content-Length: 15\r\n\r\n{{\"inputs\": [1]}}"),
+        format!("POST /v1/models/echo/predict HTTP/1.1\r\n{key}Content-Length: 15\r\n\r\n{{\"inputs\": [1]}}"),
+        format!("POST /v1/models/echo/predict HTTP/1.1\r\n{key}Content-Length: 5000\r\n\r\n{big}"),
+        format!("POST /v1/models/echo/predict HTTP/1.1\r\n{key}Content-Length: 50\r\n\r\n{{"),
+        "POST /v1/models/echo/predict HTTP/1.1\r\nAuthorization: Bearer wrong-key-0123456789\r\n\r\n".into(),
+        format!("GET /admin/models HTTP/1.1\r\n{key}\r\n"),
+        "GET /admin/models HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n".into(),
+        format!("POST /admin/models/..%2F..%2Fetc/versions/1 HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"),
+    ];
+    let mut statuses = std::collections::BTreeSet::new();
+    for i in 0..360 {
+        let request = mistakes[i % mistakes.len()].replacen(
+            "HTTP/1.1\r\n",
+            "HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
+            1,
+        );
+        let reply = http(port, &request).unwrap();
+        let status: u16 = reply[9..12].parse().unwrap();
+        assert!((400..500).contains(&status), "{request:?}: {reply}");
+        statuses.insert(status);
+    }
+    assert_eq!(
+        statuses.into_iter().collect::<Vec<_>>(),
+        vec![400, 401, 403, 404, 405, 408, 413, 422],
+        "every kind of mistake was made"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        lines(),
+        before,
+        "client mistakes wrote log lines:\n{}",
+        text.lines()
+            .skip(before)
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop(server);
+}

@@ -63,9 +63,24 @@ fn number() -> impl Strategy<Value = Value> {
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "inputs", "input", "timeout_ms", "top_k", "datatype", "model", "dimensions",
-            "encoding_format", "name", "shape", "data", "parameters", "timeout", "id",
-            "default_version", "weights", "user", "outputs",
+            "inputs",
+            "input",
+            "timeout_ms",
+            "top_k",
+            "datatype",
+            "model",
+            "dimensions",
+            "encoding_format",
+            "name",
+            "shape",
+            "data",
+            "parameters",
+            "timeout",
+            "id",
+            "default_version",
+            "weights",
+            "user",
+            "outputs",
         ])
         .prop_map(str::to_string),
         "[a-z_]{0,12}",
@@ -167,7 +182,12 @@ fn v2_body() -> impl Strategy<Value = Value> {
             .prop_map(|s| json!(s)),
         any_json(),
     ];
-    let input = (maybe("[a-z]{0,6}".prop_map(Value::String)), shape, datatype, tensor())
+    let input = (
+        maybe("[a-z]{0,6}".prop_map(Value::String)),
+        shape,
+        datatype,
+        tensor(),
+    )
         .prop_map(|(name, shape, datatype, data)| {
             object(vec![
                 ("name", name.or(Some(json!("x")))),
@@ -214,8 +234,8 @@ fn embeddings_body() -> impl Strategy<Value = Value> {
 }
 
 fn routing_body() -> impl Strategy<Value = Value> {
-    let weights = prop::collection::btree_map("[0-9a-z%./]{1,6}", number(), 0..4)
-        .prop_map(|w| json!(w));
+    let weights =
+        prop::collection::btree_map("[0-9a-z%./]{1,6}", number(), 0..4).prop_map(|w| json!(w));
     prop_oneof![
         4 => (maybe("[0-9a-z./%]{1,8}".prop_map(Value::String)), maybe(weights))
             .prop_map(|(default_version, weights)| object(vec![
@@ -334,7 +354,12 @@ async fn every_decoder_answers_random_bodies_without_a_5xx() {
         }
         let body = draw(&mut runner, &routing_body()).to_string();
         let (status, reply, _) = server
-            .send("PUT", &format!("/admin/models/{model}/routing"), &body, Some(TOKEN))
+            .send(
+                "PUT",
+                &format!("/admin/models/{model}/routing"),
+                &body,
+                Some(TOKEN),
+            )
             .await;
         check("routing", &body, status, &reply);
         *statuses.entry(("routing", status)).or_default() += 1;
@@ -352,7 +377,12 @@ async fn every_decoder_answers_random_bodies_without_a_5xx() {
     // Still serving, with the right answer (pinned: the fuzzed routing may have moved echo's
     // default).
     let (status, reply, _) = server
-        .send("POST", "/v1/models/echo/versions/1/predict", r#"{"inputs": [1, 2, 3, 4]}"#, None)
+        .send(
+            "POST",
+            "/v1/models/echo/versions/1/predict",
+            r#"{"inputs": [1, 2, 3, 4]}"#,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(floats(&reply["outputs"][0]), vec![1.0, 2.0, 3.0, 4.0]);

@@ -60,7 +60,11 @@ async fn tenant_keys_gate_inference_and_name_their_series() {
     let body = echo_body().to_string();
 
     let (status, reply, headers) = server.send("POST", predict, &body, None).await;
-    assert_eq!((status, reply["error_type"].as_str()), (401, Some("unauthorized")), "{reply}");
+    assert_eq!(
+        (status, reply["error_type"].as_str()),
+        (401, Some("unauthorized")),
+        "{reply}"
+    );
     assert_eq!(header(&headers, "www-authenticate"), Some("Bearer"));
     let upper = ALPHA.to_uppercase();
     let longer = format!("{ALPHA}x");
@@ -90,19 +94,33 @@ async fn tenant_keys_gate_inference_and_name_their_series() {
     let _ = response.body().await;
     for _ in 0..2 {
         let (status, reply, _) = server
-            .send("POST", "/v2/models/echo/infer", &v2_body().to_string(), Some(BETA))
+            .send(
+                "POST",
+                "/v2/models/echo/infer",
+                &v2_body().to_string(),
+                Some(BETA),
+            )
             .await;
         assert_eq!(status, 200, "{reply}");
     }
     let (status, _, _) = server
-        .send("POST", "/v1/embeddings", r#"{"model":"echo","input":"x"}"#, None)
+        .send(
+            "POST",
+            "/v1/embeddings",
+            r#"{"model":"echo","input":"x"}"#,
+            None,
+        )
         .await;
     assert_eq!(status, 401);
 
     // Tenant keys never open the admin API; the admin token never serves as a tenant key.
     for (path, method) in [("/admin/models", "GET"), ("/v2/repository/index", "POST")] {
         let (status, reply, _) = server.send(method, path, "", Some(ALPHA)).await;
-        assert_eq!((status, reply["error_type"].as_str()), (403, Some("forbidden")), "{path}");
+        assert_eq!(
+            (status, reply["error_type"].as_str()),
+            (403, Some("forbidden")),
+            "{path}"
+        );
         let (status, _, _) = server.send(method, path, "", Some(TOKEN)).await;
         assert_eq!(status, 200, "{path}");
     }
@@ -144,8 +162,8 @@ async fn tenant_keys_gate_inference_and_name_their_series() {
 async fn a_tenant_at_its_inflight_cap_gets_429_and_costs_no_compute() {
     let fixture = Fixture::new();
     let extra = tenant("solo", ALPHA, "max_inflight = 1") + &tenant("other", BETA, "");
-    let server = TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap())
-        .await;
+    let server =
+        TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap()).await;
     let slow = "/v1/models/slow/predict";
     let body = json!({ "inputs": [[0.5, 0.5]] }).to_string();
     let (first, second, other) = tokio::join!(
@@ -167,7 +185,10 @@ async fn a_tenant_at_its_inflight_cap_gets_429_and_costs_no_compute() {
         second.1
     );
     assert_eq!(header(&second.2, "retry-after"), Some("1"));
-    assert!(second.1["error"].as_str().unwrap().contains("max_inflight 1"));
+    assert!(second.1["error"]
+        .as_str()
+        .unwrap()
+        .contains("max_inflight 1"));
     assert_eq!(other.0, 200, "another tenant is not limited: {}", other.1);
     // The slot came back with the answer.
     let (status, _, _) = server.send("POST", slow, &body, Some(ALPHA)).await;
@@ -175,7 +196,11 @@ async fn a_tenant_at_its_inflight_cap_gets_429_and_costs_no_compute() {
 
     let text = server.metrics().await;
     assert_eq!(
-        metric(&text, "tenant_throttled_total", &[("tenant", "solo"), ("reason", "inflight")]),
+        metric(
+            &text,
+            "tenant_throttled_total",
+            &[("tenant", "solo"), ("reason", "inflight")]
+        ),
         1.0
     );
     assert_eq!(metric(&text, "tenant_inflight", &[("tenant", "solo")]), 0.0);
@@ -224,11 +249,14 @@ async fn a_flooding_tenant_gets_429_and_another_tenant_keeps_its_latency() {
         tenant("flood", ALPHA, "requests_per_second = 20\nburst = 5"),
         tenant("calm", BETA, "")
     );
-    let server = TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap())
-        .await;
+    let server =
+        TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap()).await;
     const CALM: usize = 150;
     let (alone, alone_statuses) = calm_run(&server, CALM).await;
-    assert!(alone_statuses.iter().all(|&s| s == 200), "{alone_statuses:?}");
+    assert!(
+        alone_statuses.iter().all(|&s| s == 200),
+        "{alone_statuses:?}"
+    );
 
     // The flood: four clients back to back, ~30x the quota, while `calm` runs again.
     let stop = Rc::new(Cell::new(false));
@@ -287,11 +315,19 @@ async fn a_flooding_tenant_gets_429_and_another_tenant_keeps_its_latency() {
     );
     let text = server.metrics().await;
     assert_eq!(
-        metric(&text, "tenant_throttled_total", &[("tenant", "flood"), ("reason", "rate")]),
+        metric(
+            &text,
+            "tenant_throttled_total",
+            &[("tenant", "flood"), ("reason", "rate")]
+        ),
         f64::from(limited)
     );
     assert_eq!(
-        metric(&text, "tenant_throttled_total", &[("tenant", "calm"), ("reason", "rate")]),
+        metric(
+            &text,
+            "tenant_throttled_total",
+            &[("tenant", "calm"), ("reason", "rate")]
+        ),
         0.0
     );
     server.stop().await;
@@ -316,21 +352,32 @@ async fn stalled_bodies_and_headers_get_408_and_lose_their_connection() {
     // The template has its own `[server]` table: add the keys to it.
     let toml = fixture
         .settings_toml(&format!("[admin]\ntoken = \"{TOKEN}\"\n"))
-        .replace("workers = 2\n", "workers = 2\nbody_timeout_ms = 500\nheader_timeout_ms = 500\n");
+        .replace(
+            "workers = 2\n",
+            "workers = 2\nbody_timeout_ms = 500\nheader_timeout_ms = 500\n",
+        );
     let server = TestServer::start(Settings::from_toml(&toml).unwrap()).await;
     let addr = server.base.trim_start_matches("http://").to_string();
     let post = |path: &str, extra_headers: &str| {
-        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra_headers}")
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra_headers}"
+        )
     };
     let cases = [
         (
             "predict, 10 of 100 bytes",
-            post("/v1/models/echo/predict", "Content-Length: 100\r\n\r\n{\"inputs\":"),
+            post(
+                "/v1/models/echo/predict",
+                "Content-Length: 100\r\n\r\n{\"inputs\":",
+            ),
             "408",
         ),
         (
             "v2 infer, chunked, one chunk",
-            post("/v2/models/echo/infer", "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n"),
+            post(
+                "/v2/models/echo/infer",
+                "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"inp\r\n",
+            ),
             "408",
         ),
         (
@@ -351,14 +398,20 @@ async fn stalled_bodies_and_headers_get_408_and_lose_their_connection() {
         let start = Instant::now();
         let (text, closed) = stalled(&addr, &head, Duration::from_secs(5)).await;
         let took = start.elapsed();
-        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{what}: {text:?}");
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {text:?}"
+        );
         assert!(closed, "{what}: the connection stays open after {text:?}");
         assert!(
             took >= Duration::from_millis(450) && took < Duration::from_secs(3),
             "{what}: answered after {took:?}"
         );
         if what != "headers never finished" {
-            assert!(text.contains("\"error_type\":\"request_timeout\""), "{what}: {text}");
+            assert!(
+                text.contains("\"error_type\":\"request_timeout\""),
+                "{what}: {text}"
+            );
         }
     }
     // A route that never reads its body answers at once and closes the connection, within
@@ -378,7 +431,12 @@ async fn stalled_bodies_and_headers_get_408_and_lose_their_connection() {
     }
     // The server still serves.
     let (status, _, _) = server
-        .send("POST", "/v1/models/echo/predict", &echo_body().to_string(), None)
+        .send(
+            "POST",
+            "/v1/models/echo/predict",
+            &echo_body().to_string(),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     let text = server.metrics().await;
@@ -386,7 +444,11 @@ async fn stalled_bodies_and_headers_get_408_and_lose_their_connection() {
         metric(
             &text,
             "http_requests_total",
-            &[("endpoint", "/v1/models/{model}/predict"), ("method", "POST"), ("status", "408")]
+            &[
+                ("endpoint", "/v1/models/{model}/predict"),
+                ("method", "POST"),
+                ("status", "408")
+            ]
         ),
         1.0
     );
@@ -403,7 +465,10 @@ fn random_segment(rng: &mut StdRng) -> String {
         if rng.random_bool(0.15) {
             out.push_str(PIECES[rng.random_range(0..PIECES.len())]);
         } else {
-            out.push(char::from(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rng.random_range(0..62)]));
+            out.push(char::from(
+                b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                    [rng.random_range(0..62)],
+            ));
         }
     }
     if rng.random_bool(0.05) {
@@ -469,9 +534,12 @@ fn random_request(rng: &mut StdRng, class: usize) -> (String, String, String, Op
 #[actix_web::test]
 async fn ten_thousand_random_methods_names_and_keys_leave_the_series_count() {
     let fixture = Fixture::new();
-    let extra = format!("[admin]\ntoken = \"{TOKEN}\"\n{}", tenant("alpha", ALPHA, ""));
-    let server = TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap())
-        .await;
+    let extra = format!(
+        "[admin]\ntoken = \"{TOKEN}\"\n{}",
+        tenant("alpha", ALPHA, "")
+    );
+    let server =
+        TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap()).await;
     let seed: u64 = std::env::var("BURNSERVE_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -509,11 +577,17 @@ async fn ten_thousand_random_methods_names_and_keys_leave_the_series_count() {
     let text = server.metrics().await;
     let after = series_count(&text);
     println!("series before {before}, after 10,000 random requests {after}; statuses {statuses:?}");
-    assert_eq!(after, before, "random methods, names and keys grew the series");
+    assert_eq!(
+        after, before,
+        "random methods, names and keys grew the series"
+    );
     assert_eq!(statuses.values().sum::<u32>(), 10_000);
     for forbidden in ["%2F", "..", "zzzzzzzz", "0123456789abcdef"] {
         assert!(
-            !text.lines().filter(|l| !l.starts_with('#')).any(|l| l.contains(forbidden)),
+            !text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .any(|l| l.contains(forbidden)),
             "{forbidden} reached a label"
         );
     }

@@ -5,10 +5,10 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::rc::Rc;
-use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use common::process::{burnserve, free_port, http, wait_until_ready, Killed};
@@ -83,7 +83,10 @@ async fn stalled_bodies_do_not_starve_health_or_predict() {
     let server = Killed(command.spawn().unwrap());
     wait_until_ready(port, "/v2/health/ready");
     let (soft, server_hard) = open_file_limits(server.0.id());
-    assert_eq!(soft, server_hard, "the server raised its open-file limit to the hard limit");
+    assert_eq!(
+        soft, server_hard,
+        "the server raised its open-file limit to the hard limit"
+    );
 
     // The attack: 1,100 connections, each 10 bytes into a 100-byte body.
     let head = "POST /v1/models/echo/predict HTTP/1.1\r\nHost: x\r\n\
@@ -114,7 +117,10 @@ async fn stalled_bodies_do_not_starve_health_or_predict() {
             endings.borrow_mut().push((ending, attack_start.elapsed()));
         });
     }
-    println!("{STALLED} stalled connections open after {:?}", attack_start.elapsed());
+    println!(
+        "{STALLED} stalled connections open after {:?}",
+        attack_start.elapsed()
+    );
 
     // While they are held: /health on a fresh connection every 25 ms, predict every 250 ms.
     let mut health = Vec::new();
@@ -125,14 +131,17 @@ async fn stalled_bodies_do_not_starve_health_or_predict() {
     while attack_start.elapsed() < HOLD {
         let start = Instant::now();
         let reply = actix_web::rt::task::spawn_blocking(move || {
-            http(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            http(
+                port,
+                "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
         })
         .await
         .unwrap()
         .expect("/health answers");
         health.push(start.elapsed());
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        if tick % 10 == 0 {
+        if tick.is_multiple_of(10) {
             let reply = actix_web::rt::task::spawn_blocking(move || http(port, predict))
                 .await
                 .unwrap()
@@ -165,7 +174,10 @@ async fn stalled_bodies_do_not_starve_health_or_predict() {
         count(Ending::Open),
     );
     assert!(p99 < Duration::from_millis(50), "/health p99 {p99:?}");
-    assert!(predicted >= 60, "predict answered {predicted} times in 20 s");
+    assert!(
+        predicted >= 60,
+        "predict answered {predicted} times in 20 s"
+    );
     assert_eq!(endings.len(), STALLED, "every stalled connection ended");
     assert_eq!(count(Ending::Open), 0);
     assert_eq!(

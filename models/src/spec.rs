@@ -393,7 +393,10 @@ mod tests {
         // 2^60 + 1 times 784 overflows a usize: refused, not wrapped.
         let huge = MLP.replace("shape = [4]", "shape = [1152921504606846977, 784]");
         let err = ModelSpec::from_toml(&huge).unwrap_err().to_string();
-        assert!(err.contains("input.shape") && err.contains("more than"), "{err}");
+        assert!(
+            err.contains("input.shape") && err.contains("more than"),
+            "{err}"
+        );
     }
 
     fn fuzz_cases() -> u32 {

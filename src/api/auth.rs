@@ -81,7 +81,10 @@ pub async fn tenant_gate<B: MessageBody>(
         return Ok(refuse(request, refusal));
     };
     let Holder::Tenant(index) = access.holder(given) else {
-        return Ok(refuse(request, ApiError::Unauthorized("unknown API key".into())));
+        return Ok(refuse(
+            request,
+            ApiError::Unauthorized("unknown API key".into()),
+        ));
     };
     let admission = match access.admit(index) {
         Ok(admission) => admission,

@@ -124,10 +124,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         endpoint("/v2/models/{model}/versions/{version}/ready", "GET")
             .route(get().to(health::model_version_ready)),
     )
-    .service(inference(
-        "/v2/models/{model}/infer",
-        post().to(v2::infer),
-    ))
+    .service(inference("/v2/models/{model}/infer", post().to(v2::infer)))
     .service(inference(
         "/v2/models/{model}/versions/{version}/infer",
         post().to(v2::infer_version),

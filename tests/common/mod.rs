@@ -172,7 +172,12 @@ versions = ["1"]
     /// Adds `<name>/1`, a fake model (`architecture`, items of `item` floats) whose model.toml
     /// ends with `extra`; serve it by listing it in the settings.
     pub fn add_fake(&self, name: &str, architecture: &str, item: usize, extra: &str) {
-        write(self.path(), name, "1", &fake_toml(architecture, item, extra));
+        write(
+            self.path(),
+            name,
+            "1",
+            &fake_toml(architecture, item, extra),
+        );
     }
 
     /// Adds version `to` of `model` as a copy of version `from` (same weights).
