@@ -627,12 +627,20 @@ async fn admin_loads_cannot_leave_the_repository() {
     // A model.toml override naming files outside: one answer, existing target or not.
     let toml = std::fs::read_to_string(fixture.version_dir("mlp", "1").join("model.toml")).unwrap();
     let secret = outside.path().join("x/1/model.safetensors");
+    // Symlinks inside the version directory that lead out, to a file that exists and one that
+    // does not.
+    let version_dir = fixture.version_dir("mlp", "1");
+    std::os::unix::fs::symlink(&secret, version_dir.join("link-out")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("absent"), version_dir.join("link-gone"))
+        .unwrap();
     let mut answers = Vec::new();
     for weights in [
         secret.to_str().unwrap().to_string(),
         outside.path().join("absent").to_str().unwrap().to_string(),
         "../2/model.safetensors".to_string(),
         "../../../../no/such/file".to_string(),
+        "link-out".to_string(),
+        "link-gone".to_string(),
     ] {
         let body = toml.replace(
             "weights = \"model.safetensors\"",
@@ -651,6 +659,35 @@ async fn admin_loads_cannot_leave_the_repository() {
         answers[0]
     );
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+
+    // A sha256 in model.toml is checked against the weights at load.
+    let actual = burnserve_models::spec::sha256_of(&version_dir.join("model.safetensors")).unwrap();
+    let with_sha = |sha: &str| {
+        toml.replace(
+            "weights = \"model.safetensors\"",
+            &format!("weights = \"model.safetensors\"\nsha256 = \"{sha}\""),
+        )
+    };
+    let (status, reply) = server
+        .admin(
+            "POST",
+            "/admin/models/mlp/versions/1",
+            &with_sha(&"0".repeat(64)),
+        )
+        .await;
+    assert_eq!(
+        (status, reply["error_type"].as_str()),
+        (422, Some("load_failed")),
+        "{reply}"
+    );
+    assert!(
+        reply["error"].as_str().unwrap().contains(&actual),
+        "{reply}"
+    );
+    let (status, reply) = server
+        .admin("POST", "/admin/models/mlp/versions/1", &with_sha(&actual))
+        .await;
+    assert_eq!(status, 200, "{reply}");
     // What served before still serves.
     let (status, _, _) = server
         .post(
