@@ -5,7 +5,7 @@
 //   BASE_URL (default http://127.0.0.1:8000), PREDICT_PATH (default /v1/models/fashion/predict),
 //   BODY (image: 784 floats | text: one sentence; default image), VUS (default 16),
 //   DURATION_S (default 10), NAME (label in the summary), RESULTS (JSON output path),
-//   MAX_FAILED (allowed failed-request rate, default 0.01).
+//   MAX_FAILED (allowed failed-request rate, default 0.01), API_KEY (sent as a Bearer token).
 import http from 'k6/http';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
@@ -33,7 +33,9 @@ const bodies = {
   text: JSON.stringify({ inputs: ['The model server answers every request quickly and reports it.'] }),
 };
 const body = bodies[__ENV.BODY || 'image'];
-const params = { headers: { 'Content-Type': 'application/json' } };
+const headers = { 'Content-Type': 'application/json' };
+if (__ENV.API_KEY) headers.Authorization = `Bearer ${__ENV.API_KEY}`;
+const params = { headers };
 
 export default function () {
   const res = http.post(`${BASE}${PATH}`, body, params);
