@@ -593,3 +593,43 @@ async fn ten_thousand_random_methods_names_and_keys_leave_the_series_count() {
     }
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn connections_over_the_cap_wait_until_idle_ones_are_reclaimed() {
+    let fixture = Fixture::new();
+    let toml = fixture.settings_toml("").replace(
+        "workers = 2\n",
+        "workers = 1\nmax_connections_per_worker = 20\nheader_timeout_ms = 1000\n",
+    );
+    let server = TestServer::start(Settings::from_toml(&toml).unwrap()).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    // 20 connections that never send a byte fill the worker.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    // The 21st waits in the backlog, costing the worker nothing, until the header timeout
+    // reclaims the idle ones; then it is served.
+    let start = Instant::now();
+    let (text, _) = stalled(
+        &addr,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let waited = start.elapsed();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(4),
+        "served after {waited:?}"
+    );
+    for mut stream in idle {
+        let mut rest = Vec::new();
+        let read =
+            actix_web::rt::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest))
+                .await;
+        assert!(read.is_ok(), "an idle connection is still open");
+    }
+    server.stop().await;
+}

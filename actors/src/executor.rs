@@ -153,7 +153,10 @@ pub fn run(
         let outcome = execute(model.as_mut(), batch, output_len, &metrics, &config.state);
         governor.record_forward(started.elapsed());
         if let Err(fatal) = outcome {
-            tracing::error!(version = %config.key, error = %fatal, "executor stopping on a fatal model error");
+            if let Some(held_back) = config.state.log_fatal() {
+                tracing::error!(version = %config.key, error = %fatal, held_back,
+                    "executor stopping on a fatal model error");
+            }
             return ExecutorExit::Fatal(fatal);
         }
     }

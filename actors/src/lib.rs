@@ -27,6 +27,7 @@ pub mod control;
 pub mod error;
 mod executor;
 pub mod lifecycle;
+pub mod log_throttle;
 pub mod messages;
 pub mod metrics;
 mod model_actor;

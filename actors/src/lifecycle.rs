@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use burnserve_models::Device;
 use prometheus::IntGauge;
 
+use crate::log_throttle::LogThrottle;
 use crate::messages::VersionKey;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,6 +140,9 @@ pub struct VersionState {
     weight_bytes: AtomicUsize,
     inflight: AtomicUsize,
     load_micros: AtomicU64,
+    /// Paces the restart warnings and fatal-error logs of this instance.
+    restart_log: LogThrottle,
+    fatal_log: LogThrottle,
 }
 
 impl std::fmt::Debug for VersionState {
@@ -168,7 +172,19 @@ impl VersionState {
             weight_bytes: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
             load_micros: AtomicU64::new(0),
+            restart_log: LogThrottle::per_version(),
+            fatal_log: LogThrottle::per_version(),
         }
+    }
+
+    /// Whether to log this restart (`Some(held back since the last)`); see [`LogThrottle`].
+    pub fn log_restart(&self) -> Option<u64> {
+        self.restart_log.admit()
+    }
+
+    /// Whether to log this fatal model error (`Some(held back since the last)`).
+    pub fn log_fatal(&self) -> Option<u64> {
+        self.fatal_log.admit()
     }
 
     fn cell(&self) -> std::sync::MutexGuard<'_, PhaseCell> {

@@ -162,7 +162,10 @@ impl Supervised for ModelActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.state().count_restart();
         self.metrics.restarts.inc();
-        tracing::warn!(version = %self.config.key, restarts = self.state().restarts(), "restarting version");
+        if let Some(held_back) = self.state().log_restart() {
+            tracing::warn!(version = %self.config.key, restarts = self.state().restarts(), held_back,
+                "restarting version");
+        }
     }
 }
 
