@@ -7,6 +7,7 @@
 //!   and the body deadline.
 //! - [`access`] — the admin token, tenant keys and per-tenant quotas.
 //! - [`limits`] — process limits raised at start.
+//! - [`shutdown`] — the graceful drain on SIGTERM/SIGINT.
 //! - [`telemetry`] — logging.
 //!
 //! The serving runtime lives in `burnserve-actors`; models and burn in `burnserve-models`.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod limits;
 pub mod server;
 pub mod settings;
+pub mod shutdown;
 pub mod telemetry;
 
 pub use server::{start, RunningServer};

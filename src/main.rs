@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use std::time::Duration;
+
+use burnserve::shutdown::{self, Ending};
 use burnserve::{settings::Settings, telemetry};
 use clap::Parser;
 
@@ -35,9 +38,18 @@ async fn main() -> anyhow::Result<()> {
         settings.server.host = host;
     }
     telemetry::init(&settings.log);
+    let grace = Duration::from_millis(settings.server.drain_grace_ms);
+    let timeout = Duration::from_millis(settings.server.shutdown_timeout_ms);
     let running = burnserve::start(settings)
         .await
         .context("burnserve could not start")?;
-    running.server.await.context("server error")?;
-    Ok(())
+    match shutdown::serve_until_signalled(running, grace, timeout)
+        .await
+        .context("server error")?
+    {
+        Ending::Clean => Ok(()),
+        Ending::GaveUp { left } => {
+            anyhow::bail!("shutdown timed out with {left} request(s) still in flight")
+        }
+    }
 }

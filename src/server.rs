@@ -14,6 +14,7 @@ use prometheus::Registry;
 use crate::access::Access;
 use crate::api::{self, AppState};
 use crate::settings::{ServerSettings, Settings};
+use crate::shutdown::Drain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -41,6 +42,8 @@ pub struct RunningServer {
     pub server: actix_web::dev::Server,
     pub registry: Registry,
     pub loads: Vec<(VersionKey, LoadReport)>,
+    /// Readiness and in-flight count for the graceful shutdown (`crate::shutdown`).
+    pub drain: Arc<Drain>,
 }
 
 fn http_metrics(registry: &Registry) -> Result<PrometheusMetrics, StartError> {
@@ -109,7 +112,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let loads = report.loaded;
 
     let access = Access::from_settings(&settings, &registry).map_err(StartError::Access)?;
+    let drain = Arc::new(Drain::default());
     let state = web::Data::new(AppState {
+        drain: drain.clone(),
         service: runtime.service,
         control: runtime.control,
         access: Arc::new(access),
@@ -138,7 +143,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .client_disconnect_timeout(millis(limits.disconnect_timeout_ms))
         .keep_alive(keep_alive(limits))
         .max_connections(limits.max_connections_per_worker)
-        .backlog(limits.backlog);
+        .backlog(limits.backlog)
+        // `crate::shutdown` handles the signals: readiness first, then the stop.
+        .disable_signals()
+        .shutdown_timeout(limits.shutdown_timeout_ms.div_ceil(1000));
     if limits.workers > 0 {
         http = http.workers(limits.workers);
     }
@@ -162,5 +170,6 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         server,
         registry,
         loads,
+        drain,
     })
 }

@@ -153,6 +153,10 @@ pub struct ServerSettings {
     pub max_connections_per_worker: usize,
     /// Length of the kernel's listen backlog; connections beyond it are refused.
     pub backlog: u32,
+    /// After SIGTERM/SIGINT, readiness answers 503 this long while serving goes on.
+    pub drain_grace_ms: u64,
+    /// The bound on the whole shutdown (grace included); then the process gives up (exit 1).
+    pub shutdown_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -329,6 +333,20 @@ impl Settings {
             return Err(invalid(
                 "server.disconnect_timeout_ms",
                 format!("must be 0 (close at once) or within 1000..={HOUR_MS}"),
+            ));
+        }
+        if server.drain_grace_ms > 600_000 {
+            return Err(invalid(
+                "server.drain_grace_ms",
+                "must be within 0..=600000",
+            ));
+        }
+        if !(1000..=HOUR_MS).contains(&server.shutdown_timeout_ms)
+            || server.shutdown_timeout_ms <= server.drain_grace_ms
+        {
+            return Err(invalid(
+                "server.shutdown_timeout_ms",
+                format!("must be within 1000..={HOUR_MS} and longer than server.drain_grace_ms"),
             ));
         }
         if !(1..=1_000_000).contains(&server.max_connections_per_worker) {

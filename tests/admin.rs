@@ -698,3 +698,67 @@ async fn admin_loads_cannot_leave_the_repository() {
     assert_eq!(status, 200);
     server.stop().await;
 }
+
+/// Values that size memory or time are bounded: a model.toml past a bound is refused naming its
+/// key, over the admin API (400) and at start-up, and the control plane keeps working.
+#[actix_web::test]
+async fn model_toml_values_past_their_bounds_are_refused_naming_the_key() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.admin_settings()).await;
+    let toml =
+        std::fs::read_to_string(fixture.version_dir("echo", "1").join("model.toml")).unwrap();
+    for (extra, key) in [
+        (
+            "queue_capacity = 4611686018427387904",
+            "batching.queue_capacity",
+        ),
+        ("queue_capacity = 1000000000", "batching.queue_capacity"),
+        ("max_batch_size = 1000000", "batching.max_batch_size"),
+    ] {
+        let body = toml.replace(
+            "max_batch_size = 64",
+            &format!("max_batch_size = 64\n{extra}"),
+        );
+        let body = if extra.starts_with("max_batch_size") {
+            toml.replace("max_batch_size = 64", extra)
+        } else {
+            body
+        };
+        assert_ne!(body, toml);
+        let (status, reply) = server
+            .admin("POST", "/admin/models/echo/versions/1", &body)
+            .await;
+        assert_eq!(
+            (status, reply["error_type"].as_str()),
+            (400, Some("invalid_input")),
+            "{reply}"
+        );
+        assert!(
+            reply["error"].as_str().unwrap().contains(key),
+            "{extra}: {reply}"
+        );
+    }
+    let (status, reply) = server.admin("GET", "/admin/models", "").await;
+    assert_eq!(status, 200, "{reply}");
+    let (status, _) = server
+        .admin("POST", "/admin/models/echo/versions/1/reload", "")
+        .await;
+    assert_eq!(status, 200);
+    server.stop().await;
+
+    // At start-up the same value stops the server with the key named.
+    let path = fixture.version_dir("echo", "1").join("model.toml");
+    std::fs::write(
+        &path,
+        toml.replace(
+            "max_batch_size = 64",
+            "max_batch_size = 64\nqueue_capacity = 4611686018427387904",
+        ),
+    )
+    .unwrap();
+    let err = burnserve::start(fixture.settings())
+        .await
+        .err()
+        .expect("start-up refused");
+    assert!(err.to_string().contains("batching.queue_capacity"), "{err}");
+}

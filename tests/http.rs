@@ -497,6 +497,87 @@ async fn a_panicking_batch_fails_alone_and_the_version_keeps_serving() {
 }
 
 #[actix_web::test]
+async fn a_poisoned_input_fails_alone_in_its_batch_and_repeated_failures_restart() {
+    let fixture = Fixture::new();
+    fixture.add_fake(
+        "poison",
+        "fake-panic",
+        2,
+        "restart_after_failed_batches = 3\n[batching]\nmax_batch_size = 64\nmax_batch_delay_ms = 30",
+    );
+    let toml = fixture.settings_toml("[[models]]\nname = \"poison\"\nversions = [\"1\"]\n");
+    let server = TestServer::start(burnserve::Settings::from_toml(&toml).unwrap()).await;
+    // 200 concurrent requests, 1% poisoned (their first value is the marker, -1).
+    let poisoned = [37usize, 151];
+    let replies = join_all((0..200).map(|i| {
+        let first = if poisoned.contains(&i) {
+            -1.0
+        } else {
+            i as f64
+        };
+        let server = &server;
+        async move {
+            let (status, body, _) = server
+                .post(
+                    "/v1/models/poison/predict",
+                    &json!({ "inputs": [first, 0.5] }),
+                )
+                .await;
+            (i, first, status, body)
+        }
+    }))
+    .await;
+    for (i, first, status, body) in &replies {
+        if poisoned.contains(i) {
+            assert_eq!(
+                (*status, body["error_type"].as_str()),
+                (500, Some("inference_error")),
+                "{i}: {body}"
+            );
+        } else {
+            assert_eq!(*status, 200, "{i}: {body}");
+            assert_eq!(floats(&body["outputs"][0]), vec![*first as f32, 0.5]);
+        }
+    }
+    let text = server.metrics().await;
+    let poison = [("model", "poison"), ("version", "1")];
+    let batches = metric(&text, "inference_batch_size_count", &poison);
+    assert!(
+        batches < 150.0,
+        "the requests were batched ({batches} batches)"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "inference_errors_total",
+            &[("model", "poison"), ("error_type", "inference_error")]
+        ),
+        2.0
+    );
+    assert_eq!(metric(&text, "actor_restarts_total", &poison), 0.0);
+    // Three batches in a row that fail even alone restart the version (as configured).
+    for _ in 0..3 {
+        let (status, _, _) = server
+            .post(
+                "/v1/models/poison/predict",
+                &json!({ "inputs": [-1.0, 0.5] }),
+            )
+            .await;
+        assert_eq!(status, 500);
+    }
+    let mut restarts = 0.0;
+    for _ in 0..100 {
+        restarts = metric(&server.metrics().await, "actor_restarts_total", &poison);
+        if restarts == 1.0 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(restarts, 1.0);
+    server.stop().await;
+}
+
+#[actix_web::test]
 async fn a_dead_executor_is_restarted_by_its_supervisor_and_counted() {
     let fixture = Fixture::new();
     let server = TestServer::start(fixture.settings()).await;

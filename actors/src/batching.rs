@@ -175,8 +175,9 @@ impl Batch {
         self.rows
     }
 
-    /// Moves every job's input into one buffer, rows in job order (no copy for one job).
-    pub fn take_input(&mut self) -> Result<InputData, ModelError> {
+    /// Every job's input in one buffer, rows in job order. Each job keeps its own input, so a
+    /// failed batch can run its jobs again one by one; a lone job's input is moved (no copy).
+    pub fn joined_input(&mut self) -> Result<InputData, ModelError> {
         let Some(first) = self.jobs.first() else {
             return Ok(InputData::default());
         };
@@ -185,8 +186,8 @@ impl Batch {
         }
         let total = self.jobs.iter().map(|j| j.input.len()).sum();
         let mut joined = first.input.empty_like(total);
-        for job in &mut self.jobs {
-            joined.append(&mut job.input)?;
+        for job in &self.jobs {
+            joined.extend_from(&job.input)?;
         }
         Ok(joined)
     }
@@ -276,7 +277,7 @@ mod tests {
         assert!(!batch.fits(&c));
         assert_eq!((batch.len(), batch.rows()), (2, 4));
         assert_eq!(
-            batch.take_input(),
+            batch.joined_input(),
             Ok(InputData::Fp32(vec![
                 1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0
             ]))

@@ -143,6 +143,8 @@ pub fn run(
     };
     let policy = config.policy();
     let output_len = config.spec.output.item_len();
+    let restart_after = config.spec.restart_after_failed_batches;
+    let mut failed_in_a_row = 0u32;
     let mut carried: Option<Job> = None;
     let mut governor = DelayGovernor::new();
     loop {
@@ -152,13 +154,27 @@ pub fn run(
         let started = Instant::now();
         let outcome = execute(model.as_mut(), batch, output_len, &metrics, &config.state);
         governor.record_forward(started.elapsed());
-        if let Err(fatal) = outcome {
-            if let Some(held_back) = config.state.log_fatal() {
-                tracing::error!(version = %config.key, error = %fatal, held_back,
-                    "executor stopping on a fatal model error");
+        let fatal = match outcome {
+            Ok(BatchOutcome::Served) => {
+                failed_in_a_row = 0;
+                continue;
             }
-            return ExecutorExit::Fatal(fatal);
+            Ok(BatchOutcome::Failed) => {
+                failed_in_a_row += 1;
+                if restart_after == 0 || failed_in_a_row < restart_after {
+                    continue;
+                }
+                ModelError::Fatal(format!(
+                    "{failed_in_a_row} batches failed in a row (restart_after_failed_batches)"
+                ))
+            }
+            Err(fatal) => fatal,
+        };
+        if let Some(held_back) = config.state.log_fatal() {
+            tracing::error!(version = %config.key, error = %fatal, held_back,
+                "executor stopping on a fatal model error");
         }
+        return ExecutorExit::Fatal(fatal);
     }
 }
 
@@ -211,69 +227,186 @@ fn gather(
     Some(batch)
 }
 
-/// Runs one batch and answers each job. `Err` only for a fatal model error.
+/// How a batch went, for the count of failed batches in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchOutcome {
+    /// Some job got an output, or none failed (expired or abandoned ones do not count).
+    Served,
+    /// Every job that ran failed, in the batch and again on its own.
+    Failed,
+}
+
+/// Answers one job with its rows of a forward pass.
+fn answer(job: Job, output: Vec<f32>, tokens: usize, run: &RunInfo, metrics: &VersionMetrics) {
+    if run.finished > job.deadline {
+        metrics.timed_out();
+    }
+    let _ = job.reply.send(Ok(JobOutput {
+        output,
+        rows: job.rows,
+        queue_time: run.started.saturating_duration_since(job.enqueued_at),
+        inference_time: run.inference_time,
+        batch_size: run.batch_size,
+        tokens,
+    }));
+}
+
+fn fail(job: Job, err: &ModelError) {
+    let _ = job.reply.send(Err(InferError::Inference(err.to_string())));
+}
+
+/// One job's rows of a forward pass, and the tokens they were encoded to.
+type JobRows = (Vec<f32>, usize);
+
+/// When and how long a forward pass ran, and for how many jobs.
+struct RunInfo {
+    started: Instant,
+    finished: Instant,
+    inference_time: Duration,
+    batch_size: usize,
+}
+
+/// Runs one forward pass over `input` (`rows` rows) with the metrics and in-flight count of a
+/// batch of `jobs` jobs; the output split per job, with each job's tokens.
+fn forward_rows(
+    model: &mut dyn InferenceModel,
+    input: Result<InputData, ModelError>,
+    rows_per_job: &[usize],
+    enqueued: impl Iterator<Item = Instant>,
+    output_len: usize,
+    metrics: &VersionMetrics,
+    state: &VersionState,
+) -> (Result<Vec<JobRows>, ModelError>, RunInfo) {
+    let started = Instant::now();
+    let size = rows_per_job.len();
+    let rows = rows_per_job.iter().sum();
+    metrics.batch_started(
+        size,
+        enqueued.map(|at| started.saturating_duration_since(at)),
+    );
+    state.add_inflight(size);
+    let result = input.and_then(|input| guarded_forward(model, input, rows));
+    state.sub_inflight(size);
+    let inference_time = started.elapsed();
+    metrics.batch_finished(size);
+    let outputs = result.and_then(|output| {
+        let tokens = tokens_per_job(&output.tokens, rows_per_job);
+        split_rows(output.values, rows_per_job, output_len)
+            .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
+    });
+    let run = RunInfo {
+        started,
+        finished: Instant::now(),
+        inference_time,
+        batch_size: size,
+    };
+    (outputs, run)
+}
+
+/// Runs one batch and answers each job. When the batch fails (a panic or a model error), each
+/// of its jobs runs again on its own, once, so only a poisoned input fails. `Err` only for a
+/// fatal model error.
 fn execute(
     model: &mut dyn InferenceModel,
     mut batch: Batch,
     output_len: usize,
     metrics: &VersionMetrics,
     state: &VersionState,
-) -> Result<(), ModelError> {
-    let started = Instant::now();
-    let size = batch.len();
-    let rows = batch.rows();
-    metrics.batch_started(
-        size,
-        batch
-            .jobs()
-            .iter()
-            .map(|j| started.saturating_duration_since(j.enqueued_at)),
+) -> Result<BatchOutcome, ModelError> {
+    let input = batch.joined_input();
+    let rows_per_job: Vec<usize> = batch.jobs().iter().map(|j| j.rows).collect();
+    let enqueued: Vec<Instant> = batch.jobs().iter().map(|j| j.enqueued_at).collect();
+    let (outputs, run) = forward_rows(
+        model,
+        input,
+        &rows_per_job,
+        enqueued.into_iter(),
+        output_len,
+        metrics,
+        state,
     );
-    let input = batch.take_input();
-    state.add_inflight(size);
-    let result = input.and_then(|input| guarded_forward(model, input, rows));
-    state.sub_inflight(size);
-    let inference_time = started.elapsed();
-    metrics.batch_finished(size);
     let jobs = batch.into_jobs();
-    let rows_per_job: Vec<usize> = jobs.iter().map(|j| j.rows).collect();
-    let outputs = result.and_then(|output| {
-        let tokens = tokens_per_job(&output.tokens, &rows_per_job);
-        split_rows(output.values, &rows_per_job, output_len)
-            .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
-    });
     match outputs {
         Ok(outputs) => {
-            let finished = Instant::now();
             for (job, (output, tokens)) in jobs.into_iter().zip(outputs) {
-                if finished > job.deadline {
-                    metrics.timed_out();
-                }
-                let _ = job.reply.send(Ok(JobOutput {
-                    output,
-                    rows: job.rows,
-                    queue_time: started.saturating_duration_since(job.enqueued_at),
-                    inference_time,
-                    batch_size: size,
-                    tokens,
-                }));
+                answer(job, output, tokens, &run, metrics);
             }
-            Ok(())
+            Ok(BatchOutcome::Served)
         }
+        Err(err @ ModelError::Fatal(_)) => {
+            jobs.into_iter().for_each(|job| fail(job, &err));
+            Err(err)
+        }
+        Err(_) if jobs.len() > 1 => retry_alone(model, jobs, output_len, metrics, state),
         Err(err) => {
-            let answer = InferError::Inference(err.to_string());
-            for job in jobs {
-                let _ = job.reply.send(Err(answer.clone()));
-            }
-            match err {
-                ModelError::Fatal(_) => Err(err),
-                _ => Ok(()),
-            }
+            jobs.into_iter().for_each(|job| fail(job, &err));
+            Ok(BatchOutcome::Failed)
         }
     }
 }
 
-/// Sums per-row token counts into per-job counts (zeros when the model reports none).
+/// After a failed batch: each job runs again on its own, once (expired and abandoned ones are
+/// skipped as when gathering).
+fn retry_alone(
+    model: &mut dyn InferenceModel,
+    jobs: Vec<Job>,
+    output_len: usize,
+    metrics: &VersionMetrics,
+    state: &VersionState,
+) -> Result<BatchOutcome, ModelError> {
+    let (mut served, mut failed) = (0usize, 0usize);
+    let mut jobs = jobs.into_iter();
+    while let Some(mut job) = jobs.next() {
+        match triage(&job, Instant::now()) {
+            Triage::Run => {}
+            Triage::Expired => {
+                metrics.timed_out();
+                let waited = job.deadline.saturating_duration_since(job.enqueued_at);
+                let _ = job.reply.send(Err(InferError::Timeout(waited)));
+                continue;
+            }
+            Triage::Abandoned => continue,
+        }
+        let input = Ok(std::mem::take(&mut job.input));
+        let (outputs, run) = forward_rows(
+            model,
+            input,
+            &[job.rows],
+            std::iter::once(job.enqueued_at),
+            output_len,
+            metrics,
+            state,
+        );
+        match outputs.map(|mut parts| parts.pop()) {
+            Ok(Some((output, tokens))) => {
+                served += 1;
+                answer(job, output, tokens, &run, metrics);
+            }
+            Ok(None) => {
+                failed += 1;
+                fail(
+                    job,
+                    &ModelError::Inference("the model returned no rows".into()),
+                );
+            }
+            Err(err @ ModelError::Fatal(_)) => {
+                fail(job, &err);
+                jobs.for_each(|job| fail(job, &err));
+                return Err(err);
+            }
+            Err(err) => {
+                failed += 1;
+                fail(job, &err);
+            }
+        }
+    }
+    Ok(if served == 0 && failed > 0 {
+        BatchOutcome::Failed
+    } else {
+        BatchOutcome::Served
+    })
+}
+
 fn tokens_per_job(row_tokens: &[usize], rows_per_job: &[usize]) -> Vec<usize> {
     let mut start = 0;
     rows_per_job

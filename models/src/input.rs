@@ -81,6 +81,22 @@ impl InputData {
         Ok(())
     }
 
+    /// Appends a copy of `other`'s values (or strings), leaving `other` as it was.
+    pub fn extend_from(&mut self, other: &InputData) -> Result<(), ModelError> {
+        match (self, other) {
+            (InputData::Fp32(a), InputData::Fp32(b)) => a.extend_from_slice(b),
+            (InputData::Bytes(a), InputData::Bytes(b)) => a.extend_from_slice(b),
+            (a, b) => {
+                return Err(ModelError::Inference(format!(
+                    "cannot batch {} items with {} items",
+                    a.datatype(),
+                    b.datatype()
+                )))
+            }
+        }
+        Ok(())
+    }
+
     /// An empty buffer of the same kind with room for `capacity` values or strings.
     pub fn empty_like(&self, capacity: usize) -> InputData {
         match self {

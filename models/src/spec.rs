@@ -35,6 +35,10 @@ pub struct ModelSpec {
     /// Default per-request deadline; a request may only shorten it.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Restart the version (through its supervisor) after this many batches in a row failed
+    /// even when their requests ran again one by one; 0 never restarts for failures.
+    #[serde(default = "default_restart_after_failed_batches")]
+    pub restart_after_failed_batches: u32,
 }
 
 /// One named tensor of the schema. `shape` is per item: a request carries `[n, ..shape]`.
@@ -105,6 +109,16 @@ fn default_adaptive_delay() -> bool {
 fn default_timeout_ms() -> u64 {
     10_000
 }
+fn default_restart_after_failed_batches() -> u32 {
+    20
+}
+
+/// Bounds of the `model.toml` values that size memory or time: a value outside is refused
+/// naming its key, never allocated.
+pub const MAX_BATCH_SIZE: usize = 4096;
+pub const MAX_QUEUE_CAPACITY: usize = 65_536;
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+pub const MAX_BATCH_DELAY_MS: f64 = 10_000.0;
 
 /// The most values one item of a tensor may hold (2^28 floats, 1 GiB).
 pub const MAX_ITEM_LEN: usize = 1 << 28;
@@ -273,19 +287,26 @@ impl ModelSpec {
                 self.output.item_len()
             ));
         }
-        if self.batching.max_batch_size == 0 {
-            return fail("batching.max_batch_size must be at least 1".into());
+        let batching = &self.batching;
+        if !(1..=MAX_BATCH_SIZE).contains(&batching.max_batch_size) {
+            return fail(format!(
+                "batching.max_batch_size must be within 1..={MAX_BATCH_SIZE}"
+            ));
         }
-        if !(self.batching.max_batch_delay_ms >= 0.0
-            && self.batching.max_batch_delay_ms <= 10_000.0)
+        if !(batching.max_batch_delay_ms >= 0.0
+            && batching.max_batch_delay_ms <= MAX_BATCH_DELAY_MS)
         {
-            return fail("batching.max_batch_delay_ms must be within 0..=10000".into());
+            return fail(format!(
+                "batching.max_batch_delay_ms must be within 0..={MAX_BATCH_DELAY_MS}"
+            ));
         }
-        if self.batching.queue_capacity == 0 {
-            return fail("batching.queue_capacity must be at least 1".into());
+        if !(1..=MAX_QUEUE_CAPACITY).contains(&batching.queue_capacity) {
+            return fail(format!(
+                "batching.queue_capacity must be within 1..={MAX_QUEUE_CAPACITY}"
+            ));
         }
-        if self.timeout_ms == 0 {
-            return fail("timeout_ms must be at least 1".into());
+        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return fail(format!("timeout_ms must be within 1..={MAX_TIMEOUT_MS}"));
         }
         if let Some(sha256) = &self.sha256 {
             if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

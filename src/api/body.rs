@@ -1,4 +1,6 @@
-//! Slow and unread bodies: every request body is read under a deadline
+//! Every request passes here (app-wide middleware): it is counted as in flight for the drain,
+//! its response closes the connection while draining, and — slow and unread bodies — every
+//! request body is read under a deadline
 //! (`server.body_timeout_ms`, counted from its headers), past which reading fails and the
 //! request answers 408 `request_timeout`; a response that leaves its request body unread closes
 //! the connection, so a stalled upload never holds a connection past its answer.
@@ -107,9 +109,11 @@ pub async fn body_deadline(
     mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let timeout = request
+    let state = request
         .app_data::<actix_web::web::Data<AppState>>()
-        .map(|state| state.body_timeout);
+        .cloned();
+    let timeout = state.as_ref().map(|state| state.body_timeout);
+    let _serving = state.as_ref().map(|state| state.drain.serving());
     let body = match (request.take_payload(), timeout) {
         (Payload::None, _) => None,
         (payload, None) => {
@@ -133,6 +137,16 @@ pub async fn body_deadline(
     };
     // The gates answer refusals as responses (not errors), so they pass through here too.
     let mut response = next.call(request).await?.map_into_boxed_body();
+    if state
+        .as_ref()
+        .is_some_and(|state| state.drain.is_draining())
+    {
+        // Draining: the client reconnects, and the load balancer sends it elsewhere.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     match body {
         Some((finished, unread)) if !finished.get() => {
             response

@@ -12,6 +12,9 @@ pub async fn live() -> HttpResponse {
 }
 
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.drain.is_draining() {
+        return Err(InferError::ShuttingDown.into());
+    }
     let versions = state.service.readiness().await?;
     let waiting: Vec<String> = versions
         .iter()

@@ -76,6 +76,7 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
             adaptive_delay: true,
         },
         timeout_ms: 5000,
+        restart_after_failed_batches: 20,
     }
 }
 
