@@ -88,6 +88,31 @@ fn a_batch_equals_one_by_one_and_long_text_is_truncated() {
 }
 
 #[test]
+fn a_huge_text_is_cut_before_tokenizing_and_embeds_as_its_start() {
+    let Some(dir) = minilm_dir() else { return };
+    let mut model = embedder(&dir);
+    // 300 words are past 256 tokens; 2 MB of them would take seconds to tokenize whole.
+    let start = "the quick brown fox jumps over the lazy dog ".repeat(34);
+    let huge = format!("{start}{}", "and then some more words follow ".repeat(65_000));
+    assert!(huge.len() > 2_000_000);
+    let started = std::time::Instant::now();
+    let (cut, tokens) = model.embed(vec![huge]).unwrap();
+    let took = started.elapsed();
+    let (whole_start, _) = model.embed(vec![start]).unwrap();
+    assert_eq!(tokens[0], 256);
+    let worst = cut
+        .iter()
+        .zip(&whole_start)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "the cut text embeds as its start: {worst}");
+    println!("a 2 MB text embedded in {took:?}");
+    // Cutting keeps whole characters.
+    let text = burnserve_models::arch::bert::cut_text("aé€😀".repeat(10), 7);
+    assert_eq!(text, "aé€");
+}
+
+#[test]
 fn serves_through_the_inference_model_seam() {
     let Some(dir) = minilm_dir() else { return };
     let spec = ModelSpec::from_dir(&dir).expect("minilm model.toml");
