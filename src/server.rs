@@ -13,7 +13,7 @@ use prometheus::Registry;
 
 use crate::access::Access;
 use crate::api::{self, AppState};
-use crate::settings::{ServerSettings, Settings};
+use crate::settings::{LoadFailurePolicy, ServerSettings, Settings};
 use crate::shutdown::Drain;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +98,19 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             version: "*".into(),
             message: e.to_string(),
         })?;
-    if let Some((key, err)) = report.failed.into_iter().next() {
-        return Err(StartError::Load {
-            model: key.model,
-            version: key.version,
-            message: err.to_string(),
-        });
+    if settings.server.start_on_load_failure == LoadFailurePolicy::Exit {
+        if let Some((key, err)) = report.failed.into_iter().next() {
+            return Err(StartError::Load {
+                model: key.model,
+                version: key.version,
+                message: err.to_string(),
+            });
+        }
+    } else {
+        for (key, err) in &report.failed {
+            tracing::error!(version = %key, error = %err,
+                "could not load; serving the other versions (server.start_on_load_failure = \"serve\")");
+        }
     }
     for (key, loaded) in &report.loaded {
         tracing::info!(version = %key, device = %loaded.device, took_ms = loaded.took.as_millis() as u64,
@@ -119,6 +126,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         control: runtime.control,
         access: Arc::new(access),
         body_timeout: millis(settings.server.body_timeout_ms),
+        strict_readiness: settings.server.strict_readiness,
         settings_file: settings.source.clone(),
         max_body_bytes: settings.server.max_body_bytes,
     });

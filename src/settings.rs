@@ -157,6 +157,20 @@ pub struct ServerSettings {
     pub drain_grace_ms: u64,
     /// The bound on the whole shutdown (grace included); then the process gives up (exit 1).
     pub shutdown_timeout_ms: u64,
+    /// A configured version that fails to load at start: `exit` (refuse to start) or `serve`
+    /// (report it failed and not ready, serve the others).
+    pub start_on_load_failure: LoadFailurePolicy,
+    /// `/ready` answers 200 only while every configured version serves (Triton's
+    /// `--strict-readiness`); `false`: while at least one does.
+    pub strict_readiness: bool,
+}
+
+/// `server.start_on_load_failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadFailurePolicy {
+    Exit,
+    Serve,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -762,3 +762,87 @@ async fn model_toml_values_past_their_bounds_are_refused_naming_the_key() {
         .expect("start-up refused");
     assert!(err.to_string().contains("batching.queue_capacity"), "{err}");
 }
+
+/// `server.start_on_load_failure = "serve"`: a configured version that cannot load is reported
+/// failed, with why, and the others serve; strict readiness says so, lenient readiness does not.
+#[actix_web::test]
+async fn start_up_can_degrade_and_readiness_follows_strictness() {
+    let fixture = Fixture::new();
+    // A configured version whose weights are missing.
+    let broken = fixture.path().join("broken").join("1");
+    std::fs::create_dir_all(&broken).unwrap();
+    std::fs::copy(
+        fixture.version_dir("mlp", "1").join("model.toml"),
+        broken.join("model.toml"),
+    )
+    .unwrap();
+    let models = "[[models]]\nname = \"broken\"\nversions = [\"1\"]\n";
+    let toml = |server: &str| {
+        fixture
+            .settings_toml(&format!("[admin]\ntoken = \"{TOKEN}\"\n{models}"))
+            .replace("workers = 2\n", &format!("workers = 2\n{server}"))
+    };
+    // The default refuses to start, naming the version.
+    let err = burnserve::start(burnserve::Settings::from_toml(&toml("")).unwrap())
+        .await
+        .err()
+        .expect("start-up refused");
+    assert!(err.to_string().contains("'broken' version '1'"), "{err}");
+
+    for strict in [true, false] {
+        let settings = burnserve::Settings::from_toml(&toml(&format!(
+            "start_on_load_failure = \"serve\"\nstrict_readiness = {strict}\n"
+        )))
+        .unwrap();
+        let server = TestServer::start(settings).await;
+        let (status, body, _) = server
+            .post(
+                "/v1/models/echo/predict",
+                &json!({ "inputs": [1.0, 2.0, 3.0, 4.0] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = server.get("/ready").await;
+        if strict {
+            assert_eq!(
+                (status, body["error_type"].as_str()),
+                (503, Some("not_ready")),
+                "{body}"
+            );
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("broken/1 (failed:"),
+                "{body}"
+            );
+        } else {
+            assert_eq!(status, 200, "{body}");
+        }
+        let (status, body) = server.get("/v2/models/broken/ready").await;
+        assert_eq!(
+            (status, body["error_type"].as_str()),
+            (503, Some("not_ready")),
+            "{body}"
+        );
+        assert!(
+            body["error"].as_str().unwrap().contains("failed to load"),
+            "{body}"
+        );
+        let (status, list) = server.admin("GET", "/admin/models", "").await;
+        assert_eq!(status, 200);
+        let failed: Vec<&Value> = list["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["model"] == "broken")
+            .collect();
+        assert_eq!(failed.len(), 1, "{list}");
+        assert_eq!(failed[0]["state"], "failed");
+        assert!(
+            failed[0]["error"].as_str().unwrap().contains("missing"),
+            "{list}"
+        );
+        server.stop().await;
+    }
+}

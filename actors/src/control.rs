@@ -130,6 +130,14 @@ impl ModelControl {
         }
     }
 
+    /// Whether the settings as last reconciled list `key` (strict readiness counts only these).
+    pub fn is_configured(&self, key: &VersionKey) -> bool {
+        self.catalog()
+            .configured
+            .get(&key.model)
+            .is_some_and(|model| model.versions.contains(&key.version))
+    }
+
     fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
         // Plain maps, each write complete: a poisoned lock still holds valid data.
         self.catalog

@@ -93,7 +93,10 @@ fn a_huge_text_is_cut_before_tokenizing_and_embeds_as_its_start() {
     let mut model = embedder(&dir);
     // 300 words are past 256 tokens; 2 MB of them would take seconds to tokenize whole.
     let start = "the quick brown fox jumps over the lazy dog ".repeat(34);
-    let huge = format!("{start}{}", "and then some more words follow ".repeat(65_000));
+    let huge = format!(
+        "{start}{}",
+        "and then some more words follow ".repeat(65_000)
+    );
     assert!(huge.len() > 2_000_000);
     let started = std::time::Instant::now();
     let (cut, tokens) = model.embed(vec![huge]).unwrap();

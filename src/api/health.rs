@@ -2,7 +2,7 @@
 //! (`/ready`, `/v2/health/ready`), one model or version (`/v2/models/{m}[/versions/{v}]/ready`).
 
 use actix_web::{web, HttpResponse};
-use burnserve_actors::InferError;
+use burnserve_actors::{InferError, VersionKey, VersionPhase};
 use serde_json::json;
 
 use super::{ApiError, AppState};
@@ -11,23 +11,55 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "live": true }))
 }
 
+/// Versions whose load failed and that serve no other instance (a failed reload leaves the
+/// old one serving), with why.
+async fn failed_versions(state: &AppState) -> Result<Vec<(VersionKey, String)>, ApiError> {
+    let listing = state.control.list().await?;
+    Ok(listing
+        .pending
+        .into_iter()
+        .filter(|p| p.phase == VersionPhase::Failed)
+        .filter(|p| {
+            !listing
+                .routed
+                .iter()
+                .any(|r| r.model == p.key.model && r.version == p.key.version)
+        })
+        .map(|p| (p.key, p.error.unwrap_or_default()))
+        .collect())
+}
+
+/// Strict (`server.strict_readiness`, the default): every routed version serves and none
+/// failed to load. Otherwise: at least one version serves.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.drain.is_draining() {
         return Err(InferError::ShuttingDown.into());
     }
     let versions = state.service.readiness().await?;
-    let waiting: Vec<String> = versions
-        .iter()
-        .filter(|(_, ready)| !ready)
-        .map(|(key, _)| key.to_string())
-        .collect();
-    if versions.is_empty() {
-        return Err(InferError::NotReady("no model version is loaded".into()).into());
+    let serving = versions.iter().filter(|(_, ready)| *ready).count();
+    if serving == 0 {
+        return Err(InferError::NotReady("no model version serves".into()).into());
     }
-    if !waiting.is_empty() {
-        return Err(InferError::NotReady(format!("not ready: {}", waiting.join(", "))).into());
+    if state.strict_readiness {
+        let mut waiting: Vec<String> = versions
+            .iter()
+            .filter(|(_, ready)| !ready)
+            .map(|(key, _)| key.to_string())
+            .collect();
+        // Only versions the settings list: an admin's failed load of another version does not
+        // take the whole server out of its load balancer.
+        waiting.extend(
+            failed_versions(&state)
+                .await?
+                .into_iter()
+                .filter(|(key, _)| state.control.is_configured(key))
+                .map(|(key, error)| format!("{key} (failed: {error})")),
+        );
+        if !waiting.is_empty() {
+            return Err(InferError::NotReady(format!("not ready: {}", waiting.join(", "))).into());
+        }
     }
-    Ok(HttpResponse::Ok().json(json!({ "ready": true, "versions": versions.len() })))
+    Ok(HttpResponse::Ok().json(json!({ "ready": true, "versions": serving })))
 }
 
 async fn version_ready(
@@ -35,7 +67,22 @@ async fn version_ready(
     model: String,
     version: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let description = state.service.describe(&model, version.as_deref()).await?;
+    let description = match state.service.describe(&model, version.as_deref()).await {
+        Ok(description) => description,
+        Err(InferError::ModelNotFound(missing)) => {
+            // A version that failed to load says why.
+            let failed = failed_versions(state).await?.into_iter().find(|(key, _)| {
+                key.model == model && version.as_ref().is_none_or(|v| *v == key.version)
+            });
+            return Err(match failed {
+                Some((key, error)) => {
+                    InferError::NotReady(format!("{key} failed to load: {error}")).into()
+                }
+                None => InferError::ModelNotFound(missing).into(),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
     if !description.ready {
         return Err(InferError::NotReady(format!(
             "model '{}' version '{}' is not ready",

@@ -34,6 +34,8 @@ pub struct AppState {
     pub access: Arc<Access>,
     /// `server.body_timeout_ms`.
     pub body_timeout: Duration,
+    /// `server.strict_readiness`.
+    pub strict_readiness: bool,
     /// Set on SIGTERM: readiness answers 503 and responses close their connections.
     pub drain: Arc<crate::shutdown::Drain>,
     /// The settings file, re-read by `POST /admin/reload-config`.
