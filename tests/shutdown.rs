@@ -172,7 +172,7 @@ fn a_drain_past_its_timeout_gives_up_and_exits_non_zero() {
         "stuck",
         "fake-slow",
         2,
-        "params = { delay_ms = 3000 }\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0",
+        "params = { delay_ms = 2000 }\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0",
     );
     let (mut server, port) = start_with(
         &fixture,

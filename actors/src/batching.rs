@@ -248,6 +248,7 @@ mod tests {
             deadline: now + deadline_in,
             enqueued_at: now,
             reply,
+            probe: false,
         };
         (job, rx)
     }

@@ -28,6 +28,10 @@ pub enum InferError {
         capacity: usize,
         retry_after: Duration,
     },
+    /// The work queued ahead cannot finish within the request's deadline (by the version's
+    /// running estimate of a pass): refused at once instead of a 504 later.
+    #[error("{0}")]
+    CannotMeetDeadline(Box<DeadlineRefusal>),
     #[error("{0}")]
     NotReady(String),
     #[error("the server is shutting down")]
@@ -46,7 +50,9 @@ impl InferError {
             | InferError::NoDefaultVersion(_) => ErrorType::ModelNotFound,
             InferError::InvalidInput(_) => ErrorType::InvalidInput,
             InferError::SchemaMismatch(_) => ErrorType::SchemaMismatch,
-            InferError::Overloaded { .. } => ErrorType::Overloaded,
+            InferError::Overloaded { .. } | InferError::CannotMeetDeadline(_) => {
+                ErrorType::Overloaded
+            }
             InferError::NotReady(_) => ErrorType::NotReady,
             InferError::ShuttingDown => ErrorType::ShuttingDown,
             InferError::Timeout(_) => ErrorType::Timeout,
@@ -58,6 +64,7 @@ impl InferError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             InferError::Overloaded { retry_after, .. } => Some(*retry_after),
+            InferError::CannotMeetDeadline(refusal) => Some(refusal.retry_after),
             _ => None,
         }
     }
@@ -129,4 +136,16 @@ impl From<InferError> for ControlError {
             other => ControlError::LoadFailed(other.to_string()),
         }
     }
+}
+
+/// Why a request was refused before queueing: by the version's estimate, the work ahead of it
+/// cannot finish within its deadline.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("model '{model}' version '{version}' cannot answer within {timeout:?}: the work queued ahead needs about {expected:?}")]
+pub struct DeadlineRefusal {
+    pub model: String,
+    pub version: String,
+    pub expected: Duration,
+    pub timeout: Duration,
+    pub retry_after: Duration,
 }

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use crate::batching::{
     gather_until, split_rows, triage, Batch, BatchPolicy, DelayGovernor, Triage,
 };
+use crate::cost::{with_margin, CostModel};
 use crate::error::InferError;
 use crate::lifecycle::VersionState;
 use crate::messages::{Job, JobOutput, VersionKey};
@@ -103,8 +104,16 @@ fn build_and_warm(
     } else {
         InputData::Fp32(vec![0.0; config.spec.input.item_len()])
     };
-    let output = guarded_forward(model.as_mut(), warm_up, 1)
-        .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
+    // Two passes: the second, warm one seeds the cost estimate of admission.
+    let mut output = ModelOutput::default();
+    for pass in 0..2 {
+        let started = Instant::now();
+        output = guarded_forward(model.as_mut(), warm_up.clone(), 1)
+            .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
+        if pass == 1 {
+            config.state.cost().record_pass(1, started.elapsed());
+        }
+    }
     if output.values.len() != config.spec.output.item_len() {
         return Err(ModelError::Load(format!(
             "warm-up returned {} values; model.toml declares output shape {:?}",
@@ -148,7 +157,9 @@ pub fn run(
     let mut carried: Option<Job> = None;
     let mut governor = DelayGovernor::new();
     loop {
-        let Some(batch) = gather(&queue, &policy, &mut governor, &metrics, &mut carried) else {
+        let cost = config.state.cost();
+        let Some(batch) = gather(&queue, &policy, &mut governor, &metrics, cost, &mut carried)
+        else {
             return ExecutorExit::QueueClosed;
         };
         let started = Instant::now();
@@ -186,17 +197,30 @@ fn gather(
     policy: &BatchPolicy,
     governor: &mut DelayGovernor,
     metrics: &VersionMetrics,
+    cost: &CostModel,
     carried: &mut Option<Job>,
 ) -> Option<Batch> {
     let mut batch = Batch::new(policy.max_rows);
-    let admit = |batch: &mut Batch, job: Job| match triage(&job, Instant::now()) {
-        Triage::Run => batch.push(job),
-        Triage::Expired => {
-            metrics.timed_out();
-            let waited = job.deadline.saturating_duration_since(job.enqueued_at);
-            let _ = job.reply.send(Err(InferError::Timeout(waited)));
+    // A job joins only if it can still finish: its remaining time covers the expected pass.
+    let pass = cost.pass().map_or(Duration::ZERO, with_margin);
+    let admit = |batch: &mut Batch, job: Job| {
+        let now = Instant::now();
+        let triage = match triage(&job, now) {
+            Triage::Run if !job.probe && job.deadline.saturating_duration_since(now) < pass => {
+                Triage::Expired
+            }
+            other => other,
+        };
+        match triage {
+            Triage::Run => batch.push(job),
+            Triage::Expired => {
+                cost.sub_pending(job.rows);
+                metrics.timed_out();
+                let waited = job.deadline.saturating_duration_since(job.enqueued_at);
+                let _ = job.reply.send(Err(InferError::Timeout(waited)));
+            }
+            Triage::Abandoned => cost.sub_pending(job.rows),
         }
-        Triage::Abandoned => {}
     };
     if let Some(job) = carried.take() {
         admit(&mut batch, job);
@@ -204,8 +228,13 @@ fn gather(
     while batch.is_empty() {
         admit(&mut batch, queue.recv().ok()?);
     }
-    let until = gather_until(batch.jobs()[0].enqueued_at, governor.delay(policy));
+    let mut until = gather_until(batch.jobs()[0].enqueued_at, governor.delay(policy));
     while !batch.is_full() {
+        // Never wait for company past the point where the earliest deadline in the batch
+        // leaves just the pass.
+        if let Some(deadline) = batch.jobs().iter().map(|j| j.deadline).min() {
+            until = until.min(deadline.checked_sub(pass).unwrap_or(deadline));
+        }
         // Past the deadline only what is already queued joins: `try_recv` does not spin the
         // way `recv_deadline` does before it looks at the clock.
         let next = if Instant::now() >= until {
@@ -237,10 +266,7 @@ enum BatchOutcome {
 }
 
 /// Answers one job with its rows of a forward pass.
-fn answer(job: Job, output: Vec<f32>, tokens: usize, run: &RunInfo, metrics: &VersionMetrics) {
-    if run.finished > job.deadline {
-        metrics.timed_out();
-    }
+fn answer(job: Job, output: Vec<f32>, tokens: usize, run: &RunInfo) {
     let _ = job.reply.send(Ok(JobOutput {
         output,
         rows: job.rows,
@@ -261,7 +287,6 @@ type JobRows = (Vec<f32>, usize);
 /// When and how long a forward pass ran, and for how many jobs.
 struct RunInfo {
     started: Instant,
-    finished: Instant,
     inference_time: Duration,
     batch_size: usize,
 }
@@ -294,9 +319,9 @@ fn forward_rows(
         split_rows(output.values, rows_per_job, output_len)
             .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
     });
+    state.cost().record_pass(rows, inference_time);
     let run = RunInfo {
         started,
-        finished: Instant::now(),
         inference_time,
         batch_size: size,
     };
@@ -325,11 +350,13 @@ fn execute(
         metrics,
         state,
     );
+    // Computed (or failed, to run again alone now): no longer work ahead of new requests.
+    state.cost().sub_pending(rows_per_job.iter().sum());
     let jobs = batch.into_jobs();
     match outputs {
         Ok(outputs) => {
             for (job, (output, tokens)) in jobs.into_iter().zip(outputs) {
-                answer(job, output, tokens, &run, metrics);
+                answer(job, output, tokens, &run);
             }
             Ok(BatchOutcome::Served)
         }
@@ -380,7 +407,7 @@ fn retry_alone(
         match outputs.map(|mut parts| parts.pop()) {
             Ok(Some((output, tokens))) => {
                 served += 1;
-                answer(job, output, tokens, &run, metrics);
+                answer(job, output, tokens, &run);
             }
             Ok(None) => {
                 failed += 1;

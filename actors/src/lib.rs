@@ -24,6 +24,7 @@
 
 pub mod batching;
 pub mod control;
+pub mod cost;
 pub mod error;
 mod executor;
 pub mod lifecycle;

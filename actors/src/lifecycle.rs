@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use burnserve_models::Device;
 use prometheus::IntGauge;
 
+use crate::cost::CostModel;
 use crate::log_throttle::LogThrottle;
 use crate::messages::VersionKey;
 
@@ -140,6 +141,8 @@ pub struct VersionState {
     weight_bytes: AtomicUsize,
     inflight: AtomicUsize,
     load_micros: AtomicU64,
+    /// Forward-pass estimates and pending rows, for deadline-aware admission.
+    cost: CostModel,
     /// Paces the restart warnings and fatal-error logs of this instance.
     restart_log: LogThrottle,
     fatal_log: LogThrottle,
@@ -172,9 +175,15 @@ impl VersionState {
             weight_bytes: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
             load_micros: AtomicU64::new(0),
+            cost: CostModel::default(),
             restart_log: LogThrottle::per_version(),
             fatal_log: LogThrottle::per_version(),
         }
+    }
+
+    /// The instance's cost model (router admission, executor batching).
+    pub fn cost(&self) -> &CostModel {
+        &self.cost
     }
 
     /// Whether to log this restart (`Some(held back since the last)`); see [`LogThrottle`].

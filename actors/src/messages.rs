@@ -42,6 +42,9 @@ pub struct Job {
     pub deadline: Instant,
     pub enqueued_at: Instant,
     pub reply: JobReply,
+    /// Admitted against the cost estimate to measure it again (see `cost::CostModel::probe`):
+    /// computed even if the estimate says it will be late.
+    pub probe: bool,
 }
 
 /// What the executor sends back for one job.

@@ -14,7 +14,8 @@ use burnserve_models::{prepare_input, Device, ModelSpec, RequestInput};
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::error::InferError;
+use crate::cost::with_margin;
+use crate::error::{DeadlineRefusal, InferError};
 use crate::lifecycle::{VersionPhase, VersionState};
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
@@ -179,6 +180,24 @@ fn enqueue(
     let rows = prepare_input(&entry.spec, &mut input)?;
     let default_timeout = entry.spec.default_timeout();
     let timeout = timeout.map_or(default_timeout, |t| t.min(default_timeout));
+    let cost = entry.state.cost();
+    let max_rows = entry.spec.batching.max_batch_size;
+    let mut probe = false;
+    if let Some(expected) = cost.time_to_finish(rows, max_rows).map(with_margin) {
+        if expected > timeout && cost.probe() {
+            probe = true;
+        } else if expected > timeout {
+            // Retry once the work ahead has drained.
+            let ahead = cost.time_to_finish(0, max_rows).unwrap_or(expected);
+            return Err(InferError::CannotMeetDeadline(Box::new(DeadlineRefusal {
+                model: key.model.clone(),
+                version: key.version.clone(),
+                expected,
+                timeout,
+                retry_after: ahead,
+            })));
+        }
+    }
     let now = Instant::now();
     let (reply, reply_rx) = oneshot::channel();
     let job = Job {
@@ -187,8 +206,15 @@ fn enqueue(
         deadline: now + timeout,
         enqueued_at: now,
         reply,
+        probe,
     };
-    match entry.queue.try_send(job) {
+    // Counted before the send: the executor may take the job (and uncount it) at once.
+    cost.add_pending(rows);
+    let sent = entry.queue.try_send(job);
+    if sent.is_err() {
+        cost.sub_pending(rows);
+    }
+    match sent {
         Ok(()) => {
             entry.metrics.set_queue_depth(entry.queue.len());
             Ok(Ticket {

@@ -95,7 +95,16 @@ async fn the_split_sends_each_version_its_share_and_pins_ignore_it() {
 #[actix::test]
 async fn a_request_times_out_at_its_deadline_while_the_executor_is_busy() {
     let h = Harness::new();
-    h.load_slow("slow", 400).await;
+    // Warm-up passes take no time, so the cost estimate admits the late request: the deadline
+    // itself must end it (the estimate refusing such requests is tested over HTTP).
+    common::write_fake(
+        h.root(),
+        "slow",
+        "1",
+        "fake-slow",
+        "params = { delay_ms = 400, warm_up_delay_ms = 0 }\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0",
+    );
+    h.load("slow", "1").await;
     let busy = h.infer("slow", None, [1.0, 1.0]);
     let mut late = common::request("slow", None, [2.0, 2.0]);
     late.timeout = Some(Duration::from_millis(100));

@@ -8,7 +8,9 @@
 //! | `fake-panic` | panics when an item starts with `marker` | `marker` (-1.0), `delay_ms` (0) |
 //! | `fake-fail`  | returns a fatal error when an item starts with `marker` | `marker` (-1.0) |
 //!
-//! Every fake also takes `load_delay_ms` (0): how long building it takes (a slow load).
+//! Every fake also takes `load_delay_ms` (0): how long building it takes (a slow load), and
+//! `warm_up_delay_ms` (`delay_ms`): the delay of its first two passes (the executor's warm-up),
+//! so a test can give the runtime's cost estimate a wrong start.
 
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ enum Misbehaviour {
 pub struct FakeModel {
     item_len: usize,
     delay: Duration,
+    warm_up_delay: Duration,
+    passes: u64,
     misbehaviour: Misbehaviour,
 }
 
@@ -50,12 +54,15 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
     };
     let delay_ms: u64 = spec.param("delay_ms", default_delay)?;
     let load_delay_ms: u64 = spec.param("load_delay_ms", 0)?;
+    let warm_up_delay_ms: u64 = spec.param("warm_up_delay_ms", delay_ms)?;
     if load_delay_ms > 0 {
         std::thread::sleep(Duration::from_millis(load_delay_ms));
     }
     Ok(Box::new(FakeModel {
         item_len: spec.input.item_len(),
         delay: Duration::from_millis(delay_ms),
+        warm_up_delay: Duration::from_millis(warm_up_delay_ms),
+        passes: 0,
         misbehaviour,
     }))
 }
@@ -80,8 +87,14 @@ impl InferenceModel for FakeModel {
             }
             _ => {}
         }
-        if !self.delay.is_zero() {
-            std::thread::sleep(self.delay);
+        self.passes += 1;
+        let delay = if self.passes <= 2 {
+            self.warm_up_delay
+        } else {
+            self.delay
+        };
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
         }
         Ok(input.into())
     }
