@@ -86,3 +86,22 @@ server_config() {
       "$name" "${versions//,/\", \"}" "${versions%%,*}" "${device:-cpu}"
   done
 }
+
+# write_identity_echo DIR: DIR/echo/1/model.toml, the identity model (784 floats in and out: the
+# runtime with no compute), batched as the benches run it.
+write_identity_echo() {
+  mkdir -p "$1/echo/1"
+  cat > "$1/echo/1/model.toml" <<'TOML'
+architecture = "identity"
+[input]
+name = "x"
+shape = [784]
+[output]
+name = "y"
+shape = [784]
+[batching]
+max_batch_size = 64
+max_batch_delay_ms = 1.0
+queue_capacity = 1024
+TOML
+}

@@ -33,20 +33,7 @@ mkdir -p "$work/repo/fashion" "$work/repo/fashion-nobatch"
 cp -r models/repository/fashion/1 "$work/repo/fashion/1"
 cp -r models/repository/fashion/1 "$work/repo/fashion-nobatch/1"
 sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' "$work/repo/fashion-nobatch/1/model.toml"
-mkdir -p "$work/repo/echo/1"
-cat > "$work/repo/echo/1/model.toml" <<'TOML'
-architecture = "identity"
-[input]
-name = "x"
-shape = [784]
-[output]
-name = "y"
-shape = [784]
-[batching]
-max_batch_size = 64
-max_batch_delay_ms = 1.0
-queue_capacity = 1024
-TOML
+write_identity_echo "$work/repo"
 server_config "$work/repo" fashion:1 fashion-nobatch:1 echo:1 > "$work/bench.toml"
 
 echo "== raw forward, in-process (fashion v1 MLP)"

@@ -10,24 +10,12 @@ cd "$(dirname "$0")/.."
 dur=${DURATION_S:-10}
 work=target/bench-security
 rm -rf "$work"
-mkdir -p "$work/repo/echo/1" "$work/k6"
+mkdir -p "$work/k6"
 k6=$(bash scripts/install-k6.sh)
 source benches/lib.sh
 cargo build --release --quiet --bin burnserve
 bin=target/release/burnserve
-cat > "$work/repo/echo/1/model.toml" <<'TOML'
-architecture = "identity"
-[input]
-name = "x"
-shape = [784]
-[output]
-name = "y"
-shape = [784]
-[batching]
-max_batch_size = 64
-max_batch_delay_ms = 1.0
-queue_capacity = 1024
-TOML
+write_identity_echo "$work/repo"
 key=bench-tenant-key-0123456789
 server_config "$work/repo" echo:1 > "$work/open.toml"
 { cat "$work/open.toml"

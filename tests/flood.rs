@@ -8,12 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{burnserve, free_port, http, wait_until_ready, Killed};
+use common::process::{free_port, http, serve};
 use common::quantile;
 
 const CLIENTS: usize = 192;
@@ -77,8 +76,16 @@ fn drive(
 
 fn report(name: &str, results: &[(u16, Duration)]) {
     let count = |status: u16| results.iter().filter(|(s, _)| *s == status).count();
-    let refused: Vec<Duration> = results.iter().filter(|(s, _)| *s == 429).map(|(_, t)| *t).collect();
-    let served: Vec<Duration> = results.iter().filter(|(s, _)| *s == 200).map(|(_, t)| *t).collect();
+    let refused: Vec<Duration> = results
+        .iter()
+        .filter(|(s, _)| *s == 429)
+        .map(|(_, t)| *t)
+        .collect();
+    let served: Vec<Duration> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, t)| *t)
+        .collect();
     println!(
         "{name}: {} requests: {} x 200 (p50 {:?}, p99 {:?}), {} x 429 (p99 {:?}, max {:?}), {} x 503",
         results.len(),
@@ -95,9 +102,15 @@ fn report(name: &str, results: &[(u16, Duration)]) {
         .filter(|(s, _)| !matches!(s, 200 | 429 | 503))
         .take(5)
         .collect();
-    assert!(others.is_empty(), "{name}: answers other than 200/429/503: {others:?}");
+    assert!(
+        others.is_empty(),
+        "{name}: answers other than 200/429/503: {others:?}"
+    );
     assert!(count(200) > 0, "{name}: nothing served");
-    let slow_refusals = refused.iter().filter(|t| **t > Duration::from_millis(50)).count();
+    let slow_refusals = refused
+        .iter()
+        .filter(|t| **t > Duration::from_millis(50))
+        .count();
     assert_eq!(slow_refusals, 0, "{name}: 429s slower than 50 ms");
 }
 
@@ -120,19 +133,11 @@ fn floods_of_the_cnn_and_minilm_are_answered_and_memory_comes_back() {
         ),
     )
     .unwrap();
-    let server = Killed(
-        burnserve()
-            .arg("--config")
-            .arg(&config)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = serve(&config, port, "/ready");
     let pid = server.0.id();
-    wait_until_ready(port, "/ready");
-    let pixels: Vec<String> = (0..784).map(|i| format!("{:.3}", (i % 255) as f32 / 255.0)).collect();
+    let pixels: Vec<String> = (0..784)
+        .map(|i| format!("{:.3}", (i % 255) as f32 / 255.0))
+        .collect();
     let image = format!("{{\"inputs\": [{}]}}", pixels.join(","));
     let sentence = r#"{"inputs": ["A man is playing a guitar on stage."]}"#.to_string();
 
@@ -147,11 +152,16 @@ fn floods_of_the_cnn_and_minilm_are_answered_and_memory_comes_back() {
     });
     let steady = rss_bytes(pid);
 
-    let cnn = drive(port, CLIENTS, FLOOD, move |_| post("/v1/models/fashion/predict", &image));
+    let cnn = drive(port, CLIENTS, FLOOD, move |_| {
+        post("/v1/models/fashion/predict", &image)
+    });
     report("CNN flood", &cnn);
     let peak_cnn = rss_bytes(pid);
 
-    let huge = format!("{{\"inputs\": [\"{}\"]}}", "many words of text ".repeat(200_000));
+    let huge = format!(
+        "{{\"inputs\": [\"{}\"]}}",
+        "many words of text ".repeat(200_000)
+    );
     let text = drive(port, CLIENTS, FLOOD, move |c| {
         if c < 8 {
             post("/v1/models/minilm/predict", &huge)

@@ -22,15 +22,7 @@ fn cases() -> usize {
 }
 
 fn runner() -> TestRunner {
-    let seed: u64 = std::env::var("BURNSERVE_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(11, |d| d.as_nanos() as u64)
-        });
-    println!("fuzz seed {seed} (BURNSERVE_FUZZ_SEED replays it)");
+    let seed = seed("BURNSERVE_FUZZ_SEED");
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());
     TestRunner::new_with_rng(

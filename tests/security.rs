@@ -540,15 +540,7 @@ async fn ten_thousand_random_methods_names_and_keys_leave_the_series_count() {
     );
     let server =
         TestServer::start(Settings::from_toml(&fixture.settings_toml(&extra)).unwrap()).await;
-    let seed: u64 = std::env::var("BURNSERVE_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(7, |d| d.as_nanos() as u64)
-        });
-    println!("seed {seed} (BURNSERVE_TEST_SEED reruns it)");
+    let seed = seed("BURNSERVE_TEST_SEED");
     let mut rng = StdRng::seed_from_u64(seed);
     const CLASSES: usize = 8 * 7 * 3;
     // Ten requests of every class first: the series that traffic of each class creates.

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{burnserve, free_port, http, wait_until_ready, Killed};
+use common::process::{free_port, http, serve, Killed};
 use common::Fixture;
 
 fn start(fixture: &Fixture, grace_ms: u64) -> (Killed, u16) {
@@ -30,17 +30,7 @@ fn start_with(fixture: &Fixture, grace_ms: u64, timeout_ms: u64, models: &str) -
         ),
     )
     .unwrap();
-    let child = burnserve()
-        .arg("--config")
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Killed(child);
-    wait_until_ready(port, "/ready");
-    (server, port)
+    (serve(&config, port, "/ready"), port)
 }
 
 fn signal(pid: u32, name: &str) {

@@ -65,22 +65,6 @@ impl InputData {
         }
     }
 
-    /// Moves `other`'s items after this one's (joining the jobs of one batch).
-    pub fn append(&mut self, other: &mut InputData) -> Result<(), ModelError> {
-        match (self, other) {
-            (InputData::Fp32(a), InputData::Fp32(b)) => a.append(b),
-            (InputData::Bytes(a), InputData::Bytes(b)) => a.append(b),
-            (a, b) => {
-                return Err(ModelError::Inference(format!(
-                    "cannot batch {} items with {} items",
-                    a.datatype(),
-                    b.datatype()
-                )))
-            }
-        }
-        Ok(())
-    }
-
     /// Appends a copy of `other`'s values (or strings), leaving `other` as it was.
     pub fn extend_from(&mut self, other: &InputData) -> Result<(), ModelError> {
         match (self, other) {
@@ -131,12 +115,12 @@ mod tests {
     #[test]
     fn appends_only_the_same_kind() {
         let mut a = InputData::Fp32(vec![1.0]);
-        a.append(&mut InputData::Fp32(vec![2.0, 3.0])).unwrap();
+        a.extend_from(&InputData::Fp32(vec![2.0, 3.0])).unwrap();
         assert_eq!(a, InputData::Fp32(vec![1.0, 2.0, 3.0]));
         let mut t = InputData::Bytes(vec!["a".into()]);
-        t.append(&mut InputData::Bytes(vec!["b".into()])).unwrap();
+        t.extend_from(&InputData::Bytes(vec!["b".into()])).unwrap();
         assert_eq!(t.len(), 2);
-        let err = t.append(&mut InputData::Fp32(vec![1.0])).unwrap_err();
+        let err = t.extend_from(&InputData::Fp32(vec![1.0])).unwrap_err();
         assert_eq!(err.error_type().as_str(), "inference_error");
         assert!(InputData::Fp32(vec![1.0]).into_texts().is_err());
         assert_eq!(

@@ -319,6 +319,21 @@ impl TestServer {
     }
 }
 
+/// A random seed from the environment variable `var` (to replay a run), else from the clock;
+/// printed so a failure can be replayed.
+pub fn seed(var: &str) -> u64 {
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(7, |d| d.as_nanos() as u64)
+        });
+    println!("seed {seed} ({var} replays it)");
+    seed
+}
+
 /// The number of samples (series lines) of a Prometheus text exposition.
 pub fn series_count(text: &str) -> usize {
     text.lines()

@@ -3,7 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn burnserve() -> Command {
@@ -52,4 +53,20 @@ pub fn wait_until_ready(port: u16, path: &str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Starts the binary with `--config config` (logs discarded, `RUST_LOG` unset) and waits until
+/// `GET ready` answers 200 on `port`.
+pub fn serve(config: &Path, port: u16, ready: &str) -> Killed {
+    let child = burnserve()
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Killed(child);
+    wait_until_ready(port, ready);
+    server
 }
