@@ -131,7 +131,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         max_body_bytes: settings.server.max_body_bytes,
     });
     let prometheus = http_metrics(&registry)?;
-    let json = api::json_config(settings.server.max_body_bytes);
+    let json = api::json_config(settings.server.max_body_bytes, "server.max_body_bytes");
+    let route_limits = api::RouteLimits {
+        text_body_bytes: settings
+            .server
+            .max_text_body_bytes
+            .min(settings.server.max_body_bytes),
+    };
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let http = HttpServer::new(move || {
         App::new()
@@ -142,7 +148,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             .app_data(json.clone())
             .app_data(api::query_config())
             .app_data(api::path_config())
-            .configure(api::routes)
+            .configure(|cfg| api::routes(cfg, route_limits))
             .default_service(web::to(api::no_route))
     });
     let limits = &settings.server;

@@ -141,6 +141,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Largest body of the embeddings route (text only: each text is cut to what its model
+    /// tokenizes anyway, so a large body is only parsing work); never above `max_body_bytes`.
+    pub max_text_body_bytes: usize,
     /// A request's headers must arrive within this (else 408 and the connection closes).
     pub header_timeout_ms: u64,
     /// A request's body must arrive within this, counted from its headers (else 408).
@@ -326,6 +329,12 @@ impl Settings {
         if server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
+        if server.max_text_body_bytes < 1024 {
+            return Err(invalid(
+                "server.max_text_body_bytes",
+                "must be at least 1024",
+            ));
+        }
         // An hour bounds every timeout: a typo such as an extra zero must not hold connections
         // for days.
         const HOUR_MS: u64 = 3_600_000;
@@ -462,6 +471,7 @@ mod tests {
             ("header_timeout_ms", "360000000"),
             ("backlog", "0"),
             ("max_connections_per_worker", "0"),
+            ("max_text_body_bytes", "100"),
         ] {
             let err = Settings::from_toml(&format!("models = []\n[server]\n{key} = {value}"))
                 .unwrap_err()

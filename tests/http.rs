@@ -852,6 +852,7 @@ async fn edges_answer_json_with_the_right_status() {
     let fixture = Fixture::new();
     let mut settings = fixture.admin_settings();
     settings.server.max_body_bytes = 4096;
+    settings.server.max_text_body_bytes = 2048;
     let server = TestServer::start(settings).await;
     let (status, body) = server.get("/v1/models/mlp/predict").await;
     assert_eq!(
@@ -878,12 +879,43 @@ async fn edges_answer_json_with_the_right_status() {
         (413, Some("payload_too_large")),
         "{body}"
     );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_body_bytes (4096 bytes)"),
+        "{body}"
+    );
     let (status, body) = server
         .admin("POST", "/admin/models/mlp/versions/1", &huge)
         .await;
     assert_eq!(
         (status, body["error_type"].as_str()),
         (413, Some("payload_too_large"))
+    );
+    // The embeddings route has its own, smaller limit (server.max_text_body_bytes, 2048 here);
+    // the same 3,000 bytes elsewhere are within server.max_body_bytes.
+    let text = format!(
+        "{{\"model\": \"echo\", \"input\": \"{}\"}}",
+        "x".repeat(3000)
+    );
+    let (status, body, _) = server.post_raw("/v1/embeddings", text.clone()).await;
+    assert_eq!(
+        (status, body["error_type"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_text_body_bytes (2048 bytes)"),
+        "{body}"
+    );
+    let (status, body, _) = server.post_raw("/v1/models/echo/predict", text).await;
+    assert_eq!(
+        status, 400,
+        "parsed (and refused for its content), not 413: {body}"
     );
 
     // Protected routes check the token before they read a body or a query string.

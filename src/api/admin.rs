@@ -111,7 +111,10 @@ pub async fn load(
     let body = payload
         .to_bytes_limited(limit)
         .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?
+        .map_err(|_| ApiError::PayloadTooLarge {
+            limit,
+            setting: "server.max_body_bytes",
+        })?
         .map_err(|e| super::body::read_error(&e))?;
     let (model, version) = path.into_inner();
     let spec = if body.iter().all(u8::is_ascii_whitespace) {

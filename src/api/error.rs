@@ -30,8 +30,12 @@ pub enum ApiError {
     Forbidden(String),
     #[error("method {method} is not allowed here; allowed: {allow}")]
     MethodNotAllowed { method: String, allow: &'static str },
-    #[error("the request body is larger than server.max_body_bytes ({limit} bytes)")]
-    PayloadTooLarge { limit: usize },
+    #[error("the request body is larger than {setting} ({limit} bytes)")]
+    PayloadTooLarge {
+        limit: usize,
+        /// The setting that sets `limit`.
+        setting: &'static str,
+    },
     /// The body did not arrive within `server.body_timeout_ms`.
     #[error("{message}")]
     RequestTimeout { message: String },

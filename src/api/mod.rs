@@ -62,15 +62,33 @@ fn endpoint(path: &str, allow: &'static str) -> actix_web::Resource {
 /// An inference endpoint: with tenants configured, a tenant key and its quota admit the request
 /// before anything else (see [`auth::tenant_gate`]).
 fn inference(path: &str, route: actix_web::Route) -> impl actix_web::dev::HttpServiceFactory {
-    endpoint(path, "POST")
-        .route(route)
-        .wrap(actix_web::middleware::from_fn(auth::tenant_gate))
+    inference_with(path, route, None)
+}
+
+/// [`inference`] with its own JSON body limit.
+fn inference_with(
+    path: &str,
+    route: actix_web::Route,
+    json: Option<web::JsonConfig>,
+) -> impl actix_web::dev::HttpServiceFactory {
+    let mut resource = endpoint(path, "POST").route(route);
+    if let Some(json) = json {
+        resource = resource.app_data(json);
+    }
+    resource.wrap(actix_web::middleware::from_fn(auth::tenant_gate))
+}
+
+/// Body limits of the routes that take their own.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLimits {
+    /// `server.max_text_body_bytes`: the embeddings route (text only).
+    pub text_body_bytes: usize,
 }
 
 /// Registers every route. The admin API and the v2 repository extension sit in scopes whose
 /// gate checks the admin token before any body or query is read; the inference routes check
 /// tenant keys the same way.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
     let post = web::post;
     let get = web::get;
     cfg.service(
@@ -111,9 +129,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/models/{model}/versions/{version}/predict",
         post().to(predict::predict_version),
     ))
-    .service(inference(
+    .service(inference_with(
         "/v1/embeddings",
         post().to(embeddings::embeddings),
+        Some(json_config(
+            limits.text_body_bytes,
+            "server.max_text_body_bytes",
+        )),
     ))
     .service(endpoint("/v2", "GET").route(get().to(v2::server_metadata)))
     .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))
@@ -174,18 +196,16 @@ pub async fn no_route(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
-/// JSON bodies: size limit (413), any content type, parse errors as `invalid_input`.
-pub fn json_config(max_body_bytes: usize) -> web::JsonConfig {
+/// JSON bodies: size limit (413 naming `setting`), any content type, parse errors as
+/// `invalid_input`.
+pub fn json_config(limit: usize, setting: &'static str) -> web::JsonConfig {
     web::JsonConfig::default()
-        .limit(max_body_bytes)
+        .limit(limit)
         .content_type_required(false)
         .error_handler(move |err, _req| match err {
             actix_web::error::JsonPayloadError::Overflow { .. }
             | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
-                ApiError::PayloadTooLarge {
-                    limit: max_body_bytes,
-                }
-                .into()
+                ApiError::PayloadTooLarge { limit, setting }.into()
             }
             actix_web::error::JsonPayloadError::Payload(err) => body::payload_error(&err).into(),
             other => ApiError::BadRequest(format!("invalid JSON body: {other}")).into(),
