@@ -707,23 +707,31 @@ async fn model_toml_values_past_their_bounds_are_refused_naming_the_key() {
     let server = TestServer::start(fixture.admin_settings()).await;
     let toml =
         std::fs::read_to_string(fixture.version_dir("echo", "1").join("model.toml")).unwrap();
-    for (extra, key) in [
+    let with = |line: &str| {
+        toml.replace(
+            "max_batch_size = 64",
+            &format!("max_batch_size = 64\n{line}"),
+        )
+    };
+    for (body, key) in [
         (
-            "queue_capacity = 4611686018427387904",
+            with("queue_capacity = 4611686018427387904"),
             "batching.queue_capacity",
         ),
-        ("queue_capacity = 1000000000", "batching.queue_capacity"),
-        ("max_batch_size = 1000000", "batching.max_batch_size"),
+        (
+            with("queue_capacity = 1000000000"),
+            "batching.queue_capacity",
+        ),
+        (
+            toml.replace("max_batch_size = 64", "max_batch_size = 1000000"),
+            "batching.max_batch_size",
+        ),
+        (
+            toml.replace("max_batch_delay_ms = 20", "max_batch_delay_ms = 1e12"),
+            "batching.max_batch_delay_ms",
+        ),
+        (format!("timeout_ms = 100000000000\n{toml}"), "timeout_ms"),
     ] {
-        let body = toml.replace(
-            "max_batch_size = 64",
-            &format!("max_batch_size = 64\n{extra}"),
-        );
-        let body = if extra.starts_with("max_batch_size") {
-            toml.replace("max_batch_size = 64", extra)
-        } else {
-            body
-        };
         assert_ne!(body, toml);
         let (status, reply) = server
             .admin("POST", "/admin/models/echo/versions/1", &body)
@@ -735,7 +743,7 @@ async fn model_toml_values_past_their_bounds_are_refused_naming_the_key() {
         );
         assert!(
             reply["error"].as_str().unwrap().contains(key),
-            "{extra}: {reply}"
+            "{key}: {reply}"
         );
     }
     let (status, reply) = server.admin("GET", "/admin/models", "").await;

@@ -1,9 +1,17 @@
-//! Floods against the binary serving the bundled CNN and all-MiniLM-L6-v2: 192 clients on fresh
-//! connections for 20 s per model (MiniLM's include 8 clients sending 4 MB texts). On two cores
-//! shared with the clients this saturates the machine; it does not reach 10x the CNN's capacity
-//! (batching keeps up with what the clients can send), so the CNN flood may see no 429. Every request is answered (200, 429 or 503, never a connection error or
-//! another status), every 429 within 50 ms, and the server's RSS returns within 1.5x of its
-//! steady value afterwards.
+//! Floods at ten times capacity against the binary serving the bundled CNN and
+//! all-MiniLM-L6-v2. For each model the test first measures its capacity (requests answered 200
+//! per second by a few closed-loop clients), then offers ten times that rate for 20 s in an open
+//! loop (each request sent at its scheduled time, whatever became of the earlier ones). The
+//! requests are heavy enough (32 images; a 230-word text) that the model, not the clients on the
+//! same two cores, is the bottleneck. During the MiniLM flood 8 more clients send 4 MB texts.
+//! The models serve from a copy of the repository with `timeout_ms = 1000`.
+//!
+//! Every request is answered (200, 429 or 503; a 504 only for at most 0.5% of the admitted
+//! requests, admitted by an estimate that turned out short; never a connection error or another
+//! status), every 429 within 50 ms as the server timed it (`Server-Timing: total`), and the
+//! server's RSS returns within 1.5x of its steady value afterwards. The client threads run at
+//! nice 19, standing in for clients on other machines, so the client-side latencies printed
+//! include their own wait for a core.
 
 mod common;
 
@@ -15,8 +23,40 @@ use std::time::{Duration, Instant};
 use common::process::{free_port, http, serve};
 use common::quantile;
 
-const CLIENTS: usize = 192;
 const FLOOD: Duration = Duration::from_secs(20);
+const OVERLOAD: f64 = 10.0;
+/// Open-loop senders: enough for the answers in flight at ten times capacity.
+const SENDERS: usize = 768;
+/// The models' deadline (`timeout_ms`) in the flood's repository: what the work queued ahead
+/// may hold, and so how long an accepted request may wait.
+const DEADLINE_MS: u64 = 1000;
+
+/// `model/version` of the bundled repository under `root`, its files hard-linked (copied where
+/// that fails) and its `timeout_ms` set to [`DEADLINE_MS`].
+fn with_deadline(root: &Path, model: &str, version: &str) {
+    let source = Path::new("models/repository").join(model).join(version);
+    let target = root.join(model).join(version);
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let name = entry.unwrap().file_name();
+        let (from, to) = (source.join(&name), target.join(&name));
+        if name == "model.toml" {
+            let toml = std::fs::read_to_string(&from).unwrap();
+            let toml: Vec<String> = toml
+                .lines()
+                .filter(|line| !line.starts_with("timeout_ms"))
+                .map(str::to_string)
+                .collect();
+            std::fs::write(
+                &to,
+                format!("timeout_ms = {DEADLINE_MS}\n{}\n", toml.join("\n")),
+            )
+            .unwrap();
+        } else if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+}
 
 fn rss_bytes(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -37,30 +77,72 @@ fn post(path: &str, body: &str) -> String {
     )
 }
 
-/// `clients` threads sending `request(i)` back to back for `duration`; every answer's status
-/// and latency (status 0: no answer).
-fn drive(
+/// One answer: its status (0: none), the client's latency, and the server's own
+/// (`Server-Timing: total`).
+#[derive(Debug, Clone, Copy)]
+struct Answer {
+    status: u16,
+    client: Duration,
+    server: Option<Duration>,
+}
+
+/// Lowers the calling thread's CPU priority to the least (nice 19): the load generator shares the
+/// server's two cores, and at ten times capacity it would otherwise starve the server it
+/// measures. Niced, it stands in for clients on other machines.
+fn as_remote_client() {
+    // SAFETY: setpriority on the calling thread (`who` 0) only reads its arguments.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
+fn send(port: u16, request: &str) -> Answer {
+    let started = Instant::now();
+    let reply = http(port, request).unwrap_or_default();
+    let client = started.elapsed();
+    let status = reply
+        .get(9..12)
+        .and_then(|s| s.parse::<u16>().ok())
+        .unwrap_or(0);
+    let server = reply
+        .split("\r\n\r\n")
+        .next()
+        .into_iter()
+        .flat_map(str::lines)
+        .filter(|line| line.to_ascii_lowercase().starts_with("server-timing:"))
+        .flat_map(|line| {
+            line.split_once(':')
+                .map(|(_, v)| v)
+                .unwrap_or("")
+                .split(',')
+        })
+        .find_map(|entry| entry.trim().strip_prefix("total;dur="))
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+    Answer {
+        status,
+        client,
+        server,
+    }
+}
+
+/// Closed loop: `clients` threads sending `request(client)` back to back for `duration`.
+fn closed_loop(
     port: u16,
     clients: usize,
     duration: Duration,
-    request: impl Fn(usize) -> String + Send + Sync + 'static,
-) -> Vec<(u16, Duration)> {
-    let request = Arc::new(request);
+    request: impl Fn(usize) -> String,
+) -> Vec<Answer> {
     let stop = Arc::new(AtomicBool::new(false));
     let results = Arc::new(Mutex::new(Vec::new()));
     let threads: Vec<_> = (0..clients)
         .map(|c| {
-            let (request, stop, results) = (request.clone(), stop.clone(), results.clone());
+            let (text, stop, results) = (request(c), stop.clone(), results.clone());
             std::thread::spawn(move || {
+                as_remote_client();
                 let mut mine = Vec::new();
-                let text = request(c);
                 while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let status = http(port, &text)
-                        .ok()
-                        .and_then(|reply| reply.get(9..12)?.parse::<u16>().ok())
-                        .unwrap_or(0);
-                    mine.push((status, started.elapsed()));
+                    mine.push(send(port, &text));
                 }
                 results.lock().unwrap().extend(mine);
             })
@@ -74,103 +156,204 @@ fn drive(
     Arc::try_unwrap(results).unwrap().into_inner().unwrap()
 }
 
-fn report(name: &str, results: &[(u16, Duration)]) {
-    let count = |status: u16| results.iter().filter(|(s, _)| *s == status).count();
-    let refused: Vec<Duration> = results
-        .iter()
-        .filter(|(s, _)| *s == 429)
-        .map(|(_, t)| *t)
+/// Open loop: `rate` requests per second for `duration`, request `i` due at `i / rate` and sent
+/// then by one of [`SENDERS`] threads (at once when that thread is late). Returns the answers
+/// and the rate actually offered (requests sent over the time from the first send to the last).
+fn open_loop(port: u16, rate: f64, duration: Duration, request: &str) -> (Vec<Answer>, f64) {
+    let total = (rate * duration.as_secs_f64()) as usize;
+    let request = Arc::new(request.to_string());
+    let start = Instant::now() + Duration::from_millis(100);
+    let threads: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                as_remote_client();
+                let mut mine = Vec::new();
+                let mut last_sent = start;
+                for i in (sender..total).step_by(SENDERS) {
+                    let due = start + Duration::from_secs_f64(i as f64 / rate);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    last_sent = Instant::now();
+                    mine.push(send(port, &request));
+                }
+                (mine, last_sent)
+            })
+        })
         .collect();
-    let served: Vec<Duration> = results
-        .iter()
-        .filter(|(s, _)| *s == 200)
-        .map(|(_, t)| *t)
-        .collect();
+    let mut answers = Vec::new();
+    let mut last_sent = start;
+    for thread in threads {
+        let (mine, last) = thread.join().unwrap();
+        answers.extend(mine);
+        last_sent = last_sent.max(last);
+    }
+    let window = last_sent.duration_since(start).as_secs_f64().max(1e-3);
+    let offered = answers.len() as f64 / window;
+    (answers, offered)
+}
+
+fn served_per_second(answers: &[Answer], duration: Duration) -> f64 {
+    answers.iter().filter(|a| a.status == 200).count() as f64 / duration.as_secs_f64()
+}
+
+/// Prints the flood's figures and checks its promises.
+fn check(name: &str, answers: &[Answer], capacity: f64, offered: f64) {
+    let count = |status: u16| answers.iter().filter(|a| a.status == status).count();
+    let of = |status: u16, pick: fn(&Answer) -> Option<Duration>| -> Vec<Duration> {
+        answers
+            .iter()
+            .filter(|a| a.status == status)
+            .filter_map(pick)
+            .collect()
+    };
+    let served = of(200, |a| Some(a.client));
+    let refused_client = of(429, |a| Some(a.client));
+    let refused_server = of(429, |a| a.server);
+    let q = |times: &[Duration], at: f64| (!times.is_empty()).then(|| quantile(times, at));
     println!(
-        "{name}: {} requests: {} x 200 (p50 {:?}, p99 {:?}), {} x 429 (p99 {:?}, max {:?}), {} x 503",
-        results.len(),
+        "{name}: capacity {capacity:.1} req/s, offered {offered:.1} req/s ({:.1}x) for {FLOOD:?}; \
+         {} answers: {} x 200 ({:.1}/s, p50 {:?}, p99 {:?}), {} x 429 (server p99 {:?}, max \
+         {:?}; niced client p99 {:?}, max {:?}), {} x 503, {} x 504",
+        offered / capacity,
+        answers.len(),
         served.len(),
-        (!served.is_empty()).then(|| quantile(&served, 0.5)),
-        (!served.is_empty()).then(|| quantile(&served, 0.99)),
-        refused.len(),
-        (!refused.is_empty()).then(|| quantile(&refused, 0.99)),
-        refused.iter().max(),
+        served_per_second(answers, FLOOD),
+        q(&served, 0.5),
+        q(&served, 0.99),
+        refused_client.len(),
+        q(&refused_server, 0.99),
+        refused_server.iter().max(),
+        q(&refused_client, 0.99),
+        refused_client.iter().max(),
         count(503),
+        count(504),
     );
-    let others: Vec<_> = results
+    let others: Vec<_> = answers
         .iter()
-        .filter(|(s, _)| !matches!(s, 200 | 429 | 503))
+        .filter(|a| !matches!(a.status, 200 | 429 | 503 | 504))
         .take(5)
         .collect();
     assert!(
         others.is_empty(),
-        "{name}: answers other than 200/429/503: {others:?}"
+        "{name}: answers other than 200/429/503/504 (0: no answer): {others:?}"
+    );
+    assert!(
+        offered >= 0.9 * OVERLOAD * capacity,
+        "{name}: offered only {offered:.1} req/s against a capacity of {capacity:.1}"
     );
     assert!(count(200) > 0, "{name}: nothing served");
-    let slow_refusals = refused
-        .iter()
-        .filter(|t| **t > Duration::from_millis(50))
-        .count();
-    assert_eq!(slow_refusals, 0, "{name}: 429s slower than 50 ms");
+    assert!(count(429) > 0, "{name}: ten times capacity, and no 429");
+    // Admission is by estimate: a request admitted at the edge of its deadline may still miss
+    // it when passes run slower than estimated; at most 0.5% of the admitted ones.
+    let admitted = count(200) + count(504);
+    assert!(
+        count(504) as f64 <= (0.005 * admitted as f64).max(1.0),
+        "{name}: {} of {admitted} admitted requests timed out",
+        count(504)
+    );
+    assert_eq!(
+        refused_server.len(),
+        refused_client.len(),
+        "{name}: every 429 carries Server-Timing"
+    );
+    let limit = Duration::from_millis(50);
+    let slow = refused_server.iter().filter(|t| **t > limit).count();
+    assert_eq!(slow, 0, "{name}: 429s slower than 50 ms at the server");
 }
 
 #[test]
-fn floods_of_the_cnn_and_minilm_are_answered_and_memory_comes_back() {
+fn floods_at_ten_times_capacity_are_answered_and_memory_comes_back() {
     let minilm = Path::new("models/repository/minilm/1");
     if !burnserve_models::testdata::require_minilm(minilm) {
         return;
     }
     rlimit::increase_nofile_limit(u64::MAX).unwrap();
     let dir = tempfile::tempdir().unwrap();
+    let repository = dir.path().join("repository");
+    with_deadline(&repository, "fashion", "2");
+    with_deadline(&repository, "minilm", "1");
     let port = free_port();
     let config = dir.path().join("serve.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nport = {port}\nworkers = 2\n[log]\nlevel = \"warn\"\n\
+             [repository]\npath = \"{}\"\n\
              [[models]]\nname = \"fashion\"\nversions = [\"2\"]\n\
-             [[models]]\nname = \"minilm\"\nversions = [\"1\"]\n"
+             [[models]]\nname = \"minilm\"\nversions = [\"1\"]\n",
+            repository.display()
         ),
     )
     .unwrap();
     let server = serve(&config, port, "/ready");
     let pid = server.0.id();
-    let pixels: Vec<String> = (0..784)
-        .map(|i| format!("{:.3}", (i % 255) as f32 / 255.0))
+    let images: Vec<String> = (0..32)
+        .map(|image| {
+            let pixels: Vec<String> = (0..784)
+                .map(|i| format!("{:.2}", ((i * 7 + image * 31) % 255) as f32 / 255.0))
+                .collect();
+            format!("[{}]", pixels.join(","))
+        })
         .collect();
-    let image = format!("{{\"inputs\": [{}]}}", pixels.join(","));
-    let sentence = r#"{"inputs": ["A man is playing a guitar on stage."]}"#.to_string();
+    let cnn = post(
+        "/v1/models/fashion/predict",
+        &format!("{{\"inputs\": [{}]}}", images.join(",")),
+    );
+    let text = "The quick brown fox jumps over the lazy dog near the river bank. ".repeat(18);
+    let minilm = post(
+        "/v1/models/minilm/predict",
+        &format!("{{\"inputs\": [\"{text}\"]}}"),
+    );
 
-    // Steady: a few clients on each model.
-    let (image_steady, sentence_steady) = (image.clone(), sentence.clone());
-    drive(port, 4, Duration::from_secs(3), move |c| {
+    // Steady: a few clients on each model; its RSS is the reference.
+    let (cnn_steady, minilm_steady) = (cnn.clone(), minilm.clone());
+    closed_loop(port, 4, Duration::from_secs(3), move |c| {
         if c % 2 == 0 {
-            post("/v1/models/fashion/predict", &image_steady)
+            cnn_steady.clone()
         } else {
-            post("/v1/models/minilm/predict", &sentence_steady)
+            minilm_steady.clone()
         }
     });
     let steady = rss_bytes(pid);
 
-    let cnn = drive(port, CLIENTS, FLOOD, move |_| {
-        post("/v1/models/fashion/predict", &image)
-    });
-    report("CNN flood", &cnn);
-    let peak_cnn = rss_bytes(pid);
+    // Capacity: what 8 closed-loop clients get answered 200 per second.
+    let measure = Duration::from_secs(4);
+    let cnn_capacity = served_per_second(&closed_loop(port, 8, measure, |_| cnn.clone()), measure);
+    let (answers, offered) = open_loop(port, OVERLOAD * cnn_capacity, FLOOD, &cnn);
+    check("CNN flood", &answers, cnn_capacity, offered);
+    let after_cnn = rss_bytes(pid);
 
-    let huge = format!(
-        "{{\"inputs\": [\"{}\"]}}",
-        "many words of text ".repeat(200_000)
+    let minilm_capacity =
+        served_per_second(&closed_loop(port, 8, measure, |_| minilm.clone()), measure);
+    let huge = post(
+        "/v1/models/minilm/predict",
+        &format!(
+            "{{\"inputs\": [\"{}\"]}}",
+            "many words of text ".repeat(200_000)
+        ),
     );
-    let text = drive(port, CLIENTS, FLOOD, move |c| {
-        if c < 8 {
-            post("/v1/models/minilm/predict", &huge)
-        } else {
-            post("/v1/models/minilm/predict", &sentence)
-        }
-    });
-    report("MiniLM flood", &text);
-    let peak_text = rss_bytes(pid);
+    let huge_clients = std::thread::spawn(move || closed_loop(port, 8, FLOOD, |_| huge.clone()));
+    let (answers, offered) = open_loop(port, OVERLOAD * minilm_capacity, FLOOD, &minilm);
+    let huge_answers = huge_clients.join().unwrap();
+    check("MiniLM flood", &answers, minilm_capacity, offered);
+    let huge_statuses: Vec<u16> = huge_answers.iter().map(|a| a.status).collect();
+    println!(
+        "MiniLM flood, 4 MB texts: {} answers, {} x 200",
+        huge_statuses.len(),
+        huge_statuses.iter().filter(|s| **s == 200).count()
+    );
+    assert!(
+        huge_statuses.iter().all(|s| matches!(s, 200 | 429 | 503)),
+        "4 MB texts: {:?}",
+        huge_statuses
+            .iter()
+            .filter(|s| !matches!(s, 200 | 429 | 503))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    let after_minilm = rss_bytes(pid);
 
     std::thread::sleep(Duration::from_secs(3));
     let after = rss_bytes(pid);
@@ -179,8 +362,8 @@ fn floods_of_the_cnn_and_minilm_are_answered_and_memory_comes_back() {
         "RSS: steady {:.0} MiB, after the CNN flood {:.0} MiB, after the MiniLM flood {:.0} MiB, \
          3 s later {:.0} MiB",
         mib(steady),
-        mib(peak_cnn),
-        mib(peak_text),
+        mib(after_cnn),
+        mib(after_minilm),
         mib(after)
     );
     assert!(

@@ -85,6 +85,31 @@ async fn simple_and_v2_predictions_equal_the_in_process_model() {
             .unwrap();
         assert!((0.0..10_000.0).contains(&ms), "{header} = {ms}");
     }
+    // The same times as Server-Timing entries, and the server's total, which holds them both.
+    let timing: Vec<&str> = headers
+        .get_all("server-timing")
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let entry = |name: &str| -> f64 {
+        timing
+            .iter()
+            .flat_map(|v| v.split(','))
+            .find_map(|e| {
+                e.trim()
+                    .strip_prefix(&format!("{name};dur="))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("no {name} in Server-Timing {timing:?}"))
+            .parse()
+            .unwrap()
+    };
+    let header_ms = |h: &str| -> f64 { headers.get(h).unwrap().to_str().unwrap().parse().unwrap() };
+    assert_eq!(entry("queue"), header_ms("x-queue-time"));
+    assert_eq!(entry("infer"), header_ms("x-inference-time"));
+    assert!(
+        entry("total") >= entry("queue") + entry("infer") - 0.002,
+        "Server-Timing {timing:?}"
+    );
 
     // Simple API, pinned version 1, a single item (not nested).
     let (status, body, _) = server

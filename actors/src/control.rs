@@ -13,6 +13,7 @@ use burnserve_models::spec::{is_valid_name, scan_repository};
 use burnserve_models::{Device, ModelSpec};
 
 use crate::error::ControlError;
+use crate::guardian::SupervisorGuardian;
 use crate::lifecycle::{VersionPhase, VersionState};
 use crate::messages::VersionKey;
 use crate::reconcile::{plan_reconcile, ModelConfig};
@@ -20,9 +21,7 @@ use crate::router::{
     DescribeModel, ListDetailed, ListVersions, ModelDescription, ModelRouter, Routing, SetRouting,
     VersionInfo,
 };
-use crate::supervisor::{
-    ListInstances, LoadAction, LoadReport, LoadVersion, ModelSupervisor, UnloadVersion,
-};
+use crate::supervisor::{ListInstances, LoadAction, LoadReport, LoadVersion, UnloadVersion};
 
 /// How to load a version.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +93,7 @@ struct Catalog {
 #[derive(Clone)]
 pub struct ModelControl {
     router: Addr<ModelRouter>,
-    supervisor: Addr<ModelSupervisor>,
+    supervisor: SupervisorGuardian,
     repository: std::path::PathBuf,
     catalog: Arc<Mutex<Catalog>>,
 }
@@ -119,7 +118,7 @@ pub fn check_names(model: &str, version: Option<&str>) -> Result<(), ControlErro
 impl ModelControl {
     pub(crate) fn new(
         router: Addr<ModelRouter>,
-        supervisor: Addr<ModelSupervisor>,
+        supervisor: SupervisorGuardian,
         repository: std::path::PathBuf,
     ) -> Self {
         Self {
@@ -128,6 +127,17 @@ impl ModelControl {
             repository,
             catalog: Arc::default(),
         }
+    }
+
+    /// Whether the control plane runs: the router, and the model supervisor (restarted first
+    /// when it died). Readiness answers 503 when this is false.
+    pub fn is_alive(&self) -> bool {
+        self.router.connected() && self.supervisor.is_alive()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&Addr<ModelRouter>, &SupervisorGuardian) {
+        (&self.router, &self.supervisor)
     }
 
     /// Whether the settings as last reconciled list `key` (strict readiness counts only these).

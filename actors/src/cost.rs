@@ -4,7 +4,7 @@
 //! finish within its deadline (429 with a `Retry-After` from the estimate), and the executor
 //! leaves out of a batch a job whose remaining time is shorter than the pass it would join.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Weight of the newest pass in the running estimates.
@@ -33,7 +33,15 @@ pub struct CostModel {
     rows_per_pass: AtomicU64,
     /// Rows queued or in a pass now.
     pending_rows: AtomicUsize,
+    /// Set when the router refused a request for its deadline; cleared by the early check once
+    /// the work ahead fell below [`SHED_LOW_WATER`] of the deadline (`shed`).
+    shedding: AtomicBool,
 }
+
+/// While shedding, requests are refused before their body is read until the work ahead falls
+/// below this share of the version's deadline: the queue drains a little between refusals and
+/// admissions instead of sitting at the edge, where every request costs a full decode to refuse.
+pub const SHED_LOW_WATER: f64 = 0.8;
 
 impl Default for CostModel {
     fn default() -> Self {
@@ -43,6 +51,7 @@ impl Default for CostModel {
             pass_nanos: AtomicU64::new(0),
             rows_per_pass: AtomicU64::new(0),
             pending_rows: AtomicUsize::new(0),
+            shedding: AtomicBool::new(false),
         }
     }
 }
@@ -86,6 +95,13 @@ impl CostModel {
                 .is_ok()
     }
 
+    /// Whether no pass (or probe) was measured for [`PROBE_EVERY`]: the estimate may be stale.
+    pub fn is_stale(&self) -> bool {
+        let now = self.created.elapsed().as_nanos() as u64;
+        let last = self.last_measure.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= PROBE_EVERY.as_nanos() as u64
+    }
+
     /// The expected duration of one pass; `None` before any was measured.
     pub fn pass(&self) -> Option<Duration> {
         let nanos = load(&self.pass_nanos);
@@ -101,6 +117,15 @@ impl CostModel {
         let total = (self.pending_rows() + rows) as f64;
         let passes = (total / per_pass).ceil().max(1.0);
         Some(pass.mul_f64(passes))
+    }
+
+    /// Whether the version is shedding (see [`SHED_LOW_WATER`]).
+    pub fn is_shedding(&self) -> bool {
+        self.shedding.load(Ordering::Relaxed)
+    }
+
+    pub fn set_shedding(&self, shedding: bool) {
+        self.shedding.store(shedding, Ordering::Relaxed);
     }
 
     pub fn pending_rows(&self) -> usize {

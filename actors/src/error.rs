@@ -103,6 +103,9 @@ pub enum ControlError {
     LoadFailed(String),
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// The supervisor died while it held the operation (and was restarted): retry it.
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl ControlError {
@@ -112,6 +115,7 @@ impl ControlError {
             ControlError::Invalid(_) => ErrorType::InvalidInput,
             ControlError::LoadFailed(_) => ErrorType::LoadFailed,
             ControlError::ShuttingDown => ErrorType::ShuttingDown,
+            ControlError::Interrupted(_) => ErrorType::NotReady,
         }
     }
 }

@@ -14,10 +14,14 @@
 //! - [`messages`] — the plain data that crosses actors and threads (`Job`, `JobOutput`, keys).
 //! - [`batching`] — pure batching state (gathering rules, triage, concat/split), unit-tested.
 //! - [`metrics`] — the metric contract on a caller-provided registry.
+//! - [`shed`] — `LoadView`, the route table's load as the router last published it, for
+//!   refusals before a request's body is read.
 //! - [`split`] — `TrafficSplit`, weighted canary routing (smooth weighted round-robin).
 //! - `router` — `ModelRouter` (actor), the route table; turns a request into a queued job or a
 //!   clear error, never waiting.
 //! - `supervisor` — `ModelSupervisor` (actor): starts, replaces and retires instances.
+//! - `guardian` — `SupervisorGuardian`: the supervisor's own supervisor; restarts it, with the
+//!   instances it held, when a panic ended it.
 //! - `model_actor` — `ModelActor`, one per instance, under an actix `Supervisor`; owns the
 //!   version's bounded queue and its executor, and restarts it when it dies.
 //! - `executor` — the thread bound to one device that gathers batches and runs forward passes.
@@ -27,6 +31,7 @@ pub mod control;
 pub mod cost;
 pub mod error;
 mod executor;
+mod guardian;
 pub mod lifecycle;
 pub mod log_throttle;
 pub mod messages;
@@ -36,6 +41,7 @@ pub mod reconcile;
 mod router;
 pub mod runtime;
 pub mod service;
+pub mod shed;
 pub mod split;
 mod supervisor;
 

@@ -34,6 +34,7 @@ pub struct Metrics {
     executor_inflight: IntGaugeVec,
     executor_timeouts: IntCounterVec,
     actor_restarts: IntCounterVec,
+    supervisor_restarts: IntCounter,
     model_loaded: IntGaugeVec,
     model_load_time: GaugeVec,
     lifecycle: IntCounterVec,
@@ -147,6 +148,14 @@ impl Metrics {
                 "Supervisor restarts of a version's actor",
                 MV,
             )?,
+            supervisor_restarts: {
+                let metric = IntCounter::new(
+                    "supervisor_restarts_total",
+                    "Restarts of the model supervisor (the control plane) after it died",
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             model_loaded: int_gauge(
                 registry,
                 "model_loaded",
@@ -210,6 +219,11 @@ impl Metrics {
                 .with_label_values(&[model, version])
                 .set(i64::from(outcome.is_ok()));
         }
+    }
+
+    /// Counts a restart of the model supervisor (always, like the lifecycle metrics).
+    pub fn record_supervisor_restart(&self) {
+        self.supervisor_restarts.inc();
     }
 
     /// Handles for one version, resolved once.

@@ -1,7 +1,8 @@
 //! `ModelRouter`: the route table (model → default version, canary split → loaded versions).
 //! A `Route` resolves the version, preprocesses and validates the input against its schema,
-//! applies the deadline (the model's default; a request may only shorten it) and puts a job on
-//! the version's queue with `try_send`, answering at once: a ticket to await, or a clear error.
+//! applies the deadline (the model's default; a request may only shorten it; counted from the
+//! request's arrival at the server when known) and puts a job on the version's queue with
+//! `try_send`, answering at once: a ticket to await, or a clear error.
 //! It never waits. Route-table changes (register, remove, routing) are single messages, so every
 //! request sees the table before or after a change, never half of it.
 
@@ -20,6 +21,7 @@ use crate::lifecycle::{VersionPhase, VersionState};
 use crate::messages::{Job, JobOutput, VersionKey};
 use crate::metrics::VersionMetrics;
 use crate::model_actor::ModelActor;
+use crate::shed::{LoadView, ModelLoad, VersionLoad};
 use crate::split::TrafficSplit;
 
 /// How long a client is told to back off when a queue is full.
@@ -67,6 +69,8 @@ pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
 #[derive(Default)]
 pub struct ModelRouter {
     models: HashMap<String, ModelRoutes>,
+    /// Republished on every change of a model's routes, for refusals before a body is read.
+    view: LoadView,
 }
 
 impl Actor for ModelRouter {
@@ -80,6 +84,42 @@ impl Actor for ModelRouter {
 type Resolved<'a> = Result<(VersionKey, &'a VersionEntry), (Option<VersionKey>, InferError)>;
 
 impl ModelRouter {
+    /// A router that publishes its load to `view`.
+    pub fn with_view(view: LoadView) -> Self {
+        Self {
+            models: HashMap::new(),
+            view,
+        }
+    }
+
+    /// Republishes `model`'s routes to the load view.
+    fn publish(&self, model: &str) {
+        let load = self.models.get(model).map(|routes| ModelLoad {
+            versions: routes
+                .versions
+                .iter()
+                .map(|(version, entry)| {
+                    let load = VersionLoad {
+                        state: entry.state.clone(),
+                        default_timeout: entry.spec.default_timeout(),
+                        max_rows: entry.spec.batching.max_batch_size,
+                    };
+                    (version.clone(), load)
+                })
+                .collect(),
+            unpinned: match &routes.split {
+                Some(split) => split
+                    .weights()
+                    .into_iter()
+                    .filter(|(_, weight)| *weight > 0)
+                    .map(|(version, _)| version)
+                    .collect(),
+                None => routes.default.iter().cloned().collect(),
+            },
+        });
+        self.view.publish(model, load);
+    }
+
     /// Finds the version a request goes to: the one named, else the split's pick, else the default.
     fn resolve(&mut self, model: &str, version: Option<&str>) -> Resolved<'_> {
         let not_found = || (None, InferError::ModelNotFound(model.to_string()));
@@ -114,6 +154,8 @@ pub struct Route {
     pub input: RequestInput,
     /// Requested deadline; only a shorter one than the model's default applies.
     pub timeout: Option<Duration>,
+    /// When the request reached the server; the deadline counts from it (else from now).
+    pub received_at: Option<Instant>,
     /// The output item length the caller needs (`/v1/embeddings`' `dimensions`): another
     /// answers `invalid_input` before the job is queued.
     pub output_len: Option<usize>,
@@ -156,7 +198,7 @@ impl Handler<Route> for ModelRouter {
                     entry.spec.output.item_len()
                 )))
             }
-            _ => enqueue(&key, entry, msg.input, msg.timeout),
+            _ => enqueue(&key, entry, msg.input, msg.timeout, msg.received_at),
         };
         RouteOutcome {
             key: Some(key),
@@ -170,6 +212,7 @@ fn enqueue(
     entry: &VersionEntry,
     mut input: RequestInput,
     timeout: Option<Duration>,
+    received_at: Option<Instant>,
 ) -> Result<Ticket, InferError> {
     if !entry.state.is_ready() {
         return Err(InferError::NotReady(format!(
@@ -180,13 +223,17 @@ fn enqueue(
     let rows = prepare_input(&entry.spec, &mut input)?;
     let default_timeout = entry.spec.default_timeout();
     let timeout = timeout.map_or(default_timeout, |t| t.min(default_timeout));
+    let now = Instant::now();
+    let deadline = received_at.map_or(now, |arrived| arrived.min(now)) + timeout;
+    let remaining = deadline.saturating_duration_since(now);
     let cost = entry.state.cost();
     let max_rows = entry.spec.batching.max_batch_size;
     let mut probe = false;
     if let Some(expected) = cost.time_to_finish(rows, max_rows).map(with_margin) {
-        if expected > timeout && cost.probe() {
+        if expected > remaining && cost.probe() {
             probe = true;
-        } else if expected > timeout {
+        } else if expected > remaining {
+            cost.set_shedding(true);
             // Retry once the work ahead has drained.
             let ahead = cost.time_to_finish(0, max_rows).unwrap_or(expected);
             return Err(InferError::CannotMeetDeadline(Box::new(DeadlineRefusal {
@@ -198,12 +245,11 @@ fn enqueue(
             })));
         }
     }
-    let now = Instant::now();
     let (reply, reply_rx) = oneshot::channel();
     let job = Job {
         input: input.data,
         rows,
-        deadline: now + timeout,
+        deadline,
         enqueued_at: now,
         reply,
         probe,
@@ -220,7 +266,7 @@ fn enqueue(
             Ok(Ticket {
                 key: key.clone(),
                 reply: reply_rx,
-                deadline: now + timeout,
+                deadline,
                 timeout,
                 spec: entry.spec.clone(),
             })
@@ -257,7 +303,9 @@ impl Handler<RegisterVersion> for ModelRouter {
         if msg.make_default || routes.default.is_none() {
             routes.default = Some(msg.key.version.clone());
         }
-        routes.versions.insert(msg.key.version, msg.entry)
+        let replaced = routes.versions.insert(msg.key.version, msg.entry);
+        self.publish(&msg.key.model);
+        replaced
     }
 }
 
@@ -285,6 +333,7 @@ impl Handler<RemoveVersion> for ModelRouter {
         let removed = routes.versions.remove(&msg.key.version)?;
         if routes.versions.is_empty() {
             self.models.remove(&msg.key.model);
+            self.publish(&msg.key.model);
             return Some(removed);
         }
         routes.split = routes
@@ -299,6 +348,7 @@ impl Handler<RemoveVersion> for ModelRouter {
                 .max_by(|a, b| version_order(a, b))
                 .cloned();
         }
+        self.publish(&msg.key.model);
         Some(removed)
     }
 }
@@ -356,7 +406,9 @@ impl Handler<SetRouting> for ModelRouter {
             routes.default = Some(default);
         }
         routes.split = split;
-        Ok(routes.routing())
+        let routing = routes.routing();
+        self.publish(&msg.model);
+        Ok(routing)
     }
 }
 
@@ -496,5 +548,20 @@ impl Handler<ListDetailed> for ModelRouter {
                 .then(version_order(&a.version, &b.version))
         });
         MessageResult(all)
+    }
+}
+
+/// Stops the router for good (tests of the control plane's liveness only).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct StopForTest;
+
+#[cfg(test)]
+impl Handler<StopForTest> for ModelRouter {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopForTest, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }

@@ -1,15 +1,16 @@
-//! `Runtime::start`: the actors (router, supervisor) wired together, handed out as the two
-//! handles callers use, [`InferenceService`] and [`ModelControl`].
+//! `Runtime::start`: the actors (router, supervisor under its guardian) wired together, handed
+//! out as the two handles callers use, [`InferenceService`] and [`ModelControl`].
 
 use std::path::PathBuf;
 
 use actix::Actor;
 
 use crate::control::ModelControl;
+use crate::guardian::SupervisorGuardian;
 use crate::metrics::Metrics;
 use crate::router::ModelRouter;
 use crate::service::InferenceService;
-use crate::supervisor::ModelSupervisor;
+use crate::shed::LoadView;
 
 /// The started runtime: the data-plane and control-plane handles.
 #[derive(Clone)]
@@ -19,14 +20,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts the router and the supervisor on the current actix arbiter; serves nothing until
-    /// `control` loads or reconciles versions from `repository`.
+    /// Starts the router and the supervisor (under its guardian) on the current actix arbiter;
+    /// serves nothing until `control` loads or reconciles versions from `repository`.
     pub fn start(repository: PathBuf, metrics: Metrics) -> Self {
-        let router = ModelRouter::default().start();
+        let view = LoadView::default();
+        let router = ModelRouter::with_view(view.clone()).start();
         let supervisor =
-            ModelSupervisor::new(repository.clone(), router.clone(), metrics.clone()).start();
+            SupervisorGuardian::start(repository.clone(), router.clone(), metrics.clone());
         Self {
-            service: InferenceService::new(router.clone(), metrics),
+            service: InferenceService::new(router.clone(), view, metrics),
             control: ModelControl::new(router, supervisor, repository),
         }
     }

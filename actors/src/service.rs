@@ -13,6 +13,7 @@ use crate::error::InferError;
 use crate::messages::{JobOutput, VersionKey};
 use crate::metrics::{Metrics, ANONYMOUS};
 use crate::router::{DescribeModel, ListVersions, ModelDescription, ModelRouter, Route};
+use crate::shed::LoadView;
 
 #[derive(Debug, Clone)]
 pub struct InferRequest {
@@ -21,6 +22,9 @@ pub struct InferRequest {
     pub input: RequestInput,
     pub timeout: Option<Duration>,
     pub tenant: String,
+    /// When the request reached the server: its deadline counts from here (else from routing),
+    /// so time spent before routing (the body, decoding, a busy worker) is not granted twice.
+    pub received_at: Option<Instant>,
     /// The output item length the caller needs; checked before the job is queued, so a
     /// mismatch costs no compute.
     pub output_len: Option<usize>,
@@ -34,6 +38,7 @@ impl InferRequest {
             input,
             timeout: None,
             tenant: ANONYMOUS.to_string(),
+            received_at: None,
             output_len: None,
         }
     }
@@ -50,12 +55,36 @@ pub struct InferResponse {
 #[derive(Clone)]
 pub struct InferenceService {
     router: Addr<ModelRouter>,
+    view: LoadView,
     metrics: Metrics,
 }
 
 impl InferenceService {
-    pub(crate) fn new(router: Addr<ModelRouter>, metrics: Metrics) -> Self {
-        Self { router, metrics }
+    pub(crate) fn new(router: Addr<ModelRouter>, view: LoadView, metrics: Metrics) -> Self {
+        Self {
+            router,
+            view,
+            metrics,
+        }
+    }
+
+    /// Refuses, before its body is read, a request for `model` (`version`) that no deadline
+    /// could be met for (`shed::LoadView::refuse_early`): 429 `overloaded`, counted like any
+    /// other answered request. `Ok` lets it through to the full admission.
+    pub fn refuse_early(
+        &self,
+        model: &str,
+        version: Option<&str>,
+        tenant: &str,
+    ) -> Result<(), InferError> {
+        let Some(refusal) = self.view.refuse_early(model, version) else {
+            return Ok(());
+        };
+        let key = VersionKey::new(refusal.model.clone(), refusal.version.clone());
+        let err = InferError::CannotMeetDeadline(Box::new(refusal));
+        self.metrics
+            .record_request(Some(&key), tenant, Err(err.error_type()));
+        Err(err)
     }
 
     /// A model (its default version, or `version`): spec, versions, routing, readiness.
@@ -87,6 +116,7 @@ impl InferenceService {
                 version: request.version,
                 input: request.input,
                 timeout: request.timeout,
+                received_at: request.received_at,
                 output_len: request.output_len,
             })
             .await;

@@ -7,10 +7,11 @@
 //!
 //! It keeps every instance it started until the instance is `Stopped`; each instance's phase
 //! lives in its `VersionState` and changes only through the lifecycle's transition function
-//! (ARCHITECTURE.md, "Lifecycle").
+//! (ARCHITECTURE.md, "Lifecycle"). The list lives in [`Instances`], outside the actor, so the
+//! supervisor's own supervisor (`guardian`) restarts it with everything it knew.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -24,34 +25,58 @@ use crate::metrics::Metrics;
 use crate::model_actor::{Drain, ModelActor};
 use crate::router::{ModelRouter, RegisterVersion, RemoveVersion, VersionEntry};
 
+/// Every instance started and not yet `Stopped`, shared by the supervisor and its guardian.
+#[derive(Clone, Default)]
+pub struct Instances(Arc<Mutex<Vec<Arc<VersionState>>>>);
+
+impl Instances {
+    pub fn lock(&self) -> MutexGuard<'_, Vec<Arc<VersionState>>> {
+        // Each write is one push or retain: a poisoned lock still holds a valid list.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the instances that are `Stopped`.
+    pub fn prune(&self) {
+        self.lock()
+            .retain(|state| state.phase() != VersionPhase::Stopped);
+    }
+}
+
 pub struct ModelSupervisor {
     repository: PathBuf,
     router: Addr<ModelRouter>,
     metrics: Metrics,
-    /// Every instance started and not yet `Stopped`.
-    instances: Vec<Arc<VersionState>>,
+    instances: Instances,
 }
 
 impl ModelSupervisor {
-    pub fn new(repository: PathBuf, router: Addr<ModelRouter>, metrics: Metrics) -> Self {
+    pub fn new(
+        repository: PathBuf,
+        router: Addr<ModelRouter>,
+        metrics: Metrics,
+        instances: Instances,
+    ) -> Self {
         Self {
             repository,
             router,
             metrics,
-            instances: Vec::new(),
+            instances,
         }
     }
 
     fn prune(&mut self) {
-        self.instances
-            .retain(|state| state.phase() != VersionPhase::Stopped);
+        self.instances.prune();
     }
 
-    fn instances_of<'a>(
-        &'a self,
-        key: &'a VersionKey,
-    ) -> impl Iterator<Item = &'a Arc<VersionState>> + 'a {
-        self.instances.iter().filter(move |s| s.key() == key)
+    fn instances_of(&self, key: &VersionKey) -> Vec<Arc<VersionState>> {
+        self.instances
+            .lock()
+            .iter()
+            .filter(|s| s.key() == key)
+            .cloned()
+            .collect()
     }
 }
 
@@ -189,32 +214,35 @@ async fn load_instance(
 }
 
 impl Handler<LoadVersion> for ModelSupervisor {
-    type Result = ResponseActFuture<Self, Result<LoadReport, ControlError>>;
+    // A plain future, spawned apart from the actor: a load in flight finishes (and answers its
+    // caller) even if the supervisor dies meanwhile.
+    type Result = ResponseFuture<Result<LoadReport, ControlError>>;
 
     fn handle(&mut self, msg: LoadVersion, _ctx: &mut Self::Context) -> Self::Result {
         self.prune();
         let key = msg.key.clone();
         if let Err(err) = crate::control::check_names(&key.model, Some(&key.version)) {
-            return Box::pin(fut::ready(Err(err)));
+            return Box::pin(std::future::ready(Err(err)));
         }
         let dir = self.repository.join(&key.model).join(&key.version);
         // Only versions present in the repository get an instance and metric labels: no label
         // from raw input.
         if !dir.is_dir() {
-            return Box::pin(fut::ready(Err(ControlError::NotFound(format!(
+            return Box::pin(std::future::ready(Err(ControlError::NotFound(format!(
                 "no version directory {}/{} in the repository",
                 key.model, key.version
             )))));
         }
         let serving_device = self
             .instances_of(&key)
+            .into_iter()
             .find(|s| matches!(s.phase(), VersionPhase::Ready | VersionPhase::Restarting))
             .map(|s| s.device());
         let device = match (msg.device, msg.action, serving_device) {
             (Some(device), _, _) => device,
             (None, _, Some(device)) => device,
             (None, LoadAction::Reload, None) => {
-                return Box::pin(fut::ready(Err(ControlError::NotFound(format!(
+                return Box::pin(std::future::ready(Err(ControlError::NotFound(format!(
                     "model '{}' has no loaded version '{}'",
                     key.model, key.version
                 )))))
@@ -233,8 +261,9 @@ impl Handler<LoadVersion> for ModelSupervisor {
             device,
             self.metrics.loaded_gauge(&key),
         ));
-        self.instances.push(state.clone());
+        self.instances.lock().push(state.clone());
         let action = msg.action;
+        let metrics = self.metrics.clone();
         let load = load_instance(
             msg,
             dir,
@@ -242,11 +271,11 @@ impl Handler<LoadVersion> for ModelSupervisor {
             self.router.clone(),
             self.metrics.clone(),
         );
-        Box::pin(load.into_actor(self).map(move |result, supervisor, ctx| {
-            let result = result.map(|(report, replaced)| {
+        Box::pin(async move {
+            let result = load.await.map(|(report, replaced)| {
                 if let Some(old) = replaced {
                     let _ = old.state.apply(LifecycleEvent::Replaced);
-                    ctx.spawn(drain(old).into_actor(supervisor).map(|_, s, _| s.prune()));
+                    actix::spawn(drain(old));
                 }
                 report
             });
@@ -254,11 +283,9 @@ impl Handler<LoadVersion> for ModelSupervisor {
                 let _ = state.apply(LifecycleEvent::LoadFailed(err.to_string()));
             }
             let outcome = if result.is_ok() { "success" } else { "failure" };
-            supervisor
-                .metrics
-                .record_lifecycle(&key, action.label(), outcome);
+            metrics.record_lifecycle(&key, action.label(), outcome);
             result
-        }))
+        })
     }
 }
 
@@ -271,7 +298,8 @@ pub struct UnloadVersion {
 }
 
 impl Handler<UnloadVersion> for ModelSupervisor {
-    type Result = ResponseActFuture<Self, Result<(), ControlError>>;
+    // Spawned apart from the actor, like a load: an unload survives the supervisor's death.
+    type Result = ResponseFuture<Result<(), ControlError>>;
 
     fn handle(&mut self, msg: UnloadVersion, _ctx: &mut Self::Context) -> Self::Result {
         let key = msg.key;
@@ -279,56 +307,53 @@ impl Handler<UnloadVersion> for ModelSupervisor {
             key: key.clone(),
             only: None,
         });
-        Box::pin(
-            remove
-                .into_actor(self)
-                .then(move |removed, supervisor, _ctx| {
-                    let outcome: Box<dyn ActorFuture<Self, Output = Result<(), ControlError>>> =
-                        match removed {
-                            Err(err) => Box::new(fut::ready(Err(err.into()))),
-                            Ok(Some(entry)) => {
-                                let _ = entry.state.apply(LifecycleEvent::Unloaded);
-                                // A failed reload of the version goes with it.
-                                for state in supervisor.instances_of(&key) {
-                                    if state.phase() == VersionPhase::Failed {
-                                        let _ = state.apply(LifecycleEvent::Unloaded);
-                                    }
-                                }
-                                supervisor
-                                    .metrics
-                                    .record_lifecycle(&key, "unload", "success");
-                                Box::new(drain(entry).into_actor(supervisor).map(|_, s, _| {
-                                    s.prune();
-                                    Ok(())
-                                }))
-                            }
-                            Ok(None) => {
-                                // Not routed: a load in flight, or a failed one.
-                                let mut found = false;
-                                for state in supervisor.instances_of(&key) {
-                                    if matches!(
-                                        state.phase(),
-                                        VersionPhase::Loading
-                                            | VersionPhase::Ready
-                                            | VersionPhase::Failed
-                                    ) {
-                                        found |= state.apply(LifecycleEvent::Unloaded).is_ok();
-                                    }
-                                }
-                                supervisor.prune();
-                                Box::new(fut::ready(if found {
-                                    Ok(())
-                                } else {
-                                    Err(ControlError::NotFound(format!(
-                                        "model '{}' has no loaded version '{}'",
-                                        key.model, key.version
-                                    )))
-                                }))
-                            }
-                        };
-                    Box::into_pin(outcome)
-                }),
-        )
+        let (instances, metrics) = (self.instances.clone(), self.metrics.clone());
+        Box::pin(async move {
+            let of_key = || -> Vec<Arc<VersionState>> {
+                instances
+                    .lock()
+                    .iter()
+                    .filter(|s| s.key() == &key)
+                    .cloned()
+                    .collect()
+            };
+            match remove.await? {
+                Some(entry) => {
+                    let _ = entry.state.apply(LifecycleEvent::Unloaded);
+                    // A failed reload of the version goes with it.
+                    for state in of_key() {
+                        if state.phase() == VersionPhase::Failed {
+                            let _ = state.apply(LifecycleEvent::Unloaded);
+                        }
+                    }
+                    metrics.record_lifecycle(&key, "unload", "success");
+                    drain(entry).await;
+                    instances.prune();
+                    Ok(())
+                }
+                None => {
+                    // Not routed: a load in flight, or a failed one.
+                    let mut found = false;
+                    for state in of_key() {
+                        if matches!(
+                            state.phase(),
+                            VersionPhase::Loading | VersionPhase::Ready | VersionPhase::Failed
+                        ) {
+                            found |= state.apply(LifecycleEvent::Unloaded).is_ok();
+                        }
+                    }
+                    instances.prune();
+                    if found {
+                        Ok(())
+                    } else {
+                        Err(ControlError::NotFound(format!(
+                            "model '{}' has no loaded version '{}'",
+                            key.model, key.version
+                        )))
+                    }
+                }
+            }
+        })
     }
 }
 
@@ -342,6 +367,21 @@ impl Handler<ListInstances> for ModelSupervisor {
 
     fn handle(&mut self, _msg: ListInstances, _ctx: &mut Self::Context) -> Self::Result {
         self.prune();
-        MessageResult(self.instances.clone())
+        MessageResult(self.instances.lock().clone())
+    }
+}
+
+/// Panics in the supervisor's handler (tests of its guardian only).
+#[cfg(test)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct PanicForTest;
+
+#[cfg(test)]
+impl Handler<PanicForTest> for ModelSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: PanicForTest, _ctx: &mut Self::Context) {
+        panic!("PanicForTest: the supervisor's handler panics on purpose");
     }
 }

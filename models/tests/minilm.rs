@@ -136,3 +136,22 @@ fn serves_through_the_inference_model_seam() {
         model.weight_bytes()
     );
 }
+
+/// The token limit is bounded by the model's position table: past it, the load fails naming
+/// `params.max_tokens` (a bigger value would index past the embeddings).
+#[test]
+fn max_tokens_past_the_position_table_is_refused_naming_the_key() {
+    let Some(dir) = minilm_dir() else { return };
+    let mut spec = ModelSpec::from_dir(&dir).expect("minilm model.toml");
+    for bad in [1_i64, 513, 1 << 40] {
+        spec.params
+            .insert("max_tokens".into(), toml::Value::Integer(bad));
+        let err = TextEmbedder::<CpuBackend>::load(&spec, &dir, Default::default())
+            .err()
+            .unwrap_or_else(|| panic!("max_tokens = {bad} loaded"));
+        assert!(
+            err.to_string().contains("params.max_tokens"),
+            "max_tokens = {bad}: {err}"
+        );
+    }
+}

@@ -4,14 +4,16 @@
 
 use std::future::{ready, Ready};
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
-use burnserve_actors::ANONYMOUS;
+use burnserve_actors::{InferRequest, ANONYMOUS};
 
+use super::body::Arrived;
 use super::{ApiError, AppState};
 use crate::access::{Access, Holder};
 
@@ -31,7 +33,7 @@ fn access(request: &ServiceRequest) -> Option<Arc<Access>> {
 }
 
 /// A refusal answered as a response, so outer middleware (the body deadline) still sees it.
-fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
+pub fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<EitherBody<B>> {
     request.error_response(error).map_into_right_body()
 }
 
@@ -92,19 +94,44 @@ pub async fn tenant_gate<B: MessageBody>(
     };
     request
         .extensions_mut()
-        .insert(Caller(admission.tenant.clone()));
+        .insert(Tenant(admission.tenant.clone()));
     let response = next.call(request).await;
     drop(admission);
     Ok(response?.map_into_left_body())
 }
 
-/// The tenant a request is served for: its configured name, or `anonymous` without tenants.
+/// The tenant the gate admitted a request for (a request extension).
 #[derive(Debug, Clone)]
-pub struct Caller(Arc<str>);
+struct Tenant(Arc<str>);
+
+/// Who asks and since when: the tenant a request is served for (its configured name, or
+/// `anonymous` without tenants) and when its headers arrived (`body::Arrived`), from which its
+/// deadline counts.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    tenant: Arc<str>,
+    arrived: Option<Instant>,
+}
 
 impl Caller {
+    /// The caller of `request`, as the gates and the body middleware left it.
+    pub fn of(request: &HttpRequest) -> Self {
+        let extensions = request.extensions();
+        let tenant = extensions
+            .get::<Tenant>()
+            .map_or_else(|| Arc::from(ANONYMOUS), |tenant| tenant.0.clone());
+        let arrived = extensions.get::<Arrived>().map(|arrived| arrived.0);
+        Caller { tenant, arrived }
+    }
+
     pub fn tenant(&self) -> String {
-        self.0.to_string()
+        self.tenant.to_string()
+    }
+
+    /// Puts the tenant and the arrival on a request to the runtime.
+    pub fn apply(&self, request: &mut InferRequest) {
+        request.tenant = self.tenant();
+        request.received_at = self.arrived;
     }
 }
 
@@ -113,8 +140,7 @@ impl FromRequest for Caller {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let caller = request.extensions().get::<Caller>().cloned();
-        ready(Ok(caller.unwrap_or_else(|| Caller(Arc::from(ANONYMOUS)))))
+        ready(Ok(Caller::of(request)))
     }
 }
 

@@ -3,7 +3,9 @@
 //! request body is read under a deadline
 //! (`server.body_timeout_ms`, counted from its headers), past which reading fails and the
 //! request answers 408 `request_timeout`; a response that leaves its request body unread closes
-//! the connection, so a stalled upload never holds a connection past its answer.
+//! the connection, so a stalled upload never holds a connection past its answer. Every response
+//! carries `Server-Timing: total;dur=<ms>`, the time from its headers to its answer as the
+//! server saw it (what a client measures adds its own scheduling and the network).
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -11,11 +13,12 @@ use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::ConnectionType;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
@@ -103,12 +106,23 @@ impl MessageBody for HoldingUnread {
     }
 }
 
+/// When a request's headers arrived (a request extension set here): its deadline counts from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
+
+/// The `Server-Timing` entry for the whole request (W3C Server Timing: `dur` in milliseconds).
+pub fn server_timing_total(took: Duration) -> String {
+    format!("total;dur={}", super::millis(took))
+}
+
 /// Wraps every request body in its deadline, and closes the connection after any response
 /// whose request body was not read to its end.
 pub async fn body_deadline(
     mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let arrived = Instant::now();
+    request.extensions_mut().insert(Arrived(arrived));
     let state = request
         .app_data::<actix_web::web::Data<AppState>>()
         .cloned();
@@ -137,6 +151,11 @@ pub async fn body_deadline(
     };
     // The gates answer refusals as responses (not errors), so they pass through here too.
     let mut response = next.call(request).await?.map_into_boxed_body();
+    if let Ok(total) = HeaderValue::from_str(&server_timing_total(arrived.elapsed())) {
+        response
+            .headers_mut()
+            .append(HeaderName::from_static("server-timing"), total);
+    }
     if state
         .as_ref()
         .is_some_and(|state| state.drain.is_draining())

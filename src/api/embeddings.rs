@@ -73,7 +73,7 @@ pub async fn embeddings(
     };
     let input = RequestInput::with_data(shape, data);
     let mut request = InferRequest::new(model, version, input);
-    request.tenant = caller.tenant();
+    caller.apply(&mut request);
     // Checked by the router before the job is queued: a wrong size costs no compute.
     request.output_len = body.dimensions;
     let response = state.service.infer(request).await?;

@@ -7,8 +7,17 @@ use serde_json::json;
 
 use super::{ApiError, AppState};
 
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "live": true }))
+/// The process serves: answers 503 once the router or the model supervisor is gone for good
+/// (a dead supervisor is restarted first), so an orchestrator restarts the process.
+pub async fn live(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !state.control.is_alive() {
+        return Err(control_plane_gone());
+    }
+    Ok(HttpResponse::Ok().json(json!({ "live": true })))
+}
+
+fn control_plane_gone() -> ApiError {
+    InferError::NotReady("the control plane (router or model supervisor) is gone".into()).into()
 }
 
 /// Versions whose load failed and that serve no other instance (a failed reload leaves the
@@ -34,6 +43,9 @@ async fn failed_versions(state: &AppState) -> Result<Vec<(VersionKey, String)>, 
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.drain.is_draining() {
         return Err(InferError::ShuttingDown.into());
+    }
+    if !state.control.is_alive() {
+        return Err(control_plane_gone());
     }
     let versions = state.service.readiness().await?;
     let serving = versions.iter().filter(|(_, ready)| *ready).count();

@@ -7,6 +7,7 @@ pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod predict;
+pub mod shed;
 pub mod tensor;
 pub mod v2;
 
@@ -75,7 +76,10 @@ fn inference_with(
     if let Some(json) = json {
         resource = resource.app_data(json);
     }
-    resource.wrap(actix_web::middleware::from_fn(auth::tenant_gate))
+    // The tenant gate runs first (outermost), then the shedding gate, both before the body.
+    resource
+        .wrap(actix_web::middleware::from_fn(shed::shed_gate))
+        .wrap(actix_web::middleware::from_fn(auth::tenant_gate))
 }
 
 /// Body limits of the routes that take their own.

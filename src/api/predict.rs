@@ -66,12 +66,22 @@ pub fn top_k(spec: &ModelSpec, row: &[f32], k: usize) -> Vec<Prediction> {
         .collect()
 }
 
-/// Adds the `x-queue-time` and `x-inference-time` headers (ms).
+/// Adds the `x-queue-time` and `x-inference-time` headers (ms), and the same two as
+/// `Server-Timing` entries (`queue`, `infer`) beside the `total` every response carries.
 pub fn timed(response: &InferResponse) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::Ok();
+    let (queue, inference) = (response.output.queue_time, response.output.inference_time);
     builder
-        .insert_header(("x-queue-time", millis(response.output.queue_time)))
-        .insert_header(("x-inference-time", millis(response.output.inference_time)));
+        .insert_header(("x-queue-time", millis(queue)))
+        .insert_header(("x-inference-time", millis(inference)))
+        .append_header((
+            "server-timing",
+            format!(
+                "queue;dur={}, infer;dur={}",
+                millis(queue),
+                millis(inference)
+            ),
+        ));
     builder
 }
 
@@ -90,7 +100,7 @@ async fn run(
     let mut input = RequestInput::with_data(shape, data);
     input.datatype = body.datatype;
     let mut request = InferRequest::new(model, version, input);
-    request.tenant = caller.tenant();
+    caller.apply(&mut request);
     request.timeout = body.timeout_ms.map(Duration::from_millis);
     let response = state.service.infer(request).await?;
     let item_len = response.spec.output.item_len();

@@ -143,7 +143,7 @@ async fn run(
     let (_, data) = input.data.into_input();
     let tensor = RequestInput::tensor(input.name, input.datatype, input.shape, data);
     let mut request = InferRequest::new(model, version, tensor);
-    request.tenant = caller.tenant();
+    caller.apply(&mut request);
     request.timeout = body
         .parameters
         .and_then(|p| p.timeout)

@@ -247,6 +247,17 @@ impl TestServer {
         (response.status().as_u16(), json, response.headers().clone())
     }
 
+    /// The `total` entry of a response's `Server-Timing` (the server's own time for it).
+    pub fn server_total(headers: &awc::http::header::HeaderMap) -> Option<std::time::Duration> {
+        headers
+            .get_all("server-timing")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .find_map(|entry| entry.trim().strip_prefix("total;dur="))
+            .and_then(|ms| ms.parse::<f64>().ok())
+            .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+    }
+
     /// Sends an admin request with the bearer token; `body` is raw (JSON or TOML).
     pub async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
         self.admin_as(method, path, body, Some(TOKEN)).await

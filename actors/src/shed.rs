@@ -1,0 +1,190 @@
+//! `LoadView`: a read-only picture of the route table's load, which the router republishes on
+//! every change of a model's routes, so a request can be refused before its body is read (and
+//! decoded). Under a flood the body is what costs: refusing after reading and decoding it spends
+//! on each refusal a good part of what serving it would. A version sheds once the router has
+//! refused a request for its deadline (`CostModel::is_shedding`), and then refuses early every
+//! request while the work ahead exceeds `cost::SHED_LOW_WATER` of the version's own deadline
+//! (`timeout_ms`, which a request may only shorten); below it, shedding stops and requests go
+//! through to the full admission again.
+//!
+//! It holds each version's `VersionState` (its cost model), never its queue, so a retired
+//! version's executor still sees its queue close when the router lets go of it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::cost::{with_margin, SHED_LOW_WATER};
+use crate::error::DeadlineRefusal;
+use crate::lifecycle::VersionState;
+use crate::messages::VersionKey;
+
+/// What the view keeps of one routed version.
+#[derive(Clone)]
+pub(crate) struct VersionLoad {
+    pub state: Arc<VersionState>,
+    pub default_timeout: Duration,
+    pub max_rows: usize,
+}
+
+/// One model's routed versions, and those an unpinned request may go to (the split's, else the
+/// default).
+#[derive(Clone, Default)]
+pub(crate) struct ModelLoad {
+    pub versions: HashMap<String, VersionLoad>,
+    pub unpinned: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+pub struct LoadView(Arc<RwLock<HashMap<String, ModelLoad>>>);
+
+impl LoadView {
+    /// Replaces what the view knows of `model` (`None`: it has no routed version).
+    pub(crate) fn publish(&self, model: &str, load: Option<ModelLoad>) {
+        // Each write replaces one model's entry whole: a poisoned lock still holds a valid map.
+        let mut models = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match load {
+            Some(load) => models.insert(model.to_string(), load),
+            None => models.remove(model),
+        };
+    }
+
+    /// A refusal when every version a request for `model` (`version`, when pinned) could go to
+    /// is shedding and holds more work than its low-water mark, by its estimate with margin.
+    /// `None` (let it through to the full admission) for an unknown model, a version not ready,
+    /// or an estimate not measured for a while (the router's probes bring it down).
+    pub fn refuse_early(&self, model: &str, version: Option<&str>) -> Option<DeadlineRefusal> {
+        let models = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let routes = models.get(model)?;
+        let pinned;
+        let candidates: &[String] = match version {
+            Some(version) => {
+                pinned = [version.to_string()];
+                &pinned
+            }
+            None => &routes.unpinned,
+        };
+        let mut first = None;
+        for name in candidates {
+            let load = routes.versions.get(name)?;
+            let refusal = refusal(name, load)?;
+            first.get_or_insert(refusal);
+        }
+        first
+    }
+}
+
+fn refusal(version: &str, load: &VersionLoad) -> Option<DeadlineRefusal> {
+    if !load.state.is_ready() {
+        return None;
+    }
+    let cost = load.state.cost();
+    if !cost.is_shedding() || cost.is_stale() {
+        return None;
+    }
+    let expected = with_margin(cost.time_to_finish(1, load.max_rows)?);
+    if expected <= load.default_timeout.mul_f64(SHED_LOW_WATER) {
+        cost.set_shedding(false);
+        return None;
+    }
+    Some({
+        let key: &VersionKey = load.state.key();
+        DeadlineRefusal {
+            model: key.model.clone(),
+            version: version.to_string(),
+            expected,
+            // While shedding, the bound is the low-water mark, not the whole deadline.
+            timeout: load.default_timeout.mul_f64(SHED_LOW_WATER),
+            retry_after: cost.time_to_finish(0, load.max_rows).unwrap_or(expected),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use burnserve_models::Device;
+    use prometheus::IntGauge;
+
+    use super::*;
+    use crate::lifecycle::LifecycleEvent;
+
+    fn ready_version(model: &str, version: &str) -> Arc<VersionState> {
+        let state = Arc::new(VersionState::new(
+            VersionKey::new(model, version),
+            Device::Cpu,
+            IntGauge::new("loaded", "test").expect("gauge"),
+        ));
+        state.apply(LifecycleEvent::Loaded).expect("ready");
+        // 10 ms a pass, one row a pass.
+        state.cost().record_pass(1, Duration::from_millis(10));
+        state
+    }
+
+    fn view_of(versions: &[(&str, &Arc<VersionState>)], unpinned: &[&str]) -> LoadView {
+        let view = LoadView::default();
+        view.publish(
+            "m",
+            Some(ModelLoad {
+                versions: versions
+                    .iter()
+                    .map(|(name, state)| {
+                        let load = VersionLoad {
+                            state: (*state).clone(),
+                            default_timeout: Duration::from_millis(100),
+                            max_rows: 1,
+                        };
+                        (name.to_string(), load)
+                    })
+                    .collect(),
+                unpinned: unpinned.iter().map(|v| v.to_string()).collect(),
+            }),
+        );
+        view
+    }
+
+    #[test]
+    fn sheds_only_after_a_refusal_and_until_below_the_low_water_mark() {
+        let one = ready_version("m", "1");
+        let view = view_of(&[("1", &one)], &["1"]);
+        // 20 rows ahead: 210 ms by the estimate (with margin 232 ms) against a 100 ms deadline,
+        // but nothing was refused yet: every request goes to the full admission.
+        one.cost().add_pending(20);
+        assert!(view.refuse_early("m", None).is_none());
+        one.cost().set_shedding(true);
+        let refusal = view.refuse_early("m", None).expect("shed");
+        assert_eq!(
+            (refusal.model.as_str(), refusal.version.as_str()),
+            ("m", "1")
+        );
+        assert_eq!(refusal.timeout, Duration::from_millis(80));
+        assert!(view.refuse_early("m", Some("1")).is_some());
+        // 7 rows: 80 ms (with margin 89 ms), above the 80 ms mark: still shedding.
+        one.cost().sub_pending(13);
+        assert!(view.refuse_early("m", None).is_some());
+        // 6 rows: 70 ms (with margin 78 ms), below it: shedding stops, and stays off.
+        one.cost().sub_pending(1);
+        assert!(view.refuse_early("m", None).is_none());
+        assert!(!one.cost().is_shedding());
+        one.cost().add_pending(20);
+        assert!(view.refuse_early("m", None).is_none());
+    }
+
+    #[test]
+    fn a_request_is_shed_only_when_every_version_it_could_reach_is() {
+        let (one, two) = (ready_version("m", "1"), ready_version("m", "2"));
+        let view = view_of(&[("1", &one), ("2", &two)], &["1", "2"]);
+        one.cost().add_pending(20);
+        one.cost().set_shedding(true);
+        assert!(view.refuse_early("m", None).is_none(), "version 2 has room");
+        assert!(view.refuse_early("m", Some("1")).is_some(), "pinned to 1");
+        assert!(view.refuse_early("m", Some("2")).is_none());
+        two.cost().add_pending(20);
+        two.cost().set_shedding(true);
+        assert!(view.refuse_early("m", None).is_some());
+        // Unknown names are left to the full admission, which answers 404.
+        assert!(view.refuse_early("m", Some("9")).is_none());
+        assert!(view.refuse_early("other", None).is_none());
+        view.publish("m", None);
+        assert!(view.refuse_early("m", Some("1")).is_none());
+    }
+}
