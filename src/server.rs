@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::http::KeepAlive;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
-use burnserve_actors::{LoadReport, Metrics, Runtime, VersionKey};
+use burnserve_actors::{LoadReport, Metrics, MetricsConfig, Runtime, VersionKey};
 use prometheus::Registry;
 
 use crate::access::Access;
@@ -38,6 +38,8 @@ pub enum StartError {
 /// A started server: where it listens, how to stop it, and the future that runs it.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The `metrics.port` listener, when set.
+    pub metrics_addr: Option<SocketAddr>,
     pub handle: ServerHandle,
     pub server: actix_web::dev::Server,
     pub registry: Registry,
@@ -53,6 +55,24 @@ fn http_metrics(registry: &Registry) -> Result<PrometheusMetrics, StartError> {
         .mask_unmatched_patterns("UNMATCHED")
         .build()
         .map_err(|e| StartError::Metrics(e.to_string()))
+}
+
+/// The `[metrics]` settings, the tenants' names and the build, for the metrics' registration.
+fn metrics_config(settings: &Settings) -> MetricsConfig {
+    let mut features: Vec<&str> = Vec::new();
+    if cfg!(feature = "cuda") {
+        features.push("cuda");
+    }
+    MetricsConfig {
+        enabled: settings.metrics.enabled,
+        latency_buckets: settings.metrics.latency_buckets.clone(),
+        tenants: settings.tenants.iter().map(|t| t.name.clone()).collect(),
+        build: [
+            env!("CARGO_PKG_VERSION").to_string(),
+            burnserve_models::arch::CPU_BACKEND.to_string(),
+            features.join(","),
+        ],
+    }
 }
 
 fn millis(ms: u64) -> Duration {
@@ -86,7 +106,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
-    let metrics = Metrics::register(&registry, settings.metrics.enabled)
+    let metrics = Metrics::register_with(&registry, &metrics_config(&settings))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     let runtime = Runtime::start(settings.repository.path.clone(), metrics);
     let report = runtime
@@ -129,7 +149,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         strict_readiness: settings.server.strict_readiness,
         settings_file: settings.source.clone(),
         max_body_bytes: settings.server.max_body_bytes,
+        metrics_listener: Arc::default(),
     });
+    let metrics_listener = state.metrics_listener.clone();
     let prometheus = http_metrics(&registry)?;
     let json = api::json_config(settings.server.max_body_bytes, "server.max_body_bytes");
     let route_limits = api::RouteLimits {
@@ -143,7 +165,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         App::new()
             .wrap(actix_web::middleware::from_fn(api::body::body_deadline))
             .wrap(prometheus.clone())
+            .wrap(actix_web::middleware::from_fn(api::metrics_listener_only))
             .wrap(actix_web::middleware::from_fn(api::fold_unknown_methods))
+            .wrap(actix_web::middleware::from_fn(api::request_id::correlate))
             .app_data(state.clone())
             .app_data(json.clone())
             .app_data(api::query_config())
@@ -164,10 +188,19 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     if limits.workers > 0 {
         http = http.workers(limits.workers);
     }
-    let http = http.bind(&addr).map_err(|source| StartError::Bind {
+    let mut http = http.bind(&addr).map_err(|source| StartError::Bind {
         addr: addr.clone(),
         source,
     })?;
+    if let Some(port) = settings.metrics.port {
+        let metrics_addr = format!("{}:{}", settings.server.host, port);
+        http = http
+            .bind(&metrics_addr)
+            .map_err(|source| StartError::Bind {
+                addr: metrics_addr,
+                source,
+            })?;
+    }
     let local = http
         .addrs()
         .first()
@@ -176,10 +209,22 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             addr,
             source: std::io::Error::other("no address to listen on"),
         })?;
+    let metrics_addr = settings.metrics.port.and_then(|port| {
+        http.addrs()
+            .into_iter()
+            .skip(1)
+            .rev()
+            .find(|bound| port == 0 || bound.port() == port)
+    });
+    if let Some(metrics_addr) = metrics_addr {
+        let _ = metrics_listener.set(metrics_addr);
+        tracing::info!(%metrics_addr, "serving /metrics on its own port as well");
+    }
     let server = http.run();
     tracing::info!(%local, cpu_backend = burnserve_models::arch::CPU_BACKEND, "burnserve listening");
     Ok(RunningServer {
         addr: local,
+        metrics_addr,
         handle: server.handle(),
         server,
         registry,

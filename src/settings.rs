@@ -187,7 +187,18 @@ pub struct RepositorySettings {
 pub struct MetricsSettings {
     /// Record inference metrics (switch off only to measure their cost).
     pub enabled: bool,
+    /// Buckets (seconds) of `inference_latency_seconds` and `inference_queue_duration_seconds`:
+    /// 1 to 64 finite values above 0, increasing.
+    pub latency_buckets: Vec<f64>,
+    /// A second listener serving only `/metrics` (as Triton's 8002), so a scraper can use a
+    /// port that is not exposed to clients. Absent: `/metrics` on the main port only.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
+
+/// Most latency buckets `metrics.latency_buckets` may list (each is a series per version and
+/// tenant).
+pub const MAX_LATENCY_BUCKETS: usize = 64;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +278,7 @@ impl Settings {
         }
         self.validate_server()?;
         self.validate_tenants()?;
+        self.validate_metrics()?;
         let mut names = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
@@ -320,6 +332,31 @@ impl Settings {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn validate_metrics(&self) -> Result<(), SettingsError> {
+        let buckets = &self.metrics.latency_buckets;
+        if buckets.is_empty() || buckets.len() > MAX_LATENCY_BUCKETS {
+            return Err(invalid(
+                "metrics.latency_buckets",
+                format!("list 1 to {MAX_LATENCY_BUCKETS} bucket bounds (seconds)"),
+            ));
+        }
+        if buckets.iter().any(|b| !b.is_finite() || *b <= 0.0)
+            || buckets.windows(2).any(|pair| pair[0] >= pair[1])
+        {
+            return Err(invalid(
+                "metrics.latency_buckets",
+                "bounds must be finite, above 0 and increasing",
+            ));
+        }
+        if self.metrics.port == Some(self.server.port) && self.server.port != 0 {
+            return Err(invalid(
+                "metrics.port",
+                "must differ from server.port (leave it out to serve /metrics there only)",
+            ));
         }
         Ok(())
     }
@@ -478,6 +515,37 @@ mod tests {
                 .to_string();
             assert!(err.contains(&format!("server.{key}")), "{err}");
         }
+        for (value, why) in [
+            ("[]", "list 1 to 64"),
+            ("[0.1, 0.1]", "increasing"),
+            ("[0.5, 0.1]", "increasing"),
+            ("[0.0, 1.0]", "above 0"),
+            ("[-1.0]", "above 0"),
+            ("[nan]", "finite"),
+            ("[inf]", "finite"),
+        ] {
+            let err = Settings::from_toml(&format!(
+                "models = []\n[metrics]\nlatency_buckets = {value}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("metrics.latency_buckets") && err.contains(why),
+                "{value}: {err}"
+            );
+        }
+        let many: Vec<String> = (1..=65).map(|i| format!("{i}.0")).collect();
+        let err = Settings::from_toml(&format!(
+            "models = []\n[metrics]\nlatency_buckets = [{}]",
+            many.join(", ")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("metrics.latency_buckets"), "{err}");
+        let err = Settings::from_toml("models = []\n[server]\nport = 9000\n[metrics]\nport = 9000")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.port"), "{err}");
         let err = Settings::from_toml("[[models]]\nname = \"nope\"\nversions = [\"1\"]")
             .unwrap_err()
             .to_string();

@@ -52,7 +52,7 @@ pub use control::{
 pub use error::{ControlError, InferError};
 pub use lifecycle::VersionPhase;
 pub use messages::{JobOutput, VersionKey};
-pub use metrics::{Metrics, ANONYMOUS};
+pub use metrics::{Metrics, MetricsConfig, ANONYMOUS};
 pub use model_actor::restart_backoff;
 pub use reconcile::ModelConfig;
 pub use router::{version_order, ModelDescription, Routing, VersionInfo, RETRY_AFTER};

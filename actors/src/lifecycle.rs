@@ -248,6 +248,14 @@ impl VersionState {
         self.created.elapsed()
     }
     /// `phase() == Ready`, without the lock.
+    /// Loading, serving or restarting: an instance whose version's series must stay.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.phase(),
+            VersionPhase::Loading | VersionPhase::Ready | VersionPhase::Restarting
+        )
+    }
+
     pub fn is_ready(&self) -> bool {
         self.serving.load(Ordering::Acquire)
     }

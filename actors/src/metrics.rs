@@ -1,7 +1,12 @@
 //! The metric contract (ARCHITECTURE.md, "Metrics": names, labels and buckets exact), registered
 //! on the caller's registry, plus per-version handles resolved once so the hot path does no label
 //! hashing. `model_loaded` is written only by the lifecycle (`VersionState::apply`).
+//!
+//! A version's request, latency and error series exist at 0 from its load on (for every tenant
+//! and every error a request to it can get), so rates and ratios read 0, not "no data"; an
+//! unload removes every series of the version, so versions coming and going leave no residue.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use burnserve_models::ErrorType;
@@ -12,8 +17,66 @@ use prometheus::{
 
 use crate::messages::VersionKey;
 
-/// Buckets of `inference_latency_seconds` and `inference_queue_duration_seconds`.
-pub const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+/// Default buckets of `inference_latency_seconds` and `inference_queue_duration_seconds`
+/// (`metrics.latency_buckets`): the contract's 0.005 … 10 s, with finer ones below for
+/// sub-millisecond models.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+/// The error types a request that reached a loaded version can end with; their series exist at
+/// 0 from the version's load on.
+pub const VERSION_ERRORS: &[ErrorType] = &[
+    ErrorType::InvalidInput,
+    ErrorType::Overloaded,
+    ErrorType::NotReady,
+    ErrorType::ShuttingDown,
+    ErrorType::Timeout,
+    ErrorType::Inference,
+];
+/// Every `error_type` label value, for removing a version's series.
+const ALL_ERRORS: &[ErrorType] = &[
+    ErrorType::InvalidInput,
+    ErrorType::Unauthorized,
+    ErrorType::Forbidden,
+    ErrorType::ModelNotFound,
+    ErrorType::NotFound,
+    ErrorType::MethodNotAllowed,
+    ErrorType::PayloadTooLarge,
+    ErrorType::RequestTimeout,
+    ErrorType::RateLimited,
+    ErrorType::LoadFailed,
+    ErrorType::Overloaded,
+    ErrorType::NotReady,
+    ErrorType::ShuttingDown,
+    ErrorType::Timeout,
+    ErrorType::Inference,
+];
+const LIFECYCLE_ACTIONS: &[&str] = &["load", "reload", "unload"];
+const LIFECYCLE_OUTCOMES: &[&str] = &["success", "failure"];
+
+/// How the metrics are registered (`[metrics]` settings).
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// With `false` the metrics exist but nothing is recorded (for the overhead benchmark).
+    pub enabled: bool,
+    /// Buckets of the latency and queue-time histograms, increasing.
+    pub latency_buckets: Vec<f64>,
+    /// The configured tenants' names (the `tenant` label); empty: `anonymous` only.
+    pub tenants: Vec<String>,
+    /// `burnserve_build_info`'s labels: version, cpu_backend, features.
+    pub build: [String; 3],
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            latency_buckets: LATENCY_BUCKETS.to_vec(),
+            tenants: Vec::new(),
+            build: ["test".into(), "flex".into(), String::new()],
+        }
+    }
+}
 /// Buckets of `inference_batch_size`.
 pub const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 /// Label values for a request whose model or version is not loaded.
@@ -37,7 +100,10 @@ pub struct Metrics {
     supervisor_restarts: IntCounter,
     model_loaded: IntGaugeVec,
     model_load_time: GaugeVec,
+    weight_bytes: IntGaugeVec,
     lifecycle: IntCounterVec,
+    /// The `tenant` label values: configured names, or `anonymous`.
+    tenants: Arc<[String]>,
 }
 
 fn counter(
@@ -78,12 +144,43 @@ fn histogram(
 }
 
 impl Metrics {
-    /// Registers every metric of the contract on `registry`. With `enabled = false` the metrics
-    /// exist but nothing is recorded (for the overhead benchmark).
+    /// Registers every metric of the contract on `registry` with the default buckets and no
+    /// tenants. With `enabled = false` the metrics exist but nothing is recorded.
     pub fn register(registry: &Registry, enabled: bool) -> prometheus::Result<Self> {
+        Self::register_with(
+            registry,
+            &MetricsConfig {
+                enabled,
+                ..MetricsConfig::default()
+            },
+        )
+    }
+
+    /// Registers every metric of the contract on `registry` as `config` says.
+    pub fn register_with(registry: &Registry, config: &MetricsConfig) -> prometheus::Result<Self> {
         const MV: &[&str] = &["model", "version"];
         const MVT: &[&str] = &["model", "version", "tenant"];
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "burnserve_build_info",
+                "Always 1: the server's version, CPU backend and compiled features",
+            ),
+            &["version", "cpu_backend", "features"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        let [version, backend, features] = &config.build;
+        build_info
+            .with_label_values(&[version.as_str(), backend.as_str(), features.as_str()])
+            .set(1);
+        let tenants: Arc<[String]> = if config.tenants.is_empty() {
+            Arc::from(vec![ANONYMOUS.to_string()])
+        } else {
+            Arc::from(config.tenants.clone())
+        };
+        let enabled = config.enabled;
+        let buckets = config.latency_buckets.as_slice();
         Ok(Self {
+            tenants,
             enabled,
             requests: counter(
                 registry,
@@ -102,7 +199,7 @@ impl Metrics {
                 "inference_latency_seconds",
                 "End-to-end latency of successful requests (queue, forward, postprocess)",
                 MVT,
-                LATENCY_BUCKETS,
+                buckets,
             )?,
             successful: int_gauge(
                 registry,
@@ -121,7 +218,7 @@ impl Metrics {
                 "inference_queue_duration_seconds",
                 "Time from enqueue to batch start",
                 MV,
-                LATENCY_BUCKETS,
+                buckets,
             )?,
             batch_size: histogram(
                 registry,
@@ -173,6 +270,12 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            weight_bytes: int_gauge(
+                registry,
+                "model_weight_bytes",
+                "Bytes of the loaded version's weights on its device",
+                &["model", "version", "device"],
+            )?,
             lifecycle: counter(
                 registry,
                 "model_lifecycle_total",
@@ -224,6 +327,60 @@ impl Metrics {
     /// Counts a restart of the model supervisor (always, like the lifecycle metrics).
     pub fn record_supervisor_restart(&self) {
         self.supervisor_restarts.inc();
+    }
+
+    /// A version was loaded (or reloaded) on `device`: its request, latency and error series
+    /// exist from now on, at 0 until traffic comes, and its weight bytes are set.
+    pub fn version_loaded(&self, key: &VersionKey, device: &str, weight_bytes: usize) {
+        let (model, version) = (key.model.as_str(), key.version.as_str());
+        for tenant in self.tenants.iter() {
+            let mvt = [model, version, tenant.as_str()];
+            self.requests.with_label_values(&mvt);
+            self.latency.with_label_values(&mvt);
+            for error in VERSION_ERRORS {
+                self.errors
+                    .with_label_values(&[model, version, error.as_str(), tenant.as_str()]);
+            }
+        }
+        self.weight_bytes
+            .with_label_values(&[model, version, device])
+            .set(i64::try_from(weight_bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A version was unloaded (no instance of it is left): every series with its labels goes.
+    pub fn version_unloaded(&self, key: &VersionKey, device: &str) {
+        let (model, version) = (key.model.as_str(), key.version.as_str());
+        let mv = [model, version];
+        for tenant in self.tenants.iter() {
+            let mvt = [model, version, tenant.as_str()];
+            let _ = self.requests.remove_label_values(&mvt);
+            let _ = self.latency.remove_label_values(&mvt);
+            for error in ALL_ERRORS {
+                let _ = self.errors.remove_label_values(&[
+                    model,
+                    version,
+                    error.as_str(),
+                    tenant.as_str(),
+                ]);
+            }
+        }
+        let _ = self.successful.remove_label_values(&mv);
+        let _ = self.queue_depth.remove_label_values(&mv);
+        let _ = self.queue_duration.remove_label_values(&mv);
+        let _ = self.batch_size.remove_label_values(&mv);
+        let _ = self.actor_restarts.remove_label_values(&mv);
+        let _ = self.model_loaded.remove_label_values(&mv);
+        let _ = self.model_load_time.remove_label_values(&mv);
+        let _ = self
+            .weight_bytes
+            .remove_label_values(&[model, version, device]);
+        for action in LIFECYCLE_ACTIONS {
+            for outcome in LIFECYCLE_OUTCOMES {
+                let _ = self
+                    .lifecycle
+                    .remove_label_values(&[model, version, action, outcome]);
+            }
+        }
     }
 
     /// Handles for one version, resolved once.

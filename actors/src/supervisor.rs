@@ -204,6 +204,7 @@ async fn load_instance(
         return Err(unloaded_meanwhile());
     }
     metrics.record_load_time(&key, loaded.took);
+    metrics.version_loaded(&key, &device.to_string(), loaded.weight_bytes);
     let report = LoadReport {
         took: loaded.took,
         weight_bytes: loaded.weight_bytes,
@@ -327,14 +328,19 @@ impl Handler<UnloadVersion> for ModelSupervisor {
                         }
                     }
                     metrics.record_lifecycle(&key, "unload", "success");
+                    let device = entry.state.device();
                     drain(entry).await;
                     instances.prune();
+                    if of_key().iter().all(|state| !state.is_active()) {
+                        metrics.version_unloaded(&key, &device.to_string());
+                    }
                     Ok(())
                 }
                 None => {
                     // Not routed: a load in flight, or a failed one.
                     let mut found = false;
-                    for state in of_key() {
+                    let states = of_key();
+                    for state in &states {
                         if matches!(
                             state.phase(),
                             VersionPhase::Loading | VersionPhase::Ready | VersionPhase::Failed
@@ -344,6 +350,12 @@ impl Handler<UnloadVersion> for ModelSupervisor {
                     }
                     instances.prune();
                     if found {
+                        let device = states.first().map(|state| state.device());
+                        if let Some(device) = device {
+                            if of_key().iter().all(|state| !state.is_active()) {
+                                metrics.version_unloaded(&key, &device.to_string());
+                            }
+                        }
                         Ok(())
                     } else {
                         Err(ControlError::NotFound(format!(

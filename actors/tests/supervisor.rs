@@ -47,6 +47,13 @@ async fn load_reload_unload_walk_the_phases() {
         .await
         .expect("serves after a reload");
     assert_eq!(served.output.output, vec![5.0, 6.0]);
+    let lifecycle = |action: &str| {
+        h.metric(
+            "model_lifecycle_total",
+            &[("version", "1"), ("action", action), ("outcome", "success")],
+        )
+    };
+    assert_eq!((lifecycle("load"), lifecycle("reload")), (1.0, 1.0));
 
     h.runtime
         .control
@@ -67,15 +74,13 @@ async fn load_reload_unload_walk_the_phases() {
         h.runtime.control.reload("echo", "1").await,
         Err(ControlError::NotFound(_))
     ));
-    let lifecycle = |action: &str| {
-        h.metric(
-            "model_lifecycle_total",
-            &[("version", "1"), ("action", action), ("outcome", "success")],
-        )
-    };
-    assert_eq!(
-        (lifecycle("load"), lifecycle("reload"), lifecycle("unload")),
-        (1.0, 1.0, 1.0)
+    // The unload took every series of the version with it, its lifecycle counts included.
+    assert!(
+        !h.samples()
+            .iter()
+            .any(|line| line.contains("model=\"echo\"")),
+        "{:?}",
+        h.samples()
     );
 }
 
@@ -261,4 +266,60 @@ async fn admin_loads_take_the_device_of_the_settings_as_last_reconciled() {
     // Settings that no longer list it unload it.
     let report = h.runtime.control.reconcile(&[]).await.expect("reconcile");
     assert_eq!(report.unloaded, vec![VersionKey::new("echo", "1")]);
+}
+
+/// A version's series exist at 0 from its load on and go with its unload: 1,000 distinct
+/// versions loaded, served once and unloaded leave the exposition as it was.
+#[actix::test]
+async fn a_thousand_versions_loaded_and_unloaded_leave_no_series_behind() {
+    let h = Harness::new();
+    write_fake(h.root(), "steady", "1", "fake-echo", "");
+    h.load("steady", "1").await;
+    h.infer("steady", None, [1.0, 2.0]).await.expect("served");
+    let before = h.samples();
+    let requests = |version: &str| {
+        h.metric(
+            "inference_requests_total",
+            &[
+                ("model", "churn"),
+                ("version", version),
+                ("tenant", "anonymous"),
+            ],
+        )
+    };
+    for i in 0..1000 {
+        let version = format!("{i}");
+        write_fake(h.root(), "churn", &version, "fake-echo", "");
+        h.load("churn", &version).await;
+        if i % 100 == 0 {
+            // At 0 before traffic, as a series (not absent).
+            assert!(h
+                .samples()
+                .iter()
+                .any(|line| line.starts_with("inference_requests_total{")
+                    && line.contains(&format!("version=\"{version}\""))
+                    && line.ends_with(" 0")));
+        }
+        h.infer("churn", Some(&version), [1.0, 2.0])
+            .await
+            .expect("served");
+        assert_eq!(requests(&version), 1.0);
+        h.runtime
+            .control
+            .unload("churn", &version)
+            .await
+            .expect("unloads");
+    }
+    let after = h.samples();
+    let residue: Vec<&String> = after
+        .iter()
+        .filter(|line| line.contains("model=\"churn\""))
+        .collect();
+    assert!(
+        residue.is_empty(),
+        "{} series left: {:?}",
+        residue.len(),
+        &residue[..residue.len().min(5)]
+    );
+    assert_eq!(after.len(), before.len(), "series count before and after");
 }

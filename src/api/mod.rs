@@ -7,6 +7,7 @@ pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod predict;
+pub mod request_id;
 pub mod shed;
 pub mod tensor;
 pub mod v2;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub settings_file: Option<PathBuf>,
     /// `server.max_body_bytes`: the largest body any route reads.
     pub max_body_bytes: usize,
+    /// The `metrics.port` listener once bound: it serves `/metrics` only.
+    pub metrics_listener: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
 
 /// Milliseconds with microsecond precision, for the timing headers.
@@ -189,6 +192,27 @@ pub async fn fold_unknown_methods(
             .map_err(actix_web::error::ErrorInternalServerError)?;
     }
     next.call(request).await
+}
+
+/// On the `metrics.port` listener only `/metrics` answers (the HTTP metrics middleware, inside
+/// this one, serves it); everything else is 404, so that port exposes nothing else.
+pub async fn metrics_listener_only(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::EitherBody<impl MessageBody>>, actix_web::Error> {
+    let on_metrics_port = request
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.metrics_listener.get().copied())
+        .is_some_and(|metrics| metrics == request.app_config().local_addr());
+    if on_metrics_port && request.path() != "/metrics" {
+        let refusal = ApiError::NoRoute(format!(
+            "{} {}: the metrics port serves GET /metrics only",
+            request.method(),
+            request.path()
+        ));
+        return Ok(request.error_response(refusal).map_into_right_body());
+    }
+    Ok(next.call(request).await?.map_into_left_body())
 }
 
 /// Any path no route matches.

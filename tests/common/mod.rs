@@ -194,6 +194,8 @@ versions = ["1"]
 /// A server on an ephemeral loopback port, running on the current actix system.
 pub struct TestServer {
     pub base: String,
+    /// The `metrics.port` listener's base URL, when set.
+    pub metrics_base: Option<String>,
     pub client: awc::Client,
     pub running_handle: actix_web::dev::ServerHandle,
 }
@@ -202,6 +204,7 @@ impl TestServer {
     pub async fn start(settings: Settings) -> Self {
         let RunningServer {
             addr,
+            metrics_addr,
             handle,
             server,
             ..
@@ -212,6 +215,7 @@ impl TestServer {
             .finish();
         Self {
             base: format!("http://{addr}"),
+            metrics_base: metrics_addr.map(|addr| format!("http://{addr}")),
             client,
             running_handle: handle,
         }
@@ -373,6 +377,11 @@ pub fn floats(value: &Value) -> Vec<f32> {
 /// The value of the one sample of `name` whose labels include all of `labels`; 0 when absent.
 /// Panics when several samples match (the test asked an ambiguous question).
 pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(text, name, labels).unwrap_or(0.0)
+}
+
+/// The one sample of `name` whose labels include `labels`; `None` when there is none.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut found = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
@@ -405,7 +414,7 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         "{name}{labels:?} matches {} samples",
         found.len()
     );
-    found.first().copied().unwrap_or(0.0)
+    found.first().copied()
 }
 
 /// The input every MLP test uses: item `i` is a deterministic ramp.

@@ -74,6 +74,20 @@ impl Harness {
             .await
     }
 
+    /// The exposition's samples (lines that are not comments).
+    pub fn samples(&self) -> Vec<String> {
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("encode");
+        String::from_utf8(text)
+            .expect("utf-8")
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The value of one sample of the exposition.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let mut text = Vec::new();
