@@ -3,8 +3,9 @@
 //! # Layout
 //! - [`settings`] — typed, validated settings from `config/*.toml` and the environment.
 //! - [`server`] — start-up (registry, actors, model loading) and the actix-web server.
-//! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer gates
-//!   and the body deadline.
+//! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer and
+//!   shedding gates, the body deadline, request ids and the metrics port.
+//! - [`gpu_metrics`] — GPU memory gauges read at scrape (`cuda` builds).
 //! - [`access`] — the admin token, tenant keys and per-tenant quotas.
 //! - [`limits`] — process limits raised at start.
 //! - [`shutdown`] — the graceful drain on SIGTERM/SIGINT.
@@ -14,6 +15,7 @@
 
 pub mod access;
 pub mod api;
+pub mod gpu_metrics;
 pub mod limits;
 pub mod server;
 pub mod settings;

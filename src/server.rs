@@ -108,6 +108,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Metrics::register_with(&registry, &metrics_config(&settings))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
+    crate::gpu_metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
     let runtime = Runtime::start(settings.repository.path.clone(), metrics);
     let report = runtime
         .control

@@ -84,6 +84,8 @@ async fn series_exist_at_zero_from_load_and_go_with_the_unload() {
     ];
     assert_eq!(sample(&text, "burnserve_build_info", &build), Some(1.0));
     assert!(text.contains("# HELP burnserve_build_info "));
+    // A CPU-only build has no GPU series at all (absent, not 0).
+    assert!(!text.contains("gpu_memory"));
 
     // Weight bytes as the load reported them.
     let (status, listing) = server.admin("GET", "/admin/models", "").await;

@@ -25,6 +25,7 @@ pub mod device;
 pub mod error;
 #[cfg(feature = "test-util")]
 pub mod fakes;
+pub mod gpu;
 pub mod input;
 pub mod model;
 pub mod pipeline;
