@@ -64,6 +64,26 @@ async fn series_exist_at_zero_from_load_and_go_with_the_unload() {
             );
         }
     }
+    // Requests for models that are not loaded, and their errors, from start-up too.
+    let unknown = [
+        ("model", "unknown"),
+        ("version", "unknown"),
+        ("tenant", "anonymous"),
+    ];
+    assert_eq!(
+        sample(&text, "inference_requests_total", &unknown),
+        Some(0.0)
+    );
+    let not_found = [
+        ("model", "unknown"),
+        ("version", "unknown"),
+        ("error_type", "model_not_found"),
+        ("tenant", "anonymous"),
+    ];
+    assert_eq!(
+        sample(&text, "inference_errors_total", &not_found),
+        Some(0.0)
+    );
     // The finer buckets below the contract's 0.005 s.
     for le in ["0.0005", "0.001", "0.0025", "0.005", "10"] {
         let labels = [

@@ -3,8 +3,10 @@
 //! hashing. `model_loaded` is written only by the lifecycle (`VersionState::apply`).
 //!
 //! A version's request, latency and error series exist at 0 from its load on (for every tenant
-//! and every error a request to it can get), so rates and ratios read 0, not "no data"; an
-//! unload removes every series of the version, so versions coming and going leave no residue.
+//! and every error a request to it can get), and the `unknown` model's requests and
+//! `model_not_found` errors from start-up, so rates and ratios read 0, not "no data", and a first
+//! burst is seen whole; an unload removes every series of the version, so versions coming and
+//! going leave no residue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,7 +181,7 @@ impl Metrics {
         };
         let enabled = config.enabled;
         let buckets = config.latency_buckets.as_slice();
-        Ok(Self {
+        let metrics = Self {
             tenants,
             enabled,
             requests: counter(
@@ -282,7 +284,20 @@ impl Metrics {
                 "Loads, reloads and unloads of versions by outcome",
                 &["model", "version", "action", "outcome"],
             )?,
-        })
+        };
+        // Requests for models that are not loaded count under `unknown`: those series exist at
+        // 0 from start-up too, so the first such burst shows in rates and alerts.
+        for tenant in metrics.tenants.iter() {
+            let unknown = [UNKNOWN, UNKNOWN, tenant.as_str()];
+            metrics.requests.with_label_values(&unknown);
+            metrics.errors.with_label_values(&[
+                UNKNOWN,
+                UNKNOWN,
+                ErrorType::ModelNotFound.as_str(),
+                tenant.as_str(),
+            ]);
+        }
+        Ok(metrics)
     }
 
     pub fn enabled(&self) -> bool {
