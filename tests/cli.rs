@@ -163,3 +163,87 @@ fn client_mistakes_do_not_flood_the_logs() {
     );
     drop(server);
 }
+
+/// Every log line of a request carries its `x-request-id` (and `traceparent`), and the outcome
+/// is logged at the level it deserves: a client's mistake at DEBUG, a server fault at ERROR.
+#[test]
+fn log_lines_carry_the_request_id_at_the_level_of_the_outcome() {
+    use common::process::{http, wait_until_ready};
+    let fixture = Fixture::new();
+    let port = free_port();
+    let config = fixture.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nport = {port}\n[repository]\npath = \"{}\"\n[log]\njson = true\n\
+             [[models]]\nname = \"panic\"\nversions = [\"1\"]\n",
+            fixture.path().display()
+        ),
+    )
+    .unwrap();
+    let log = fixture.path().join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = burnserve()
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "burnserve=debug,warn")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let server = Killed(child);
+    wait_until_ready(port, "/ready");
+    let post = |id: &str, extra: &str, body: &str| {
+        let request = format!(
+            "POST /v1/models/{body} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             x-request-id: {id}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+            r#"{"inputs": [-1.0, 0.5]}"#.len(),
+            r#"{"inputs": [-1.0, 0.5]}"#
+        );
+        http(port, &request).unwrap()
+    };
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mistake = post("corr-77", "", "nope/predict");
+    assert!(mistake.starts_with("HTTP/1.1 404"), "{mistake}");
+    assert!(mistake
+        .to_ascii_lowercase()
+        .contains("x-request-id: corr-77"));
+    let fault = post(
+        "corr-88",
+        &format!("traceparent: {trace}\r\n"),
+        "panic/predict",
+    );
+    assert!(fault.starts_with("HTTP/1.1 500"), "{fault}");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let of = |id: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|line| line["span"]["request_id"] == id)
+            .collect()
+    };
+    let levels = |id: &str| -> Vec<String> {
+        of(id)
+            .iter()
+            .map(|line| line["level"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    // The mistake: logged, at DEBUG only, with its status.
+    let mistake_levels = levels("corr-77");
+    assert!(
+        !mistake_levels.is_empty() && mistake_levels.iter().all(|l| l == "DEBUG"),
+        "{mistake_levels:?}\n{text}"
+    );
+    assert!(of("corr-77")
+        .iter()
+        .any(|line| line["fields"]["status"] == 404));
+    assert!(levels("corr-88").contains(&"ERROR".to_string()), "{text}");
+    assert!(of("corr-88")
+        .iter()
+        .all(|line| line["span"]["traceparent"] == trace));
+}

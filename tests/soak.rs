@@ -64,17 +64,22 @@ async fn rss_is_flat_over_200_load_unload_cycles() {
         growth <= 1.10,
         "RSS grew {growth:.3}x between the first 20 cycles and the last 10"
     );
+    // Nor do series pile up: each unload took the version's series with it.
     let text = server.metrics().await;
-    let loads = common::metric(
-        &text,
-        "model_lifecycle_total",
-        &[
-            ("model", "fashion"),
-            ("version", "1"),
-            ("action", "load"),
-            ("outcome", "success"),
-        ],
+    let left: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| line.contains("model=\"fashion\"") && line.contains("version=\"1\""))
+        .collect();
+    assert!(left.is_empty(), "series of the unloaded version: {left:?}");
+    let serving = [
+        ("model", "fashion"),
+        ("version", "2"),
+        ("tenant", "anonymous"),
+    ];
+    assert_eq!(
+        common::sample(&text, "inference_requests_total", &serving),
+        Some(0.0)
     );
-    assert_eq!(loads, 200.0);
     server.stop().await;
 }
