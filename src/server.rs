@@ -48,9 +48,12 @@ pub struct RunningServer {
     pub drain: Arc<Drain>,
 }
 
-fn http_metrics(registry: &Registry) -> Result<PrometheusMetrics, StartError> {
+/// The HTTP metrics middleware (`http_requests_total`, `http_requests_duration_seconds`, the
+/// latter with `metrics.latency_buckets` so it resolves sub-millisecond requests too).
+fn http_metrics(registry: &Registry, buckets: &[f64]) -> Result<PrometheusMetrics, StartError> {
     PrometheusMetricsBuilder::new("")
         .registry(registry.clone())
+        .buckets(buckets)
         .endpoint("/metrics")
         .mask_unmatched_patterns("UNMATCHED")
         .build()
@@ -153,7 +156,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         metrics_listener: Arc::default(),
     });
     let metrics_listener = state.metrics_listener.clone();
-    let prometheus = http_metrics(&registry)?;
+    let prometheus = http_metrics(&registry, &settings.metrics.latency_buckets)?;
     let json = api::json_config(settings.server.max_body_bytes, "server.max_body_bytes");
     let route_limits = api::RouteLimits {
         text_body_bytes: settings

@@ -220,6 +220,17 @@ async fn latency_buckets_and_the_metrics_port_come_from_the_settings() {
     assert_eq!(status, 200);
     assert!(text.contains("inference_requests_total"));
     assert_eq!(get(server.url("/ready")).await.0, 200);
+    // The HTTP request durations take the same buckets.
+    let (_, text) = get(server.url("/metrics")).await;
+    let http_les: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_duration_seconds_bucket{"))
+        .filter_map(|l| l.split("le=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(
+        http_les.into_iter().collect::<Vec<_>>(),
+        ["+Inf", "0.25", "4"]
+    );
     server.stop().await;
 }
 

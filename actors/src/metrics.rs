@@ -199,7 +199,7 @@ impl Metrics {
             latency: histogram(
                 registry,
                 "inference_latency_seconds",
-                "End-to-end latency of successful requests (queue, forward, postprocess)",
+                "Latency of successful requests from their arrival (body, decode, queue, forward, postprocess)",
                 MVT,
                 buckets,
             )?,

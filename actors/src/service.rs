@@ -107,7 +107,9 @@ impl InferenceService {
     }
 
     pub async fn infer(&self, request: InferRequest) -> Result<InferResponse, InferError> {
-        let start = Instant::now();
+        // The latency a client sees, as far as the server can: from the request's arrival (its
+        // headers; body reading and decoding included) when the caller knows it.
+        let start = request.received_at.unwrap_or_else(Instant::now);
         let tenant = request.tenant;
         let outcome = self
             .router
