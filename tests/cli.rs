@@ -81,6 +81,28 @@ fn a_bad_setting_fails_start_up_naming_the_key() {
     assert!(err.contains("server.port"), "{err}");
 }
 
+/// Starts the binary with `--config config`, its stdout and stderr in `server.log` of the
+/// fixture, and `RUST_LOG` set to `filter` (or unset).
+fn serve_logging_to_file(
+    fixture: &Fixture,
+    config: &std::path::Path,
+    filter: Option<&str>,
+) -> (Killed, std::path::PathBuf) {
+    let log = fixture.path().join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut command = burnserve();
+    command
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    if let Some(filter) = filter {
+        command.env("RUST_LOG", filter);
+    }
+    (Killed(command.spawn().unwrap()), log)
+}
+
 /// At the default log level, a client's mistakes write nothing: 360 bad requests of 12 kinds
 /// (wrong and invented methods, bad JSON, unknown models, oversized and stalled bodies, wrong
 /// keys) add no log line, so a client cannot flood the logs.
@@ -102,17 +124,7 @@ fn client_mistakes_do_not_flood_the_logs() {
         ),
     )
     .unwrap();
-    let log = fixture.path().join("server.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = burnserve()
-        .arg("--config")
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let server = Killed(child);
+    let (server, log) = serve_logging_to_file(&fixture, &config, None);
     wait_until_ready(port, "/v2/health/ready");
     let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
     let before = lines();
@@ -181,17 +193,7 @@ fn log_lines_carry_the_request_id_at_the_level_of_the_outcome() {
         ),
     )
     .unwrap();
-    let log = fixture.path().join("server.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let child = burnserve()
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "burnserve=debug,warn")
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let server = Killed(child);
+    let (server, log) = serve_logging_to_file(&fixture, &config, Some("burnserve=debug,warn"));
     wait_until_ready(port, "/ready");
     let post = |id: &str, extra: &str, body: &str| {
         let request = format!(
