@@ -1,6 +1,8 @@
 # Shared by the bench scripts (sourced, not run): start/stop a server on loopback, and run one k6
 # scenario against it with the server's CPU time and peak RSS. Callers set $work (output folder),
 # $dur (seconds per scenario) and $k6 (the k6 binary); start_server sets $base's server.
+# Every server a bench starts keeps its job store in the bench's folder, not in data/jobs.
+export BURNSERVE__JOBS__PATH="$PWD/$work/jobs"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 server_pid=""
 stop_server() {

@@ -209,6 +209,8 @@ fn main() {
         let mut settings = Settings::load(Some(Path::new("config/minilm.toml"))).expect("settings");
         settings.server.port = 0;
         settings.log.level = "warn".into();
+        // No job store: the bench serves interactive requests only.
+        settings.jobs.enabled = false;
         let running = burnserve::start(settings).await.expect("server starts");
         let base = format!("http://{}", running.addr);
         let handle = running.handle.clone();

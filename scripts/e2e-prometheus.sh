@@ -98,6 +98,9 @@ shutdown_timeout_ms = 5000
 [repository]
 path = "$root/models/repository"
 
+[jobs]
+path = "$root/$work/jobs"
+
 [log]
 level = "warn"
 

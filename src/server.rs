@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::http::KeepAlive;
 use actix_web::{dev::ServerHandle, web, App, HttpServer};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
-use burnserve_actors::{LoadReport, Metrics, MetricsConfig, Runtime, VersionKey};
+use burnserve_actors::{JobService, LoadReport, Metrics, MetricsConfig, Runtime, VersionKey};
 use prometheus::Registry;
 
 use crate::access::Access;
@@ -27,6 +27,8 @@ pub enum StartError {
     Metrics(String),
     #[error("access settings: {0}")]
     Access(String),
+    #[error("{0} (jobs.path; or set jobs.enabled = false)")]
+    Jobs(String),
     #[error("cannot load model '{model}' version '{version}': {message}")]
     Load {
         model: String,
@@ -46,6 +48,8 @@ pub struct RunningServer {
     pub loads: Vec<(VersionKey, LoadReport)>,
     /// Readiness and in-flight count for the graceful shutdown (`crate::shutdown`).
     pub drain: Arc<Drain>,
+    /// The async jobs, when enabled (stopped at the start of a drain).
+    pub jobs: Option<JobService>,
 }
 
 /// The HTTP metrics middleware (`http_requests_total`, `http_requests_duration_seconds`, the
@@ -112,7 +116,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let metrics = Metrics::register_with(&registry, &metrics_config(&settings))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     crate::gpu_metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
-    let runtime = Runtime::start(settings.repository.path.clone(), metrics);
+    let runtime = Runtime::start(settings.repository.path.clone(), metrics.clone());
     let report = runtime
         .control
         .reconcile(&settings.models)
@@ -143,6 +147,18 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let loads = report.loaded;
 
     let access = Access::from_settings(&settings, &registry).map_err(StartError::Access)?;
+    // Jobs start once the configured versions are loaded: a job of a version that is not
+    // loaded now fails `model_not_found` instead of waiting forever.
+    let jobs = if settings.jobs.enabled {
+        let jobs = JobService::open(settings.jobs.runtime(), runtime.service.clone(), metrics)
+            .map_err(|e| StartError::Jobs(e.to_string()))?;
+        jobs.start(std::rc::Rc::new(api::jobs::HttpJobRunner {
+            service: runtime.service.clone(),
+        }));
+        Some(jobs)
+    } else {
+        None
+    };
     let drain = Arc::new(Drain::default());
     let state = web::Data::new(AppState {
         drain: drain.clone(),
@@ -154,6 +170,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         settings_file: settings.source.clone(),
         max_body_bytes: settings.server.max_body_bytes,
         metrics_listener: Arc::default(),
+        jobs: jobs.clone(),
     });
     let metrics_listener = state.metrics_listener.clone();
     let prometheus = http_metrics(&registry, &settings.metrics.latency_buckets)?;
@@ -234,5 +251,6 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         registry,
         loads,
         drain,
+        jobs,
     })
 }

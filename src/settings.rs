@@ -19,6 +19,7 @@ pub struct Settings {
     pub repository: RepositorySettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub jobs: JobsSettings,
     #[serde(default)]
     pub admin: AdminSettings,
     /// The models to serve: `[[models]] name, versions, default_version, device`.
@@ -200,6 +201,44 @@ pub struct MetricsSettings {
 /// tenant).
 pub const MAX_LATENCY_BUCKETS: usize = 64;
 
+/// `[jobs]`: the durable async jobs (`burnserve_actors::JobSettings`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsSettings {
+    /// `false`: the jobs routes answer 403 and no store is opened.
+    pub enabled: bool,
+    /// The store's directory (`jobs.redb` inside).
+    pub path: PathBuf,
+    pub max_running_per_version: usize,
+    /// Share (0 to 0.95) of each version's queue and deadline kept for interactive requests.
+    pub interactive_reserve: f64,
+    /// Seconds a finished job is kept.
+    pub retention_s: u64,
+    /// Seconds a job may stay PENDING before it ends EXPIRED.
+    pub max_pending_age_s: u64,
+    pub max_pending: usize,
+    pub max_store_bytes: u64,
+    pub max_attempts: u32,
+}
+
+impl JobsSettings {
+    pub fn runtime(&self) -> burnserve_actors::JobSettings {
+        burnserve_actors::JobSettings {
+            path: self.path.clone(),
+            max_running_per_version: self.max_running_per_version,
+            interactive_reserve: self.interactive_reserve,
+            retention: std::time::Duration::from_secs(self.retention_s),
+            max_pending_age: std::time::Duration::from_secs(self.max_pending_age_s),
+            max_pending: self.max_pending,
+            max_store_bytes: self.max_store_bytes,
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// Ten years, the longest `jobs.retention_s` and `jobs.max_pending_age_s`.
+pub const MAX_JOB_AGE_S: u64 = 10 * 365 * 24 * 3600;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
@@ -279,6 +318,7 @@ impl Settings {
         self.validate_server()?;
         self.validate_tenants()?;
         self.validate_metrics()?;
+        self.validate_jobs()?;
         let mut names = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
@@ -332,6 +372,37 @@ impl Settings {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn validate_jobs(&self) -> Result<(), SettingsError> {
+        let jobs = &self.jobs;
+        if jobs.path.as_os_str().is_empty() {
+            return Err(invalid("jobs.path", "must not be empty"));
+        }
+        if !(1..=1024).contains(&jobs.max_running_per_version) {
+            return Err(invalid("jobs.max_running_per_version", "must be 1 to 1024"));
+        }
+        if !(0.0..=0.95).contains(&jobs.interactive_reserve) {
+            return Err(invalid("jobs.interactive_reserve", "must be 0 to 0.95"));
+        }
+        for (key, value) in [
+            ("jobs.retention_s", jobs.retention_s),
+            ("jobs.max_pending_age_s", jobs.max_pending_age_s),
+        ] {
+            if !(1..=MAX_JOB_AGE_S).contains(&value) {
+                return Err(invalid(key, format!("must be 1 to {MAX_JOB_AGE_S} seconds")));
+            }
+        }
+        if !(1..=10_000_000).contains(&jobs.max_pending) {
+            return Err(invalid("jobs.max_pending", "must be 1 to 10000000"));
+        }
+        if jobs.max_store_bytes < 1 << 20 {
+            return Err(invalid("jobs.max_store_bytes", "must be at least 1048576 (1 MiB)"));
+        }
+        if !(1..=100).contains(&jobs.max_attempts) {
+            return Err(invalid("jobs.max_attempts", "must be 1 to 100"));
         }
         Ok(())
     }

@@ -66,6 +66,7 @@ pub async fn serve_until_signalled(
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let drain = running.drain.clone();
+    let jobs = running.jobs.clone();
     let mut server = actix_web::rt::spawn(running.server);
     tokio::select! {
         ended = &mut server => {
@@ -77,6 +78,10 @@ pub async fn serve_until_signalled(
     }
     let started = Instant::now();
     drain.begin();
+    // No job starts during the drain; running ones finish or stay for the next process.
+    if let Some(jobs) = &jobs {
+        jobs.stop();
+    }
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         inflight = drain.inflight(),

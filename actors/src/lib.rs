@@ -10,6 +10,8 @@
 //! - [`reconcile`] — `ModelConfig` (a configured model) and the pure reconcile plan.
 //! - [`lifecycle`] — `VersionPhase`, its one transition function, and `VersionState`, where an
 //!   instance's phase and lock-free facts live.
+//! - [`jobs`] — `JobService`: durable async jobs (redb store, workers that run them as
+//!   background traffic through the router), `JobRunner` (the HTTP layer's side).
 //! - [`error`] — `InferError` and `ControlError`, each with its `ErrorType`.
 //! - [`messages`] — the plain data that crosses actors and threads (`Job`, `JobOutput`, keys).
 //! - [`batching`] — pure batching state (gathering rules, triage, concat/split), unit-tested.
@@ -32,6 +34,7 @@ pub mod cost;
 pub mod error;
 mod executor;
 mod guardian;
+pub mod jobs;
 pub mod lifecycle;
 pub mod log_throttle;
 pub mod messages;
@@ -50,6 +53,7 @@ pub use control::{
     IndexStatus, Listing, LoadOptions, ModelControl, PendingVersion, ReconcileReport, RoutingChange,
 };
 pub use error::{ControlError, InferError};
+pub use jobs::{JobService, JobSettings};
 pub use lifecycle::VersionPhase;
 pub use messages::{JobOutput, VersionKey};
 pub use metrics::{Metrics, MetricsConfig, ANONYMOUS};

@@ -8,7 +8,8 @@
 //! burst is seen whole; an unload removes every series of the version, so versions coming and
 //! going leave no residue.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use burnserve_models::ErrorType;
@@ -17,6 +18,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry,
 };
 
+use crate::jobs::JOB_OUTCOMES;
 use crate::messages::VersionKey;
 
 /// Default buckets of `inference_latency_seconds` and `inference_queue_duration_seconds`
@@ -104,6 +106,12 @@ pub struct Metrics {
     model_load_time: GaugeVec,
     weight_bytes: IntGaugeVec,
     lifecycle: IntCounterVec,
+    job_queue_depth: IntGaugeVec,
+    jobs: IntCounterVec,
+    job_duration: HistogramVec,
+    /// Versions loaded now: the job series are written for these only, so a job finishing
+    /// after its version was unloaded cannot bring the version's series back.
+    loaded: Arc<Mutex<HashSet<VersionKey>>>,
     /// The `tenant` label values: configured names, or `anonymous`.
     tenants: Arc<[String]>,
 }
@@ -284,6 +292,26 @@ impl Metrics {
                 "Loads, reloads and unloads of versions by outcome",
                 &["model", "version", "action", "outcome"],
             )?,
+            job_queue_depth: int_gauge(
+                registry,
+                "job_queue_depth",
+                "Async jobs PENDING for the version (submitted, not yet taken by a worker)",
+                MV,
+            )?,
+            jobs: counter(
+                registry,
+                "jobs_total",
+                "Async jobs that ended, by outcome (succeeded, failed, cancelled, expired)",
+                &["model", "version", "outcome"],
+            )?,
+            job_duration: histogram(
+                registry,
+                "job_duration_seconds",
+                "Time from submit to finish of async jobs that ran (succeeded or failed)",
+                MV,
+                buckets,
+            )?,
+            loaded: Arc::default(),
         };
         // Requests for models that are not loaded count under `unknown`: those series exist at
         // 0 from start-up too, so the first such burst shows in rates and alerts.
@@ -348,6 +376,16 @@ impl Metrics {
     /// exist from now on, at 0 until traffic comes, and its weight bytes are set.
     pub fn version_loaded(&self, key: &VersionKey, device: &str, weight_bytes: usize) {
         let (model, version) = (key.model.as_str(), key.version.as_str());
+        {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            if loaded.insert(key.clone()) {
+                self.job_queue_depth.with_label_values(&[model, version]);
+            }
+            for outcome in JOB_OUTCOMES {
+                self.jobs.with_label_values(&[model, version, outcome]);
+            }
+            self.job_duration.with_label_values(&[model, version]);
+        }
         for tenant in self.tenants.iter() {
             let mvt = [model, version, tenant.as_str()];
             self.requests.with_label_values(&mvt);
@@ -366,6 +404,15 @@ impl Metrics {
     pub fn version_unloaded(&self, key: &VersionKey, device: &str) {
         let (model, version) = (key.model.as_str(), key.version.as_str());
         let mv = [model, version];
+        {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            loaded.remove(key);
+            let _ = self.job_queue_depth.remove_label_values(&mv);
+            let _ = self.job_duration.remove_label_values(&mv);
+            for outcome in JOB_OUTCOMES {
+                let _ = self.jobs.remove_label_values(&[model, version, outcome]);
+            }
+        }
         for tenant in self.tenants.iter() {
             let mvt = [model, version, tenant.as_str()];
             let _ = self.requests.remove_label_values(&mvt);
@@ -395,6 +442,36 @@ impl Metrics {
                     .lifecycle
                     .remove_label_values(&[model, version, action, outcome]);
             }
+        }
+    }
+
+    /// Sets `job_queue_depth` of each loaded version: its count in `pending`, else 0. Versions
+    /// not loaded are left alone (their series were removed at unload).
+    pub fn set_job_queue_depths(&self, pending: &HashMap<VersionKey, usize>) {
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        for key in loaded.iter() {
+            let depth = pending.get(key).copied().unwrap_or(0);
+            self.job_queue_depth
+                .with_label_values(&[key.model.as_str(), key.version.as_str()])
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Counts a job that ended with `outcome` (a `jobs_total` outcome), and its time from submit
+    /// when it ran. Nothing for a version no longer loaded.
+    pub fn record_job(&self, key: &VersionKey, outcome: &str, ran_for: Option<Duration>) {
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if !loaded.contains(key) {
+            return;
+        }
+        let mv = [key.model.as_str(), key.version.as_str()];
+        self.jobs
+            .with_label_values(&[mv[0], mv[1], outcome])
+            .inc();
+        if let Some(took) = ran_for {
+            self.job_duration
+                .with_label_values(&mv)
+                .observe(took.as_secs_f64());
         }
     }
 

@@ -103,6 +103,7 @@ impl ModelRouter {
                         state: entry.state.clone(),
                         default_timeout: entry.spec.default_timeout(),
                         max_rows: entry.spec.batching.max_batch_size,
+                        queue_capacity: entry.spec.batching.queue_capacity,
                     };
                     (version.clone(), load)
                 })

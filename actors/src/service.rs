@@ -87,6 +87,12 @@ impl InferenceService {
         Err(err)
     }
 
+    /// Whether background work (an async job) may go to `key` now, leaving `reserve` of its
+    /// queue and deadline to interactive requests (`shed::LoadView::background_room`).
+    pub fn background_room(&self, key: &VersionKey, reserve: f64) -> crate::shed::BackgroundRoom {
+        self.view.background_room(key, reserve)
+    }
+
     /// A model (its default version, or `version`): spec, versions, routing, readiness.
     pub async fn describe(
         &self,

@@ -25,6 +25,17 @@ pub(crate) struct VersionLoad {
     pub state: Arc<VersionState>,
     pub default_timeout: Duration,
     pub max_rows: usize,
+    pub queue_capacity: usize,
+}
+
+/// Whether background work (an async job) may go to a version now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackgroundRoom {
+    /// The version is not loaded (not in the route table).
+    Gone,
+    /// Not now: not ready, shedding, or its queue or deadline is used past the reserve.
+    Wait,
+    Free,
 }
 
 /// One model's routed versions, and those an unpinned request may go to (the split's, else the
@@ -71,6 +82,34 @@ impl LoadView {
             first.get_or_insert(refusal);
         }
         first
+    }
+
+    /// Whether a background request of one row may go to `key` now, leaving `reserve` (0 to 1)
+    /// of its queue and of its deadline to interactive requests: the version is ready and not
+    /// shedding, its pending rows are under `(1 - reserve)` of its queue, and the work ahead
+    /// (by its estimate, with margin) is under `(1 - reserve)` of its deadline.
+    pub fn background_room(&self, key: &VersionKey, reserve: f64) -> BackgroundRoom {
+        let models = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let Some(load) = models
+            .get(&key.model)
+            .and_then(|routes| routes.versions.get(&key.version))
+        else {
+            return BackgroundRoom::Gone;
+        };
+        let share = (1.0 - reserve).clamp(0.0, 1.0);
+        let cost = load.state.cost();
+        let queue_room = (load.queue_capacity as f64 * share).floor() as usize;
+        let busy = !load.state.is_ready()
+            || cost.is_shedding()
+            || cost.pending_rows() + 1 > queue_room
+            || cost
+                .time_to_finish(1, load.max_rows)
+                .is_some_and(|ahead| with_margin(ahead) > load.default_timeout.mul_f64(share));
+        if busy {
+            BackgroundRoom::Wait
+        } else {
+            BackgroundRoom::Free
+        }
     }
 }
 
@@ -132,6 +171,7 @@ mod tests {
                             state: (*state).clone(),
                             default_timeout: Duration::from_millis(100),
                             max_rows: 1,
+                            queue_capacity: 10,
                         };
                         (name.to_string(), load)
                     })
@@ -186,5 +226,32 @@ mod tests {
         assert!(view.refuse_early("other", None).is_none());
         view.publish("m", None);
         assert!(view.refuse_early("m", Some("1")).is_none());
+    }
+
+    #[test]
+    fn background_work_waits_for_the_reserve_and_leaves_with_the_version() {
+        let one = ready_version("m", "1");
+        let view = view_of(&[("1", &one)], &["1"]);
+        let key = VersionKey::new("m", "1");
+        // Half kept for interactive requests: 5 of the 10 queue slots, 50 ms of the 100 ms.
+        assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Free);
+        // 3 rows ahead + 1: 40 ms (with margin 45 ms): still free.
+        one.cost().add_pending(3);
+        assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Free);
+        // 4 + 1: 50 ms (with margin 56 ms), past 50 ms of deadline.
+        one.cost().add_pending(1);
+        assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Wait);
+        // With no reserve the whole deadline (100 ms) and queue (10) are available.
+        assert_eq!(view.background_room(&key, 0.0), BackgroundRoom::Free);
+        one.cost().sub_pending(4);
+        one.cost().set_shedding(true);
+        assert_eq!(view.background_room(&key, 0.0), BackgroundRoom::Wait);
+        one.cost().set_shedding(false);
+        assert_eq!(
+            view.background_room(&VersionKey::new("m", "2"), 0.5),
+            BackgroundRoom::Gone
+        );
+        view.publish("m", None);
+        assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Gone);
     }
 }

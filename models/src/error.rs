@@ -35,6 +35,14 @@ pub enum ErrorType {
     ShuttingDown,
     Timeout,
     Inference,
+    /// The request contradicts stored state: an `Idempotency-Key` reused with another body, a
+    /// job that can no longer be cancelled (409).
+    Conflict,
+    /// The job store is at `jobs.max_pending` or `jobs.max_store_bytes` (503 with
+    /// `Retry-After`).
+    StoreFull,
+    /// The server failed on its own side outside inference (the job store's disk) (500).
+    Internal,
 }
 
 impl ErrorType {
@@ -56,6 +64,9 @@ impl ErrorType {
             ErrorType::ShuttingDown => "shutting_down",
             ErrorType::Timeout => "timeout",
             ErrorType::Inference => "inference_error",
+            ErrorType::Conflict => "conflict",
+            ErrorType::StoreFull => "store_full",
+            ErrorType::Internal => "internal_error",
         }
     }
 }

@@ -269,3 +269,25 @@ pub async fn repository_unload(
     let unloaded = state.control.unload_model(&model).await?;
     Ok(HttpResponse::Ok().json(json!({ "name": model, "unloaded": unloaded })))
 }
+
+/// `POST /admin/jobs/pause` and `/admin/jobs/resume`: no job starts while paused (submits still
+/// queue, running jobs finish). Answers the state and the jobs pending.
+pub async fn pause_jobs(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    set_jobs_paused(&state, true)
+}
+
+pub async fn resume_jobs(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    set_jobs_paused(&state, false)
+}
+
+fn set_jobs_paused(state: &AppState, paused: bool) -> Result<HttpResponse, ApiError> {
+    let jobs = state.jobs.as_ref().ok_or_else(|| {
+        ApiError::Forbidden("async jobs are switched off (jobs.enabled = false)".into())
+    })?;
+    jobs.set_paused(paused);
+    tracing::info!(paused, pending = jobs.pending(), "job workers paused or resumed");
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "paused": jobs.is_paused(),
+        "pending": jobs.pending(),
+    })))
+}

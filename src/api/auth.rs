@@ -124,6 +124,15 @@ impl Caller {
         Caller { tenant, arrived }
     }
 
+    /// A caller for background work done for `tenant` (an async job): no arrival, so its
+    /// deadline counts from when it is routed.
+    pub fn background(tenant: &str) -> Self {
+        Caller {
+            tenant: Arc::from(tenant),
+            arrived: None,
+        }
+    }
+
     pub fn tenant(&self) -> String {
         self.tenant.to_string()
     }

@@ -3,7 +3,7 @@
 //! is a model name (default version) or `name/version`.
 
 use actix_web::{web, HttpResponse};
-use burnserve_actors::InferRequest;
+use burnserve_actors::{InferRequest, InferResponse, InferenceService};
 use burnserve_models::{InputData, RequestInput};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,28 @@ pub async fn embeddings(
     body: web::Json<EmbeddingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
+    let (model, version) = model_and_version(&body.model);
+    let (response, answer) = compute(&state.service, &caller, model, version, body).await?;
+    Ok(timed(&response).json(answer))
+}
+
+/// `model` as the body names it: `name` (its default version) or `name/version`.
+pub fn model_and_version(model: &str) -> (String, Option<String>) {
+    match model.split_once('/') {
+        Some((model, version)) => (model.to_string(), Some(version.to_string())),
+        None => (model.to_string(), None),
+    }
+}
+
+/// Embeds one body's texts on `model` (`version`): the response JSON, and what the runtime
+/// answered (for the timing headers). Shared by the route and the async jobs.
+pub async fn compute(
+    service: &InferenceService,
+    caller: &Caller,
+    model: String,
+    version: Option<String>,
+    body: EmbeddingsRequest,
+) -> Result<(InferResponse, EmbeddingsResponse), ApiError> {
     if let Some(format) = body.encoding_format.as_deref().filter(|f| *f != "float") {
         return Err(ApiError::BadRequest(format!(
             "encoding_format '{format}' is not supported (float only)"
@@ -67,16 +89,12 @@ pub async fn embeddings(
             "input must be a string or a list of strings".into(),
         ));
     }
-    let (model, version) = match body.model.split_once('/') {
-        Some((model, version)) => (model.to_string(), Some(version.to_string())),
-        None => (body.model.clone(), None),
-    };
     let input = RequestInput::with_data(shape, data);
     let mut request = InferRequest::new(model, version, input);
     caller.apply(&mut request);
     // Checked by the router before the job is queued: a wrong size costs no compute.
     request.output_len = body.dimensions;
-    let response = state.service.infer(request).await?;
+    let response = service.infer(request).await?;
     let size = response.spec.output.item_len();
     let data = response
         .output
@@ -90,7 +108,7 @@ pub async fn embeddings(
         })
         .collect();
     let tokens = response.output.tokens;
-    Ok(timed(&response).json(EmbeddingsResponse {
+    let answer = EmbeddingsResponse {
         object: "list",
         data,
         model: format!("{}/{}", response.key.model, response.key.version),
@@ -98,5 +116,6 @@ pub async fn embeddings(
             prompt_tokens: tokens,
             total_tokens: tokens,
         },
-    }))
+    };
+    Ok((response, answer))
 }

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// A tenant over its quota.
     #[error("tenant '{}' is over its quota ({}); retry after {} s", .0.tenant, .0.quota, retry_secs(.0.retry_after))]
     RateLimited(Throttled),
+    /// The async jobs API: unknown job, conflict, full store, store failure.
+    #[error(transparent)]
+    Jobs(burnserve_actors::jobs::JobError),
 }
 
 /// `Retry-After` seconds: rounded up, at least 1.
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => ErrorType::PayloadTooLarge,
             ApiError::RequestTimeout { .. } => ErrorType::RequestTimeout,
             ApiError::RateLimited(_) => ErrorType::RateLimited,
+            ApiError::Jobs(err) => err.error_type(),
         }
     }
 }
@@ -80,7 +84,9 @@ pub fn status_of(error_type: ErrorType) -> StatusCode {
         ErrorType::Overloaded | ErrorType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorType::NotReady | ErrorType::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorType::Inference => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorType::Inference | ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorType::Conflict => StatusCode::CONFLICT,
+        ErrorType::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -94,6 +100,7 @@ impl ResponseError for ApiError {
         if let Some(retry_after) = match self {
             ApiError::Infer(err) => err.retry_after(),
             ApiError::RateLimited(throttled) => Some(throttled.retry_after),
+            ApiError::Jobs(err) => err.retry_after(),
             _ => None,
         } {
             response.insert_header((header::RETRY_AFTER, retry_secs(retry_after).to_string()));

@@ -6,6 +6,7 @@ pub mod body;
 pub mod embeddings;
 pub mod error;
 pub mod health;
+pub mod jobs;
 pub mod predict;
 pub mod request_id;
 pub mod shed;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub settings_file: Option<PathBuf>,
     /// `server.max_body_bytes`: the largest body any route reads.
     pub max_body_bytes: usize,
+    /// The async jobs (`None` with `jobs.enabled = false`: the routes answer 403).
+    pub jobs: Option<burnserve_actors::JobService>,
     /// The `metrics.port` listener once bound: it serves `/metrics` only.
     pub metrics_listener: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
 }
@@ -85,6 +88,11 @@ fn inference_with(
         .wrap(actix_web::middleware::from_fn(auth::tenant_gate))
 }
 
+/// A route behind the tenant gate only: the async jobs API (a submit is queued, never shed).
+fn tenant_only(resource: actix_web::Resource) -> impl actix_web::dev::HttpServiceFactory {
+    resource.wrap(actix_web::middleware::from_fn(auth::tenant_gate))
+}
+
 /// Body limits of the routes that take their own.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteLimits {
@@ -114,7 +122,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
             .service(
                 endpoint("/models/{model}/routing", "PUT").route(web::put().to(admin::routing)),
             )
-            .service(endpoint("/reload-config", "POST").route(post().to(admin::reload_config))),
+            .service(endpoint("/reload-config", "POST").route(post().to(admin::reload_config)))
+            .service(endpoint("/jobs/pause", "POST").route(post().to(admin::pause_jobs)))
+            .service(endpoint("/jobs/resume", "POST").route(post().to(admin::resume_jobs))),
     )
     .service(
         web::scope("/v2/repository")
@@ -143,6 +153,29 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
             limits.text_body_bytes,
             "server.max_text_body_bytes",
         )),
+    ))
+    .service(tenant_only(
+        endpoint("/v1/models/{model}/jobs", "POST").route(post().to(jobs::submit_predict)),
+    ))
+    .service(tenant_only(
+        endpoint("/v1/models/{model}/versions/{version}/jobs", "POST")
+            .route(post().to(jobs::submit_predict_version)),
+    ))
+    .service(tenant_only(
+        endpoint("/v1/embeddings/jobs", "POST")
+            .route(post().to(jobs::submit_embeddings))
+            .app_data(json_config(
+                limits.text_body_bytes,
+                "server.max_text_body_bytes",
+            )),
+    ))
+    .service(tenant_only(
+        endpoint("/v1/jobs", "GET").route(get().to(jobs::list)),
+    ))
+    .service(tenant_only(
+        endpoint("/v1/jobs/{id}", "GET, DELETE")
+            .route(get().to(jobs::get))
+            .route(web::delete().to(jobs::cancel)),
     ))
     .service(endpoint("/v2", "GET").route(get().to(v2::server_metadata)))
     .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))

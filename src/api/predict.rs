@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use burnserve_actors::{InferRequest, InferResponse};
+use burnserve_actors::{InferRequest, InferResponse, InferenceService};
 use burnserve_models::{ModelSpec, RequestInput};
 use serde::{Deserialize, Serialize};
 
@@ -85,13 +85,15 @@ pub fn timed(response: &InferResponse) -> actix_web::HttpResponseBuilder {
     builder
 }
 
-async fn run(
-    state: &AppState,
-    caller: Caller,
+/// Serves one simple predict body: the response JSON, and what the runtime answered (for the
+/// timing headers). Shared by the route and the async jobs.
+pub async fn compute(
+    service: &InferenceService,
+    caller: &Caller,
     model: String,
     version: Option<String>,
     body: PredictRequest,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<(InferResponse, PredictResponse), ApiError> {
     let top = body.top_k.unwrap_or(DEFAULT_TOP_K);
     if top == 0 {
         return Err(ApiError::BadRequest("top_k must be at least 1".into()));
@@ -102,7 +104,7 @@ async fn run(
     let mut request = InferRequest::new(model, version, input);
     caller.apply(&mut request);
     request.timeout = body.timeout_ms.map(Duration::from_millis);
-    let response = state.service.infer(request).await?;
+    let response = service.infer(request).await?;
     let item_len = response.spec.output.item_len();
     let outputs: Vec<Vec<f32>> = response
         .output
@@ -116,12 +118,24 @@ async fn run(
             .map(|row| top_k(&response.spec, row, top))
             .collect()
     });
-    Ok(timed(&response).json(PredictResponse {
+    let answer = PredictResponse {
         model: response.key.model.clone(),
         version: response.key.version.clone(),
         outputs,
         predictions,
-    }))
+    };
+    Ok((response, answer))
+}
+
+async fn run(
+    state: &AppState,
+    caller: Caller,
+    model: String,
+    version: Option<String>,
+    body: PredictRequest,
+) -> Result<HttpResponse, ApiError> {
+    let (response, answer) = compute(&state.service, &caller, model, version, body).await?;
+    Ok(timed(&response).json(answer))
 }
 
 pub async fn predict(

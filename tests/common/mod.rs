@@ -198,10 +198,25 @@ pub struct TestServer {
     pub metrics_base: Option<String>,
     pub client: awc::Client,
     pub running_handle: actix_web::dev::ServerHandle,
+    /// The job store's directory when the settings left `jobs.path` at its default.
+    pub jobs_dir: Option<tempfile::TempDir>,
+}
+
+/// Gives settings that leave `jobs.path` at its default (`data/jobs`, shared by every server
+/// started from the package root) a job store of their own; the directory lives as long as the
+/// returned guard.
+pub fn own_job_store(settings: &mut Settings) -> Option<tempfile::TempDir> {
+    if settings.jobs.path != Path::new("data/jobs") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("job store dir");
+    settings.jobs.path = dir.path().join("jobs");
+    Some(dir)
 }
 
 impl TestServer {
-    pub async fn start(settings: Settings) -> Self {
+    pub async fn start(mut settings: Settings) -> Self {
+        let jobs_dir = own_job_store(&mut settings);
         let RunningServer {
             addr,
             metrics_addr,
@@ -218,6 +233,7 @@ impl TestServer {
             metrics_base: metrics_addr.map(|addr| format!("http://{addr}")),
             client,
             running_handle: handle,
+            jobs_dir,
         }
     }
 

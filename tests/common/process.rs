@@ -7,8 +7,19 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, with a job store of its own (`BURNSERVE__JOBS__PATH`, a fresh directory under
+/// the system's temp dir): servers started from the package root would otherwise share
+/// `data/jobs`. A test that needs its own store sets the variable again.
 pub fn burnserve() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_burnserve"))
+    static STORES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let store = std::env::temp_dir().join(format!(
+        "burnserve-test-jobs-{}-{n}",
+        std::process::id()
+    ));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_burnserve"));
+    command.env("BURNSERVE__JOBS__PATH", store);
+    command
 }
 
 /// Kills the server when the test ends, pass or fail.

@@ -1,0 +1,308 @@
+//! The async jobs API: `POST /v1/models/{m}[/versions/{v}]/jobs` (a simple predict body) and
+//! `POST /v1/embeddings/jobs` (an embeddings body) answer `202` with the job's id at once;
+//! `GET /v1/jobs/{id}` reads it (with the result, the same JSON the synchronous route answers),
+//! `DELETE /v1/jobs/{id}` cancels a pending one, `GET /v1/jobs` lists the caller's jobs with a
+//! cursor. `Idempotency-Key` on submit answers the job the key already names. Also the
+//! `JobRunner` the workers use: the same code as the synchronous routes.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use burnserve_actors::jobs::{
+    record::{cursor_of, parse_cursor},
+    JobError, JobKind, JobRecord, JobRunner, JobService, JobStatus, JobToRun, ListFilter,
+    NewSubmission, RunFuture,
+};
+use burnserve_actors::{InferenceService, VersionKey};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Caller;
+use super::embeddings::{self, EmbeddingsRequest};
+use super::predict::{self, PredictRequest};
+use super::{ApiError, AppState};
+
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Jobs per listed page: the default and the most.
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+impl From<JobError> for ApiError {
+    fn from(err: JobError) -> Self {
+        ApiError::Jobs(err)
+    }
+}
+
+/// Unix milliseconds as RFC 3339 (UTC, milliseconds).
+fn timestamp(ms: u64) -> Value {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
+
+/// A job as the API shows it; `result` once it succeeded.
+fn view(record: &JobRecord, result: Option<Value>) -> Value {
+    let mut job = json!({
+        "job_id": record.id.to_string(),
+        "status": record.status.as_str(),
+        "model": record.model,
+        "version": record.version,
+        "kind": record.kind,
+        "created_at": timestamp(record.created_ms),
+        "started_at": record.started_ms.map_or(Value::Null, timestamp),
+        "finished_at": record.finished_ms.map_or(Value::Null, timestamp),
+        "attempts": record.attempts,
+    });
+    if let Some(key) = &record.idempotency_key {
+        job["idempotency_key"] = Value::String(key.clone());
+    }
+    if let Some(error) = &record.error {
+        job["error"] = json!({ "error": error.error, "error_type": error.error_type });
+    }
+    if let Some(result) = result {
+        job["result"] = result;
+    }
+    job
+}
+
+fn location(record: &JobRecord) -> String {
+    format!("/v1/jobs/{}", record.id)
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .filter(|t| !t.is_empty() && t.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(text.to_string()))
+}
+
+fn jobs(state: &AppState) -> Result<&JobService, ApiError> {
+    state.jobs.as_ref().ok_or_else(|| {
+        ApiError::Forbidden("async jobs are switched off (jobs.enabled = false)".into())
+    })
+}
+
+/// Resolves the version now (a job runs on the version it was submitted to) and stores the job.
+async fn submit(
+    state: &AppState,
+    request: &HttpRequest,
+    caller: &Caller,
+    (model, version): (String, Option<String>),
+    kind: JobKind,
+    body: Value,
+) -> Result<HttpResponse, ApiError> {
+    let service = jobs(state)?;
+    let key = idempotency_key(request)?;
+    let described = state.service.describe(&model, version.as_deref()).await?;
+    // The keys come out sorted (serde_json's map), so the same body, however spaced or
+    // ordered, has the same digest for `Idempotency-Key`.
+    let body = serde_json::to_vec(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let submitted = service
+        .submit(NewSubmission {
+            tenant: caller.tenant(),
+            key: VersionKey::new(described.name, described.version),
+            kind,
+            idempotency_key: key,
+            body,
+        })
+        .await?;
+    let record = &submitted.record;
+    let mut response = if submitted.created {
+        HttpResponse::Accepted()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .insert_header((header::LOCATION, location(record)))
+        .json(view(record, None)))
+}
+
+/// Checks a predict body as the synchronous route would read it.
+fn predict_body(body: &Value) -> Result<(), ApiError> {
+    let parsed: PredictRequest = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if parsed.top_k == Some(0) {
+        return Err(ApiError::BadRequest("top_k must be at least 1".into()));
+    }
+    Ok(())
+}
+
+pub async fn submit_predict(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    predict_body(&body)?;
+    let target = (path.into_inner(), None);
+    submit(&state, &request, &caller, target, JobKind::Predict, body).await
+}
+
+pub async fn submit_predict_version(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    predict_body(&body)?;
+    let (model, version) = path.into_inner();
+    let target = (model, Some(version));
+    submit(&state, &request, &caller, target, JobKind::Predict, body).await
+}
+
+pub async fn submit_embeddings(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let parsed: EmbeddingsRequest = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let target = embeddings::model_and_version(&parsed.model);
+    submit(&state, &request, &caller, target, JobKind::Embeddings, body).await
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (record, result) = jobs(&state)?
+        .get(&caller.tenant(), &path.into_inner())
+        .await?;
+    let result = match result {
+        Some(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+            JobError::Store(burnserve_actors::jobs::StoreError::Io(format!(
+                "job {}'s stored result does not parse: {e}",
+                record.id
+            )))
+        })?),
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(view(&record, result)))
+}
+
+pub async fn cancel(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = jobs(&state)?
+        .cancel(&caller.tenant(), &path.into_inner())
+        .await?;
+    Ok(HttpResponse::Ok().json(view(&record, None)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    model: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let status = query
+        .status
+        .as_deref()
+        .map(|text| {
+            JobStatus::parse(text).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "status '{}' is none of {}",
+                    text.chars().take(32).collect::<String>(),
+                    JobStatus::ALL.map(JobStatus::as_str).join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|text| {
+            parse_cursor(text).ok_or_else(|| {
+                ApiError::BadRequest("cursor is not one a listing returned".into())
+            })
+        })
+        .transpose()?;
+    let filter = ListFilter {
+        tenant: caller.tenant(),
+        status,
+        model: query.model,
+    };
+    let page = jobs(&state)?.list(filter, cursor, limit).await?;
+    let listed: Vec<Value> = page.jobs.iter().map(|record| view(record, None)).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "jobs": listed,
+        "next_cursor": page.next.map(cursor_of),
+    })))
+}
+
+/// Runs a stored body through the same code as its synchronous route, on the version it was
+/// submitted to, for the tenant that submitted it.
+pub struct HttpJobRunner {
+    pub service: InferenceService,
+}
+
+impl JobRunner for HttpJobRunner {
+    fn run(&self, job: JobToRun) -> RunFuture {
+        let service = self.service.clone();
+        Box::pin(async move {
+            let caller = Caller::background(&job.tenant);
+            let (model, version) = (job.key.model.clone(), Some(job.key.version.clone()));
+            let invalid = |e: serde_json::Error| {
+                ApiError::BadRequest(format!("the stored body does not parse: {e}"))
+            };
+            let answer: Result<Vec<u8>, ApiError> = match job.kind {
+                JobKind::Predict => match serde_json::from_slice::<PredictRequest>(&job.body) {
+                    Ok(body) => predict::compute(&service, &caller, model, version, body)
+                        .await
+                        .map(|(_, answer)| serde_json::to_vec(&answer).unwrap_or_default()),
+                    Err(e) => Err(invalid(e)),
+                },
+                JobKind::Embeddings => {
+                    match serde_json::from_slice::<EmbeddingsRequest>(&job.body) {
+                        Ok(body) => embeddings::compute(&service, &caller, model, version, body)
+                            .await
+                            .map(|(_, answer)| serde_json::to_vec(&answer).unwrap_or_default()),
+                        Err(e) => Err(invalid(e)),
+                    }
+                }
+            };
+            answer.map_err(|err| (err.error_type(), err.to_string()))
+        })
+    }
+}
