@@ -392,14 +392,20 @@ impl Settings {
             ("jobs.max_pending_age_s", jobs.max_pending_age_s),
         ] {
             if !(1..=MAX_JOB_AGE_S).contains(&value) {
-                return Err(invalid(key, format!("must be 1 to {MAX_JOB_AGE_S} seconds")));
+                return Err(invalid(
+                    key,
+                    format!("must be 1 to {MAX_JOB_AGE_S} seconds"),
+                ));
             }
         }
         if !(1..=10_000_000).contains(&jobs.max_pending) {
             return Err(invalid("jobs.max_pending", "must be 1 to 10000000"));
         }
         if jobs.max_store_bytes < 1 << 20 {
-            return Err(invalid("jobs.max_store_bytes", "must be at least 1048576 (1 MiB)"));
+            return Err(invalid(
+                "jobs.max_store_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
         }
         if !(1..=100).contains(&jobs.max_attempts) {
             return Err(invalid("jobs.max_attempts", "must be 1 to 100"));

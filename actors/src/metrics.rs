@@ -465,9 +465,7 @@ impl Metrics {
             return;
         }
         let mv = [key.model.as_str(), key.version.as_str()];
-        self.jobs
-            .with_label_values(&[mv[0], mv[1], outcome])
-            .inc();
+        self.jobs.with_label_values(&[mv[0], mv[1], outcome]).inc();
         if let Some(took) = ran_for {
             self.job_duration
                 .with_label_values(&mv)

@@ -285,7 +285,11 @@ fn set_jobs_paused(state: &AppState, paused: bool) -> Result<HttpResponse, ApiEr
         ApiError::Forbidden("async jobs are switched off (jobs.enabled = false)".into())
     })?;
     jobs.set_paused(paused);
-    tracing::info!(paused, pending = jobs.pending(), "job workers paused or resumed");
+    tracing::info!(
+        paused,
+        pending = jobs.pending(),
+        "job workers paused or resumed"
+    );
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "paused": jobs.is_paused(),
         "pending": jobs.pending(),

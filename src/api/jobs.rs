@@ -253,9 +253,8 @@ pub async fn list(
         .cursor
         .as_deref()
         .map(|text| {
-            parse_cursor(text).ok_or_else(|| {
-                ApiError::BadRequest("cursor is not one a listing returned".into())
-            })
+            parse_cursor(text)
+                .ok_or_else(|| ApiError::BadRequest("cursor is not one a listing returned".into()))
         })
         .transpose()?;
     let filter = ListFilter {

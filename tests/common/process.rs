@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 pub fn burnserve() -> Command {
     static STORES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let store = std::env::temp_dir().join(format!(
-        "burnserve-test-jobs-{}-{n}",
-        std::process::id()
-    ));
+    let store =
+        std::env::temp_dir().join(format!("burnserve-test-jobs-{}-{n}", std::process::id()));
     let mut command = Command::new(env!("CARGO_BIN_EXE_burnserve"));
     command.env("BURNSERVE__JOBS__PATH", store);
     command

@@ -388,7 +388,11 @@ async fn dispatch(shared: Arc<Shared>, runner: Rc<dyn JobRunner>) {
             return;
         }
         let paused = shared.paused.load(Ordering::Relaxed);
-        let taken = match if paused { Ok(Vec::new()) } else { take_ready(&shared).await } {
+        let taken = match if paused {
+            Ok(Vec::new())
+        } else {
+            take_ready(&shared).await
+        } {
             Ok(taken) => taken,
             Err(err) => {
                 tracing::error!(error = %err, "job workers cannot read the job store");
@@ -560,8 +564,12 @@ async fn settle(
 /// Deletes finished jobs past `jobs.retention` and expires jobs PENDING past
 /// `jobs.max_pending_age`, a little more often than the shorter of the two.
 async fn sweep(shared: Arc<Shared>) {
-    let every = (shared.settings.retention.min(shared.settings.max_pending_age) / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let every = (shared
+        .settings
+        .retention
+        .min(shared.settings.max_pending_age)
+        / 4)
+    .clamp(Duration::from_millis(100), Duration::from_secs(60));
     loop {
         tokio::time::sleep(every).await;
         if shared.stopping.load(Ordering::Relaxed) {

@@ -575,11 +575,250 @@ fn finish_in(
     record.status = to;
     record.finished_ms = Some(now_ms);
     record.error = error;
-    record.stored_bytes = record.stored_bytes.saturating_sub(body_len)
-        + result.map_or(0, |r| r.len() as u64);
+    record.stored_bytes =
+        record.stored_bytes.saturating_sub(body_len) + result.map_or(0, |r| r.len() as u64);
     write_record(txn, &record)?;
     Ok(Some(Changed {
         record,
         bytes_before,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(tenant: &str, key: Option<&str>, body: &str, now_ms: u64) -> NewJob {
+        NewJob {
+            tenant: tenant.into(),
+            model: "m".into(),
+            version: "1".into(),
+            kind: JobKind::Predict,
+            idempotency_key: key.map(str::to_string),
+            body: body.as_bytes().to_vec(),
+            now_ms,
+        }
+    }
+
+    const ROOMY: Room = Room {
+        pending: 0,
+        max_pending: 100,
+        stored_bytes: 0,
+        max_store_bytes: 1 << 20,
+    };
+
+    fn status(store: &JobStore, seq: u64) -> JobStatus {
+        store.get(seq).unwrap().unwrap().status
+    }
+
+    #[test]
+    fn a_job_goes_pending_running_succeeded_and_is_swept_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(dir.path()).unwrap();
+        let created = store
+            .submit(job("t", None, "{\"a\":1}", 1_000), ROOMY)
+            .unwrap();
+        assert!(created.created);
+        let seq = created.record.id.seq;
+        assert_eq!(seq, 1);
+        assert_eq!(created.record.stored_bytes, 7 + RECORD_OVERHEAD);
+        let (taken, body) = store.take(seq, 1_010).unwrap().unwrap();
+        assert_eq!(body, b"{\"a\":1}");
+        assert_eq!(
+            (taken.record.status, taken.record.attempts),
+            (JobStatus::Running, 1)
+        );
+        assert!(store.take(seq, 1_011).unwrap().is_none(), "taken twice");
+        let result = b"{\"outputs\":[[1.0]]}";
+        let done = store
+            .finish(
+                seq,
+                &[JobStatus::Running],
+                JobStatus::Succeeded,
+                Some(result),
+                None,
+                1_020,
+            )
+            .unwrap()
+            .unwrap();
+        // The body is dropped at the finish, the result kept.
+        assert_eq!(
+            done.record.stored_bytes,
+            RECORD_OVERHEAD + result.len() as u64
+        );
+        assert_eq!(done.record.duration_ms(), Some(20));
+        assert_eq!(store.result(seq).unwrap().unwrap(), result);
+        // Cancelling a finished job changes nothing.
+        let again = store.finish(
+            seq,
+            &[JobStatus::Pending],
+            JobStatus::Cancelled,
+            None,
+            None,
+            1_030,
+        );
+        assert!(again.unwrap().is_none());
+        // Not yet past retention; then deleted with its result.
+        assert_eq!(store.sweep(1_020, 0, 10, 2_000).unwrap().deleted, 0);
+        let swept = store.sweep(1_021, 0, 10, 2_000).unwrap();
+        assert_eq!(
+            (swept.deleted, swept.freed_bytes),
+            (1, done.record.stored_bytes)
+        );
+        assert!(store.get(seq).unwrap().is_none());
+        assert!(store.result(seq).unwrap().is_none());
+    }
+
+    #[test]
+    fn idempotency_keys_replay_the_job_refuse_another_body_and_are_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(dir.path()).unwrap();
+        let first = store.submit(job("t", Some("k"), "A", 1), ROOMY).unwrap();
+        let replay = store.submit(job("t", Some("k"), "A", 2), ROOMY).unwrap();
+        assert!(!replay.created);
+        assert_eq!(replay.record.id, first.record.id);
+        // A replay is answered even when the store is full.
+        let full = Room {
+            pending: 100,
+            ..ROOMY
+        };
+        assert!(
+            !store
+                .submit(job("t", Some("k"), "A", 3), full)
+                .unwrap()
+                .created
+        );
+        match store.submit(job("t", Some("k"), "B", 4), ROOMY) {
+            Err(SubmitError::Conflict(existing)) => assert_eq!(existing.id, first.record.id),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let other_tenant = store.submit(job("u", Some("k"), "B", 5), ROOMY).unwrap();
+        assert!(other_tenant.created);
+        assert_ne!(other_tenant.record.id, first.record.id);
+    }
+
+    #[test]
+    fn a_full_store_refuses_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(dir.path()).unwrap();
+        store.submit(job("t", None, "A", 1), ROOMY).unwrap();
+        let at_cap = Room {
+            pending: 1,
+            max_pending: 1,
+            ..ROOMY
+        };
+        assert!(matches!(
+            store.submit(job("t", Some("x"), "B", 2), at_cap),
+            Err(SubmitError::Full(_))
+        ));
+        let bytes = Room {
+            stored_bytes: (1 << 20) - 10,
+            ..ROOMY
+        };
+        assert!(matches!(
+            store.submit(job("t", None, "B", 2), bytes),
+            Err(SubmitError::Full(_))
+        ));
+        // Nothing was written: the next job is seq 2 and the key is free.
+        let next = store.submit(job("t", Some("x"), "C", 3), ROOMY).unwrap();
+        assert_eq!(next.record.id.seq, 2);
+        assert!(next.created);
+        let all = store.list(
+            &ListFilter {
+                tenant: "t".into(),
+                ..ListFilter::default()
+            },
+            None,
+            10,
+            100,
+        );
+        assert_eq!(all.unwrap().jobs.len(), 2);
+    }
+
+    #[test]
+    fn reopening_puts_running_jobs_back_to_pending_in_submit_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = JobStore::open(dir.path()).unwrap();
+            for n in 0..4 {
+                store
+                    .submit(job("t", None, &format!("{n}"), n), ROOMY)
+                    .unwrap();
+            }
+            store.take(2, 10).unwrap().unwrap();
+            store.take(3, 10).unwrap().unwrap();
+            store
+                .finish(3, &[JobStatus::Running], JobStatus::Failed, None, None, 11)
+                .unwrap()
+                .unwrap();
+        }
+        let store = JobStore::open(dir.path()).unwrap();
+        let recovered = store.recover().unwrap();
+        assert_eq!(recovered.requeued, 1);
+        let seqs: Vec<u64> = recovered.pending.iter().map(|r| r.id.seq).collect();
+        assert_eq!(seqs, [1, 2, 4]);
+        assert_eq!(status(&store, 2), JobStatus::Pending);
+        // Its second try counts as such.
+        assert_eq!(store.take(2, 20).unwrap().unwrap().0.record.attempts, 2);
+        assert_eq!(status(&store, 3), JobStatus::Failed);
+    }
+
+    #[test]
+    fn old_pending_jobs_expire_and_listing_pages_by_cursor_per_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = JobStore::open(dir.path()).unwrap();
+        for n in 0..5 {
+            let tenant = if n % 2 == 0 { "t" } else { "u" };
+            store
+                .submit(job(tenant, None, "x", 100 * n), ROOMY)
+                .unwrap();
+        }
+        // Created at 0, 100, 200, 300, 400: those before 250 expire.
+        let swept = store.sweep(0, 250, 10, 500).unwrap();
+        let expired: Vec<u64> = swept.expired.iter().map(|c| c.record.id.seq).collect();
+        assert_eq!(expired, [1, 2, 3]);
+        assert_eq!(
+            swept.expired[0].record.error.as_ref().unwrap().error_type,
+            "timeout"
+        );
+        let filter = ListFilter {
+            tenant: "t".into(),
+            ..ListFilter::default()
+        };
+        let first = store.list(&filter, None, 2, 100).unwrap();
+        let seqs: Vec<u64> = first.jobs.iter().map(|r| r.id.seq).collect();
+        assert_eq!(seqs, [1, 3]);
+        let rest = store.list(&filter, first.next, 2, 100).unwrap();
+        assert_eq!(rest.jobs.iter().map(|r| r.id.seq).collect::<Vec<_>>(), [5]);
+        assert_eq!(rest.next, None);
+        let pending = ListFilter {
+            status: Some(JobStatus::Pending),
+            ..filter.clone()
+        };
+        assert_eq!(store.list(&pending, None, 10, 100).unwrap().jobs.len(), 1);
+        // A scan bound ends a page early, with a cursor to go on from.
+        let short = store.list(&filter, None, 10, 2).unwrap();
+        assert_eq!((short.jobs.len(), short.next), (1, Some(2)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(STORE_FILE), vec![0x5a; 8192]).unwrap();
+        let err = JobStore::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("jobs.redb") && err.contains("move it away"),
+            "{err}"
+        );
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = JobStore::open(&file.join("jobs"))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("cannot create the directory"), "{err}");
+    }
 }
