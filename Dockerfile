@@ -35,6 +35,9 @@ WORKDIR /app
 COPY --from=builder /out/burnserve /usr/local/bin/burnserve
 COPY config/ /app/config/
 COPY models/repository/ /app/models/repository/
+# The job store (jobs.path, "data/jobs") is the one place the server writes: owned by its user.
+# Mount a volume here to keep jobs across containers.
+RUN mkdir -p /app/data/jobs && chown -R 10001:10001 /app/data
 
 # A numeric UID, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001

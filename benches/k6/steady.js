@@ -12,7 +12,7 @@
 //   of PREDICT_PATH, to measure the round trip of a route that does no work).
 import http from 'k6/http';
 import { check } from 'k6';
-import { Trend } from 'k6/metrics';
+import { Counter, Trend } from 'k6/metrics';
 
 const BASE = __ENV.BASE_URL || 'http://127.0.0.1:8000';
 const PATH = __ENV.PREDICT_PATH || '/v1/models/fashion/predict';
@@ -23,6 +23,7 @@ const RATE = Number(__ENV.RATE || 0);
 
 const queueTime = new Trend('queue_time_ms', true);
 const inferenceTime = new Trend('inference_time_ms', true);
+const refused = new Counter('status_429');
 
 export const options = {
   scenarios: {
@@ -53,6 +54,7 @@ export default function () {
     ? http.get(`${BASE}${PATH}`, params)
     : http.post(`${BASE}${PATH}`, body, params);
   check(res, { 'status 200': (r) => r.status === 200 });
+  if (res.status === 429) refused.add(1);
   if (res.status === 200 && res.headers['X-Queue-Time'] !== undefined) {
     queueTime.add(Number(res.headers['X-Queue-Time']));
     inferenceTime.add(Number(res.headers['X-Inference-Time']));
@@ -77,6 +79,7 @@ export function handleSummary(data) {
     req_per_s: reqs.rate || 0,
     failed_rate: failed.rate || 0,
     dropped_iterations: values(data, 'dropped_iterations').count || 0,
+    status_429: values(data, 'status_429').count || 0,
     p50_ms: d['p(50)'],
     p95_ms: d['p(95)'],
     p99_ms: d['p(99)'],

@@ -255,17 +255,16 @@ impl JobStore {
                         let seq = table.get(key.as_str()).map_err(io)?.map(|s| s.value());
                         seq
                     };
-                    if let Some(record) = existing.map(|seq| read_record(txn, seq)).transpose()? {
-                        if let Some(record) = record {
-                            if record.body_sha256 != digest {
-                                refusal = Some(SubmitError::Conflict(Box::new(record)));
-                                return Ok(None);
-                            }
-                            return Ok(Some(Submitted {
-                                record,
-                                created: false,
-                            }));
+                    let stored = existing.map(|seq| read_record(txn, seq)).transpose()?;
+                    if let Some(Some(record)) = stored {
+                        if record.body_sha256 != digest {
+                            refusal = Some(SubmitError::Conflict(Box::new(record)));
+                            return Ok(None);
                         }
+                        return Ok(Some(Submitted {
+                            record,
+                            created: false,
+                        }));
                     }
                 }
                 let bytes = job.body.len() as u64 + RECORD_OVERHEAD;
