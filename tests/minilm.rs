@@ -126,6 +126,38 @@ async fn serves_minilm_embeddings_over_every_api() {
         );
         assert_close(&floats(&item["embedding"]), &reference[i], "embeddings API");
     }
+    // The same body as an async job: the same answer, once it has run.
+    let (status, job, _) = server
+        .post(
+            "/v1/embeddings/jobs",
+            &json!({ "model": "minilm", "input": texts }),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(
+        (job["kind"].as_str(), job["version"].as_str()),
+        (Some("embeddings"), Some("1"))
+    );
+    let path = format!("/v1/jobs/{}", job["job_id"].as_str().unwrap());
+    let done = loop {
+        let (status, job) = server.get(&path).await;
+        assert_eq!(status, 200, "{job}");
+        if job["status"] != "PENDING" && job["status"] != "RUNNING" {
+            break job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(done["status"], "SUCCEEDED", "{done}");
+    assert_eq!(done["result"]["model"], "minilm/1");
+    assert_eq!(done["result"]["usage"]["prompt_tokens"], json!(tokens));
+    for (i, item) in done["result"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_close(&floats(&item["embedding"]), &reference[i], "embeddings job");
+    }
     let (status, body, _) = server
         .post(
             "/v1/embeddings",
