@@ -239,11 +239,23 @@ if toml_key in cm.get("data", {}):
     except tomllib.TOMLDecodeError as e:
         err("ConfigMap", f"burnserve TOML does not parse: {e}")
 defaults = tomllib.load(open(default_toml, "rb"))
-for section in ("server", "repository", "metrics", "log", "admin"):
+for section in ("server", "repository", "metrics", "log", "admin", "jobs"):
     for key in (settings.get(section) or {}):
         need(key in (defaults.get(section) or {}) or (section, key) in {("admin", "token")},
              "ConfigMap", f"unknown setting {section}.{key} (not in config/default.toml)")
-need(set(settings) <= {"server", "repository", "metrics", "log", "admin", "tenants", "models"}, "ConfigMap", "unknown top-level section")
+need(set(settings) <= {"server", "repository", "metrics", "log", "admin", "jobs", "tenants", "models"}, "ConfigMap", "unknown top-level section")
+# The job store is the one thing the server writes: with a read-only root filesystem its
+# directory must be on a writable volume.
+jobs = {**defaults.get("jobs", {}), **settings.get("jobs", {})}
+if jobs.get("enabled", True):
+    jobs_path = str(jobs.get("path", ""))
+    jobs_mount = next((m for m in mounts if jobs_path == m["mountPath"].rstrip("/") or
+                       jobs_path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    if need(jobs_mount and not jobs_mount.get("readOnly"), "Deployment",
+            f"jobs.path {jobs_path!r} is not on a writable volume (the root filesystem is read-only)"):
+        v = vols.get(jobs_mount["name"], {})
+        need("emptyDir" in v or "persistentVolumeClaim" in v, "Deployment",
+             "the jobs volume must be an emptyDir or a PersistentVolumeClaim")
 TENANT_KEYS = {"name", "api_key", "api_key_env", "api_key_file", "requests_per_second", "burst", "max_inflight"}
 model_keys = set().union(*[set(m) for m in defaults.get("models", [{}])])
 for m in settings.get("models", []):
@@ -345,6 +357,8 @@ self_test bad-selector    pdb.yaml            'd["spec"]["selector"]["matchLabel
     'PDB: selector does not match'
 self_test missing-secret  secret.yaml         'd["stringData"].pop("tenant-a-api-key")' \
     'is not a key of Secret'
+self_test jobs-read-only  deployment.yaml     'c = d["spec"]["template"]["spec"]["containers"][0]; c["volumeMounts"] = [m for m in c["volumeMounts"] if m["name"] != "jobs"]' \
+    'is not on a writable volume'
 self_test unknown-setting configmap.yaml      'd["data"]["burnserve.toml"] += "\n[server2]\nx = 1\n"' \
     'unknown top-level section'
 self_test adapter-metric  helm/prometheus-adapter-values.yaml 'd["rules"]["custom"][0]["name"]["as"] = "other"' \
