@@ -311,6 +311,10 @@ async fn pending_jobs_cancel_running_ones_do_not_and_pause_holds_the_queue() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // One at a time (max_running_per_version = 1), in submit order: the second waits.
+    let second = format!("/v1/jobs/{}", ids[1]);
+    let (_, second, _) = call(&server, "GET", &second, "", None, None).await;
+    assert_eq!(second["status"], "PENDING", "{second}");
     let (status, running, _) = call(
         &server,
         "DELETE",
