@@ -184,6 +184,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let http = HttpServer::new(move || {
         App::new()
+            // Compressed answers for clients that ask (Accept-Encoding: gzip, deflate).
+            .wrap(actix_web::middleware::Compress::default())
             .wrap(actix_web::middleware::from_fn(api::body::body_deadline))
             .wrap(prometheus.clone())
             .wrap(actix_web::middleware::from_fn(api::metrics_listener_only))

@@ -160,6 +160,9 @@ pub struct Route {
     /// The output item length the caller needs (`/v1/embeddings`' `dimensions`): another
     /// answers `invalid_input` before the job is queued.
     pub output_len: Option<usize>,
+    /// Output names the caller asked for (v2 `outputs`): a name the model does not have
+    /// answers `invalid_input` before the job is queued.
+    pub output_names: Vec<String>,
 }
 
 /// A queued job's receipt.
@@ -192,7 +195,16 @@ impl Handler<Route> for ModelRouter {
                 }
             }
         };
+        let unknown_output = msg
+            .output_names
+            .iter()
+            .find(|name| **name != entry.spec.output.name);
         let result = match msg.output_len {
+            _ if unknown_output.is_some() => Err(InferError::InvalidInput(format!(
+                "'{key}' has no output '{}'; its output is '{}'",
+                unknown_output.map(String::as_str).unwrap_or_default(),
+                entry.spec.output.name
+            ))),
             Some(wanted) if wanted != entry.spec.output.item_len() => {
                 Err(InferError::InvalidInput(format!(
                     "dimensions {wanted} is not supported: '{key}' returns {}",

@@ -28,6 +28,8 @@ pub struct InferRequest {
     /// The output item length the caller needs; checked before the job is queued, so a
     /// mismatch costs no compute.
     pub output_len: Option<usize>,
+    /// Output names the caller asked for; one the model lacks is refused before queueing.
+    pub output_names: Vec<String>,
 }
 
 impl InferRequest {
@@ -40,6 +42,7 @@ impl InferRequest {
             tenant: ANONYMOUS.to_string(),
             received_at: None,
             output_len: None,
+            output_names: Vec::new(),
         }
     }
 }
@@ -126,6 +129,7 @@ impl InferenceService {
                 timeout: request.timeout,
                 received_at: request.received_at,
                 output_len: request.output_len,
+                output_names: request.output_names,
             })
             .await;
         let (key, result) = match outcome {

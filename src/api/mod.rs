@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod binary;
 pub mod body;
 pub mod embeddings;
 pub mod error;
@@ -178,6 +179,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
             .route(web::delete().to(jobs::cancel)),
     ))
     .service(endpoint("/v2", "GET").route(get().to(v2::server_metadata)))
+    .service(endpoint("/v2/", "GET").route(get().to(v2::server_metadata)))
     .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))
     .service(endpoint("/v2/health/ready", "GET").route(get().to(health::ready)))
     .service(endpoint("/v2/models/{model}", "GET").route(get().to(v2::model_metadata)))

@@ -1,16 +1,20 @@
 //! KServe v2 / Open Inference Protocol: server and model metadata, and
-//! `POST /v2/models/{m}[/versions/{v}]/infer` with FP32 tensors (`data` flat or nested, `id`
-//! echoed, `parameters.timeout` in microseconds as Triton reads it).
+//! `POST /v2/models/{m}[/versions/{v}]/infer` with FP32, UINT8 or BYTES tensors as JSON (`data`
+//! flat or nested) or binary (`binary.rs`), `id` echoed when given, `outputs` checked against
+//! the model's, `parameters.timeout` in microseconds as Triton reads it.
 
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use burnserve_actors::InferRequest;
-use burnserve_models::{RequestInput, TensorSpec, BYTES};
+use burnserve_models::{InputData, RequestInput, TensorSpec, BYTES};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::auth::Caller;
+use super::binary;
 use super::predict::timed;
 use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
@@ -19,7 +23,7 @@ pub async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": "burnserve",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data", "model_repository"],
     }))
 }
 
@@ -94,6 +98,9 @@ pub struct InferBody {
     #[serde(default)]
     pub parameters: Option<InferParameters>,
     pub inputs: Vec<InputTensor>,
+    /// The outputs wanted, and how (`parameters.binary_data`); absent: every output, as JSON.
+    #[serde(default)]
+    pub outputs: Option<Vec<RequestedOutput>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +108,9 @@ pub struct InferParameters {
     /// Deadline in microseconds (Triton's `timeout`); shortens the model's default only.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// Every output as binary data (the binary tensor data extension).
+    #[serde(default)]
+    pub binary_data_output: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,24 +118,127 @@ pub struct InputTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub datatype: String,
-    pub data: NestedTensor,
+    /// JSON data; absent when the tensor is binary (`parameters.binary_data_size`).
+    #[serde(default)]
+    pub data: Option<NestedTensor>,
+    #[serde(default)]
+    pub parameters: Option<InputParameters>,
 }
 
-#[derive(Debug, Serialize)]
-struct OutputTensor {
-    name: String,
-    datatype: &'static str,
-    shape: Vec<usize>,
-    data: Vec<f32>,
+#[derive(Debug, Default, Deserialize)]
+pub struct InputParameters {
+    /// Bytes of this input in the binary section after the JSON header.
+    #[serde(default)]
+    pub binary_data_size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RequestedOutput {
+    pub name: String,
+    #[serde(default)]
+    pub parameters: Option<OutputParameters>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OutputParameters {
+    #[serde(default)]
+    pub binary_data: Option<bool>,
+    /// Triton's classification extension: not implemented, refused when asked for.
+    #[serde(default)]
+    pub classification: Option<u64>,
+}
+
+/// The longest output name a request may ask for.
+const MAX_OUTPUT_NAME: usize = 256;
+
+/// Reads the whole body, at most `limit` bytes (413 past it; 408 when it stalls).
+async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge {
+        limit,
+        setting: "server.max_body_bytes",
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    // `Content-Encoding: gzip | deflate` bodies are decoded; the limit holds for what they
+    // decode to.
+    let mut payload =
+        actix_web::dev::Decompress::from_headers(payload.into_inner(), request.headers());
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| super::body::payload_error(&err))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The one input as model input: JSON `data`, or its bytes from the binary section.
+fn input_tensor(
+    input: InputTensor,
+    section: &mut binary::Section<'_>,
+) -> Result<RequestInput, ApiError> {
+    let size = input.parameters.and_then(|p| p.binary_data_size);
+    let data = match (input.data, size) {
+        (Some(data), None) => {
+            // Flat data takes the declared shape; nested data must agree with it.
+            if data.shape.len() > 1 && data.shape != input.shape {
+                return Err(ApiError::BadRequest(format!(
+                    "input '{}' declares shape {:?} but its data is nested as {:?}",
+                    input.name, input.shape, data.shape
+                )));
+            }
+            data.into_input().1
+        }
+        (None, Some(size)) => {
+            let bytes = section.take(&input.name, size)?;
+            match binary::decode(&input.name, &input.datatype, &input.shape, bytes)? {
+                binary::Values::Numbers(values) => InputData::Fp32(values),
+                binary::Values::Strings(texts) => InputData::Bytes(texts),
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(format!(
+                "input '{}' has both data and parameters.binary_data_size",
+                input.name
+            )))
+        }
+        (None, None) => {
+            return Err(ApiError::BadRequest(format!(
+                "input '{}' has no data (nor parameters.binary_data_size)",
+                input.name
+            )))
+        }
+    };
+    Ok(RequestInput::tensor(
+        input.name,
+        input.datatype,
+        input.shape,
+        data,
+    ))
 }
 
 async fn run(
     state: &AppState,
     caller: Caller,
-    model: String,
-    version: Option<String>,
-    body: InferBody,
+    request: &HttpRequest,
+    (model, version): (String, Option<String>),
+    body: &[u8],
 ) -> Result<HttpResponse, ApiError> {
+    let (header, binary_section) = binary::split(request.headers(), body)?;
+    let body: InferBody = serde_json::from_slice(header)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let [input]: [InputTensor; 1] =
         body.inputs.try_into().map_err(|inputs: Vec<InputTensor>| {
             ApiError::BadRequest(format!(
@@ -133,54 +246,86 @@ async fn run(
                 inputs.len()
             ))
         })?;
-    // Flat data takes the declared shape; nested data must agree with it.
-    if input.data.shape.len() > 1 && input.data.shape != input.shape {
+    let mut section = binary::Section::new(binary_section);
+    let tensor = input_tensor(input, &mut section)?;
+    section.finish()?;
+    let requested = body.outputs.unwrap_or_default();
+    if let Some(output) = requested.iter().find(|o| o.name.len() > MAX_OUTPUT_NAME) {
         return Err(ApiError::BadRequest(format!(
-            "input '{}' declares shape {:?} but its data is nested as {:?}",
-            input.name, input.shape, input.data.shape
+            "output name of {} bytes (at most {MAX_OUTPUT_NAME})",
+            output.name.len()
         )));
     }
-    let (_, data) = input.data.into_input();
-    let tensor = RequestInput::tensor(input.name, input.datatype, input.shape, data);
+    if requested.iter().any(|o| {
+        o.parameters
+            .as_ref()
+            .and_then(|p| p.classification)
+            .is_some_and(|c| c > 0)
+    }) {
+        return Err(ApiError::BadRequest(
+            "the classification extension is not supported; use /v1/models/{model}/predict for top-k labels".into(),
+        ));
+    }
+    let parameters = body.parameters.unwrap_or_default();
+    let binary_all = parameters.binary_data_output == Some(true);
     let mut request = InferRequest::new(model, version, tensor);
     caller.apply(&mut request);
-    request.timeout = body
-        .parameters
-        .and_then(|p| p.timeout)
-        .map(Duration::from_micros);
+    request.timeout = parameters.timeout.map(Duration::from_micros);
+    request.output_names = requested.iter().map(|o| o.name.clone()).collect();
     let response = state.service.infer(request).await?;
     let mut shape = vec![response.output.rows];
     shape.extend(&response.spec.output.shape);
-    let mut builder = timed(&response);
-    let body = json!({
+    let name = response.spec.output.name.clone();
+    let as_binary = binary_all
+        || requested.iter().any(|o| {
+            o.name == name && o.parameters.as_ref().and_then(|p| p.binary_data) == Some(true)
+        });
+    let mut output = json!({ "name": name, "datatype": "FP32", "shape": shape });
+    let mut answer = json!({
         "model_name": response.key.model,
         "model_version": response.key.version,
-        "id": body.id,
-        "outputs": [OutputTensor {
-            name: response.spec.output.name.clone(),
-            datatype: "FP32",
-            shape,
-            data: response.output.output,
-        }],
     });
-    Ok(builder.json(body))
+    if let Some(id) = body.id {
+        answer["id"] = Value::String(id);
+    }
+    let mut builder = timed(&response);
+    if !as_binary {
+        output["data"] = json!(response.output.output);
+        answer["outputs"] = json!([output]);
+        return Ok(builder.json(answer));
+    }
+    let data = binary::encode_f32(&response.output.output);
+    output["parameters"] = json!({ "binary_data_size": data.len() });
+    answer["outputs"] = json!([output]);
+    let mut framed = serde_json::to_vec(&answer)
+        .map_err(|e| ApiError::BadRequest(format!("cannot encode the response: {e}")))?;
+    let header_length = framed.len();
+    framed.extend_from_slice(&data);
+    Ok(builder
+        .insert_header((binary::HEADER_LENGTH, header_length.to_string()))
+        .content_type("application/octet-stream")
+        .body(framed))
 }
 
 pub async fn infer(
     state: web::Data<AppState>,
     caller: Caller,
+    request: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<InferBody>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    run(&state, caller, path.into_inner(), None, body.into_inner()).await
+    let body = read_body(&request, payload, state.max_body_bytes).await?;
+    run(&state, caller, &request, (path.into_inner(), None), &body).await
 }
 
 pub async fn infer_version(
     state: web::Data<AppState>,
     caller: Caller,
+    request: HttpRequest,
     path: web::Path<(String, String)>,
-    body: web::Json<InferBody>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&request, payload, state.max_body_bytes).await?;
     let (model, version) = path.into_inner();
-    run(&state, caller, model, Some(version), body.into_inner()).await
+    run(&state, caller, &request, (model, Some(version)), &body).await
 }
