@@ -109,6 +109,18 @@ def main():
         "fashion", [tensor], outputs=[httpclient.InferRequestedOutput("logits")]), "logits")
     check("unknown requested output is an error naming it", ok, text)
 
+    config = client.get_model_config("fashion")
+    check("model config: max_batch_size 64, pixels TYPE_FP32 [28, 28], dynamic batching",
+          config.get("max_batch_size") == 64 and config["input"][0]["dims"] == [28, 28]
+          and config["input"][0]["data_type"] == "TYPE_FP32" and "dynamic_batching" in config, config)
+    stats = client.get_inference_statistics("fashion", "2")["model_stats"][0]
+    served = stats["inference_stats"]["success"]["count"]
+    # Sent to fashion/2 so far: 8 requests of 4 images (two /v1 predicts, six infers) and 2 of
+    # 2 images (the UINT8 infer and its /v1 reference); the errors failed before a version.
+    check("statistics of fashion/2 count the requests sent to it (10) and their images (36)",
+          stats["version"] == "2" and served == 10 and stats["inference_count"] == 36,
+          (served, stats["inference_count"]))
+
     index = client.get_model_repository_index(headers=admin)
     names = sorted({(m["name"], m.get("version", "")) for m in index})
     check("repository index lists fashion", any(n == "fashion" for n, _ in names), names)

@@ -446,3 +446,118 @@ async fn gzip_and_deflate_bodies_are_read_and_answers_compressed_when_asked() {
     );
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn statistics_count_the_traffic_sent_and_config_describes_the_model() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.settings()).await;
+    let infer = |n: usize, output: &str| {
+        json!({
+            "inputs": [{ "name": "features", "shape": [n, MLP_INPUT], "datatype": "FP32", "data": mlp_items(n) }],
+            "outputs": [{ "name": output }],
+        })
+    };
+    // One after another: a pass each, of 1, 2 and 3 rows; then one refused before the queue.
+    for n in 1..=3 {
+        let (status, body, _) = server
+            .post("/v2/models/mlp/infer", &infer(n, "probabilities"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _, _) = server
+        .post("/v2/models/mlp/infer", &infer(1, "logits"))
+        .await;
+    assert_eq!(status, 400);
+    let (status, stats) = server.get("/v2/models/mlp/versions/2/stats").await;
+    assert_eq!(status, 200, "{stats}");
+    let s = &stats["model_stats"][0];
+    assert_eq!(
+        (s["name"].as_str(), s["version"].as_str()),
+        (Some("mlp"), Some("2"))
+    );
+    assert_eq!(
+        (s["inference_count"].as_u64(), s["execution_count"].as_u64()),
+        (Some(6), Some(3))
+    );
+    let i = &s["inference_stats"];
+    assert_eq!(i["success"]["count"], 3);
+    assert!(i["success"]["ns"].as_u64().unwrap() > 0);
+    assert_eq!(i["fail"]["count"], 1);
+    assert_eq!(
+        (
+            i["queue"]["count"].as_u64(),
+            i["compute_infer"]["count"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    assert!(i["compute_infer"]["ns"].as_u64().unwrap() > 0);
+    let sizes: Vec<(u64, u64)> = s["batch_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["batch_size"].as_u64().unwrap(),
+                b["compute_infer"]["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(sizes, [(1, 1), (2, 1), (3, 1)]);
+    assert!(s["last_inference"].as_u64().unwrap() > 1_700_000_000_000);
+    // The model's stats: both versions; all: every loaded version.
+    let (_, model) = server.get("/v2/models/mlp/stats").await;
+    let versions: Vec<&str> = model["model_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1", "2"]);
+    assert_eq!(model["model_stats"][0]["inference_count"], 0);
+    let (_, all) = server.get("/v2/models/stats").await;
+    assert_eq!(all["model_stats"].as_array().unwrap().len(), 7, "{all}");
+    for path in [
+        "/v2/models/nope/stats",
+        "/v2/models/mlp/versions/9/stats",
+        "/v2/models/nope/config",
+    ] {
+        let (status, err) = server.get(path).await;
+        assert_eq!(
+            (status, err["error_type"].as_str()),
+            (404, Some("model_not_found")),
+            "{path}"
+        );
+    }
+
+    let (status, config) = server.get("/v2/models/mlp/config").await;
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(
+        (config["name"].as_str(), config["version"].as_str()),
+        (Some("mlp"), Some("2"))
+    );
+    assert_eq!(config["max_batch_size"], 16);
+    assert_eq!(
+        config["input"][0],
+        json!({ "name": "features", "data_type": "TYPE_FP32", "dims": [MLP_INPUT] })
+    );
+    assert_eq!(config["output"][0]["dims"], json!([MLP_CLASSES]));
+    assert_eq!(config["output"][0]["labels"], json!(LABELS));
+    assert_eq!(
+        config["dynamic_batching"]["max_queue_delay_microseconds"],
+        1000
+    );
+    assert_eq!(config["instance_group"][0]["kind"], "KIND_CPU");
+    let (_, pinned) = server.get("/v2/models/mlp/versions/1/config").await;
+    assert_eq!(pinned["version"], "1");
+    let (_, meta) = server.get("/v2").await;
+    for extension in ["statistics", "model_configuration"] {
+        assert!(
+            meta["extensions"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(extension)),
+            "{meta}"
+        );
+    }
+    server.stop().await;
+}

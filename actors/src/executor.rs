@@ -305,10 +305,10 @@ fn forward_rows(
     let started = Instant::now();
     let size = rows_per_job.len();
     let rows = rows_per_job.iter().sum();
-    metrics.batch_started(
-        size,
-        enqueued.map(|at| started.saturating_duration_since(at)),
-    );
+    let queue_times: Vec<Duration> = enqueued
+        .map(|at| started.saturating_duration_since(at))
+        .collect();
+    metrics.batch_started(size, queue_times.iter().copied());
     state.add_inflight(size);
     let result = input.and_then(|input| guarded_forward(model, input, rows));
     state.sub_inflight(size);
@@ -320,6 +320,9 @@ fn forward_rows(
             .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
     });
     state.cost().record_pass(rows, inference_time);
+    state
+        .stats()
+        .record_pass(rows, &queue_times, inference_time);
     let run = RunInfo {
         started,
         inference_time,

@@ -18,6 +18,7 @@
 //! - [`metrics`] — the metric contract on a caller-provided registry.
 //! - [`shed`] — `LoadView`, the route table's load as the router last published it, for
 //!   refusals before a request's body is read.
+//! - [`stats`] — `VersionStats`: the v2 statistics extension's counts per version instance.
 //! - [`split`] — `TrafficSplit`, weighted canary routing (smooth weighted round-robin).
 //! - `router` — `ModelRouter` (actor), the route table; turns a request into a queued job or a
 //!   clear error, never waiting.
@@ -46,6 +47,7 @@ pub mod runtime;
 pub mod service;
 pub mod shed;
 pub mod split;
+pub mod stats;
 mod supervisor;
 
 pub use burnserve_models::ErrorType;

@@ -143,6 +143,8 @@ pub struct VersionState {
     load_micros: AtomicU64,
     /// Forward-pass estimates and pending rows, for deadline-aware admission.
     cost: CostModel,
+    /// The v2 statistics extension's counts for this instance.
+    stats: crate::stats::VersionStats,
     /// Paces the restart warnings and fatal-error logs of this instance.
     restart_log: LogThrottle,
     fatal_log: LogThrottle,
@@ -176,6 +178,7 @@ impl VersionState {
             inflight: AtomicUsize::new(0),
             load_micros: AtomicU64::new(0),
             cost: CostModel::default(),
+            stats: crate::stats::VersionStats::default(),
             restart_log: LogThrottle::per_version(),
             fatal_log: LogThrottle::per_version(),
         }
@@ -184,6 +187,10 @@ impl VersionState {
     /// The instance's cost model (router admission, executor batching).
     pub fn cost(&self) -> &CostModel {
         &self.cost
+    }
+
+    pub fn stats(&self) -> &crate::stats::VersionStats {
+        &self.stats
     }
 
     /// Whether to log this restart (`Some(held back since the last)`); see [`LogThrottle`].

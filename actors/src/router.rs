@@ -169,6 +169,8 @@ pub struct Route {
 #[derive(Debug)]
 pub struct Ticket {
     pub key: VersionKey,
+    /// The instance it was queued on (its statistics count the answer).
+    pub state: Arc<VersionState>,
     pub reply: oneshot::Receiver<Result<JobOutput, InferError>>,
     pub deadline: Instant,
     pub timeout: Duration,
@@ -213,9 +215,68 @@ impl Handler<Route> for ModelRouter {
             }
             _ => enqueue(&key, entry, msg.input, msg.timeout, msg.received_at),
         };
+        if result.is_err() {
+            // Refused before the queue: a failure with no time spent.
+            entry.state.stats().record_request(Err(Duration::ZERO));
+        }
         RouteOutcome {
             key: Some(key),
             result,
+        }
+    }
+}
+
+/// The statistics of routed versions: every one (`model` `None`), a model's, or one version's.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(VersionKey, crate::stats::StatsSnapshot)>, InferError>")]
+pub struct CollectStats {
+    pub model: Option<String>,
+    pub version: Option<String>,
+}
+
+impl Handler<CollectStats> for ModelRouter {
+    type Result = Result<Vec<(VersionKey, crate::stats::StatsSnapshot)>, InferError>;
+
+    fn handle(&mut self, msg: CollectStats, _ctx: &mut Self::Context) -> Self::Result {
+        let snapshot = |model: &str, version: &str, entry: &VersionEntry| {
+            (
+                VersionKey::new(model, version),
+                entry.state.stats().snapshot(),
+            )
+        };
+        let Some(model) = msg.model else {
+            return Ok(self
+                .models
+                .iter()
+                .flat_map(|(model, routes)| {
+                    routes
+                        .versions
+                        .iter()
+                        .map(move |(version, entry)| snapshot(model, version, entry))
+                })
+                .collect());
+        };
+        let routes = self
+            .models
+            .get(&model)
+            .ok_or_else(|| InferError::ModelNotFound(model.clone()))?;
+        match msg.version {
+            None => Ok(routes
+                .versions
+                .iter()
+                .map(|(version, entry)| snapshot(&model, version, entry))
+                .collect()),
+            Some(version) => {
+                let entry =
+                    routes
+                        .versions
+                        .get(&version)
+                        .ok_or_else(|| InferError::VersionNotFound {
+                            model: model.clone(),
+                            version: version.clone(),
+                        })?;
+                Ok(vec![snapshot(&model, &version, entry)])
+            }
         }
     }
 }
@@ -278,6 +339,7 @@ fn enqueue(
             entry.metrics.set_queue_depth(entry.queue.len());
             Ok(Ticket {
                 key: key.clone(),
+                state: entry.state.clone(),
                 reply: reply_rx,
                 deadline,
                 timeout,

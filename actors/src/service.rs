@@ -110,6 +110,20 @@ impl InferenceService {
             .await?
     }
 
+    /// The v2 statistics of every routed version, a model's versions, or one version.
+    pub async fn stats(
+        &self,
+        model: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<Vec<(VersionKey, crate::stats::StatsSnapshot)>, InferError> {
+        self.router
+            .send(crate::router::CollectStats {
+                model: model.map(str::to_string),
+                version: version.map(str::to_string),
+            })
+            .await?
+    }
+
     /// Every routed version and whether it serves now.
     pub async fn readiness(&self) -> Result<Vec<(VersionKey, bool)>, InferError> {
         Ok(self.router.send(ListVersions).await?)
@@ -137,14 +151,22 @@ impl InferenceService {
             Err(_) => (None, Err(InferError::ShuttingDown)),
         };
         let result = match result {
-            Ok(ticket) => match tokio::time::timeout_at(ticket.deadline.into(), ticket.reply).await
-            {
-                Err(_elapsed) => Err(InferError::Timeout(ticket.timeout)),
-                Ok(Err(_dropped)) => Err(InferError::Inference(
-                    "the executor stopped before answering".into(),
-                )),
-                Ok(Ok(answer)) => answer.map(|output| (ticket.key, ticket.spec, output)),
-            },
+            Ok(ticket) => {
+                let answer =
+                    match tokio::time::timeout_at(ticket.deadline.into(), ticket.reply).await {
+                        Err(_elapsed) => Err(InferError::Timeout(ticket.timeout)),
+                        Ok(Err(_dropped)) => Err(InferError::Inference(
+                            "the executor stopped before answering".into(),
+                        )),
+                        Ok(Ok(answer)) => answer,
+                    };
+                let took = start.elapsed();
+                ticket
+                    .state
+                    .stats()
+                    .record_request(answer.as_ref().map(|_| took).map_err(|_| took));
+                answer.map(|output| (ticket.key, ticket.spec, output))
+            }
             Err(err) => Err(err),
         };
         self.metrics.record_request(

@@ -182,7 +182,19 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
     .service(endpoint("/v2/", "GET").route(get().to(v2::server_metadata)))
     .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))
     .service(endpoint("/v2/health/ready", "GET").route(get().to(health::ready)))
+    // Before `/v2/models/{model}`: the statistics of every version.
+    .service(endpoint("/v2/models/stats", "GET").route(get().to(v2::stats_all)))
     .service(endpoint("/v2/models/{model}", "GET").route(get().to(v2::model_metadata)))
+    .service(endpoint("/v2/models/{model}/stats", "GET").route(get().to(v2::stats_model)))
+    .service(
+        endpoint("/v2/models/{model}/versions/{version}/stats", "GET")
+            .route(get().to(v2::stats_version)),
+    )
+    .service(endpoint("/v2/models/{model}/config", "GET").route(get().to(v2::config_model)))
+    .service(
+        endpoint("/v2/models/{model}/versions/{version}/config", "GET")
+            .route(get().to(v2::config_version)),
+    )
     .service(
         endpoint("/v2/models/{model}/versions/{version}", "GET")
             .route(get().to(v2::model_metadata_version)),

@@ -23,7 +23,7 @@ pub async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": "burnserve",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "model_repository"],
+        "extensions": ["binary_tensor_data", "model_repository", "statistics", "model_configuration"],
     }))
 }
 
@@ -328,4 +328,162 @@ pub async fn infer_version(
     let body = read_body(&request, payload, state.max_body_bytes).await?;
     let (model, version) = path.into_inner();
     run(&state, caller, &request, (model, Some(version)), &body).await
+}
+
+/// `{count, ns}` as Triton writes a statistic.
+fn duration_stat(totals: burnserve_actors::stats::Totals) -> Value {
+    json!({ "count": totals.count, "ns": totals.ns })
+}
+
+/// Triton's `model_stats` entry of one version (the statistics extension). Burnserve does not
+/// split input and output handling from the forward pass: `compute_input` and `compute_output`
+/// count the requests with 0 ns, and the whole pass is `compute_infer`; there is no cache.
+fn model_stats(
+    key: &burnserve_actors::VersionKey,
+    s: &burnserve_actors::stats::StatsSnapshot,
+) -> Value {
+    let none = burnserve_actors::stats::Totals::default();
+    let counted = burnserve_actors::stats::Totals {
+        count: s.compute_infer.count,
+        ns: 0,
+    };
+    let batches: Vec<Value> = s
+        .batches
+        .iter()
+        .map(|(size, totals)| {
+            let counted = burnserve_actors::stats::Totals {
+                count: totals.count,
+                ns: 0,
+            };
+            json!({
+                "batch_size": size,
+                "compute_input": duration_stat(counted),
+                "compute_infer": duration_stat(*totals),
+                "compute_output": duration_stat(counted),
+            })
+        })
+        .collect();
+    json!({
+        "name": key.model,
+        "version": key.version,
+        "last_inference": s.last_inference_ms,
+        "inference_count": s.inference_count,
+        "execution_count": s.execution_count,
+        "inference_stats": {
+            "success": duration_stat(s.success),
+            "fail": duration_stat(s.fail),
+            "queue": duration_stat(s.queue),
+            "compute_input": duration_stat(counted),
+            "compute_infer": duration_stat(s.compute_infer),
+            "compute_output": duration_stat(counted),
+            "cache_hit": duration_stat(none),
+            "cache_miss": duration_stat(none),
+        },
+        "batch_stats": batches,
+        "memory_usage": [],
+    })
+}
+
+async fn stats(
+    state: &AppState,
+    model: Option<String>,
+    version: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let all = state
+        .service
+        .stats(model.as_deref(), version.as_deref())
+        .await?;
+    let entries: Vec<Value> = all.iter().map(|(key, s)| model_stats(key, s)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "model_stats": entries })))
+}
+
+/// `GET /v2/models/stats`: every loaded version's statistics.
+pub async fn stats_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    stats(&state, None, None).await
+}
+
+pub async fn stats_model(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    stats(&state, Some(path.into_inner()), None).await
+}
+
+pub async fn stats_version(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (model, version) = path.into_inner();
+    stats(&state, Some(model), Some(version)).await
+}
+
+/// A tensor as Triton's model configuration writes it.
+fn config_tensor(spec: &TensorSpec) -> Value {
+    let dims: Vec<usize> = if spec.datatype == BYTES {
+        vec![1]
+    } else {
+        spec.shape.clone()
+    };
+    let mut tensor = json!({
+        "name": spec.name,
+        "data_type": format!("TYPE_{}", if spec.datatype == BYTES { "STRING" } else { spec.datatype.as_str() }),
+        "dims": dims,
+    });
+    if !spec.labels.is_empty() {
+        tensor["labels"] = json!(spec.labels);
+    }
+    tensor
+}
+
+async fn config(
+    state: &AppState,
+    model: String,
+    version: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let d = state.service.describe(&model, version.as_deref()).await?;
+    let spec = &d.spec;
+    let (kind, gpus) = match d.device {
+        burnserve_models::Device::Cpu => ("KIND_CPU", vec![]),
+        burnserve_models::Device::Cuda(n) => ("KIND_GPU", vec![n]),
+    };
+    let delay_us = (spec.batching.max_batch_delay_ms * 1000.0).round() as u64;
+    Ok(HttpResponse::Ok().json(json!({
+        "name": d.name,
+        "version": d.version,
+        "platform": format!("burn_{}", spec.architecture),
+        "backend": "burn",
+        "max_batch_size": spec.batching.max_batch_size,
+        "input": [config_tensor(&spec.input)],
+        "output": [config_tensor(&spec.output)],
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": delay_us,
+            "adaptive_delay": spec.batching.adaptive_delay,
+            "default_queue_policy": {
+                "max_queue_size": spec.batching.queue_capacity,
+                "default_timeout_microseconds": spec.default_timeout().as_micros() as u64,
+                "timeout_action": "REJECT",
+            },
+        },
+        "instance_group": [{ "count": 1, "kind": kind, "gpus": gpus }],
+        "parameters": {
+            "device": { "string_value": d.device.to_string() },
+            "timeout_ms": { "string_value": spec.default_timeout().as_millis().to_string() },
+        },
+    })))
+}
+
+/// `GET /v2/models/{m}/config`: the model configuration extension (the default version's).
+pub async fn config_model(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    config(&state, path.into_inner(), None).await
+}
+
+pub async fn config_version(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (model, version) = path.into_inner();
+    config(&state, model, Some(version)).await
 }
