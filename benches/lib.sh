@@ -3,6 +3,8 @@
 # $dur (seconds per scenario) and $k6 (the k6 binary); start_server sets $base's server.
 # Every server a bench starts keeps its job store in the bench's folder, not in data/jobs.
 export BURNSERVE__JOBS__PATH="$PWD/$work/jobs"
+# ... and their gRPC listener on a free port unless the bench sets one.
+export BURNSERVE__GRPC__PORT="${BURNSERVE__GRPC__PORT:-0}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 server_pid=""
 stop_server() {

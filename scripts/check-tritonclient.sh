@@ -4,7 +4,8 @@
 # a free loopback port with the bundled fashion models and an admin token, and runs
 # scripts/tritonclient_check.py (tritonclient from scripts/install-tritonclient.sh): health,
 # metadata, JSON and binary infer (inputs and outputs) checked against /v1 predict, compressed
-# bodies, repository index/load/unload, and errors. Bounded; loopback only.
+# bodies, statistics, model config, repository index/load/unload and errors over HTTP; the same
+# over gRPC (tritonclient.grpc, raw contents) and grpc.health.v1. Bounded; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${BURNSERVE_BIN:-target/debug/burnserve}
@@ -13,12 +14,21 @@ py=$(bash scripts/install-tritonclient.sh)
 work=target/check-tritonclient
 rm -rf "$work"
 mkdir -p "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+read -r port grpc_port < <(python3 - <<'PY'
+import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+PY
+)
 token="triton-check-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
 cat > "$work/burnserve.toml" <<TOML
 [server]
 port = $port
 drain_grace_ms = 100
+[grpc]
+port = $grpc_port
 [jobs]
 path = "$PWD/$work/jobs"
 [log]
@@ -36,4 +46,4 @@ for _ in $(seq 1 300); do
   kill -0 "$server" 2>/dev/null || { cat "$work/burnserve.log" >&2; exit 1; }
   sleep 0.1
 done
-timeout 300 "$py" scripts/tritonclient_check.py --url "127.0.0.1:$port" --token "$token"
+timeout 300 "$py" scripts/tritonclient_check.py --url "127.0.0.1:$port" --grpc-url "127.0.0.1:$grpc_port" --token "$token"

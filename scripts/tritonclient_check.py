@@ -1,4 +1,4 @@
-"""Triton's own HTTP client against burnserve (run by scripts/check-tritonclient.sh).
+"""Triton's own HTTP and gRPC clients against burnserve (run by scripts/check-tritonclient.sh).
 
 Every check compares real values: infer answers (JSON, binary, compressed, UINT8) against
 burnserve's own /v1 predict of the same images, metadata against the bundled model.toml, the
@@ -10,7 +10,9 @@ import json
 import sys
 import urllib.request
 
+import grpc
 import numpy as np
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
@@ -42,6 +44,7 @@ def raises(call, *words):
 def main():
     args = argparse.ArgumentParser()
     args.add_argument("--url", required=True)
+    args.add_argument("--grpc-url", required=True)
     args.add_argument("--token", required=True)
     args = args.parse_args()
     admin = {"Authorization": f"Bearer {args.token}"}
@@ -134,8 +137,80 @@ def main():
     check("loaded again: ready, and infer answers as before",
           client.is_model_ready("fashion") and np.array_equal(infer(True, True), as_json))
 
-    print(f"tritonclient http: {len(failures)} failed")
+    check_grpc(args, images, as_json, v1)
+    print(f"tritonclient http and grpc: {len(failures)} failed")
     return 1 if failures else 0
+
+
+def check_grpc(args, images, as_json, v1):
+    admin = {"authorization": f"Bearer {args.token}"}
+    client = grpcclient.InferenceServerClient(url=args.grpc_url)
+    check("grpc: server live and ready", client.is_server_live() and client.is_server_ready())
+    meta = client.get_server_metadata(as_json=True)
+    check("grpc: server metadata", meta["name"] == "burnserve"
+          and "binary_tensor_data" in meta["extensions"], meta)
+    check("grpc: model ready (default and pinned)",
+          client.is_model_ready("fashion") and client.is_model_ready("fashion", "1"))
+    model = client.get_model_metadata("fashion", as_json=True)
+    check("grpc: model metadata", model["inputs"][0]["name"] == "pixels"
+          and [int(d) for d in model["inputs"][0]["shape"]] == [-1, 28, 28], model)
+    config = client.get_model_config("fashion", as_json=True)["config"]
+    check("grpc: model config", int(config["max_batch_size"]) == 64
+          and [int(d) for d in config["input"][0]["dims"]] == [28, 28]
+          and config["input"][0]["data_type"] == "TYPE_FP32", config)
+
+    def infer(version=""):
+        tensor = grpcclient.InferInput("pixels", list(images.shape), "FP32")
+        tensor.set_data_from_numpy(images)
+        outputs = [grpcclient.InferRequestedOutput("probabilities")]
+        return client.infer("fashion", [tensor], model_version=version, outputs=outputs,
+                            request_id="g-1").as_numpy("probabilities")
+
+    got = infer()
+    check("grpc: raw-contents infer equals HTTP JSON infer", got is not None
+          and got.shape == (4, 10) and np.array_equal(got, as_json))
+    check("grpc: pinned version 1 equals /v1 predict of version 1",
+          np.allclose(infer("1"), v1, atol=1e-6))
+    before = client.get_inference_statistics("fashion", "2", as_json=True)["model_stats"][0]
+    infer()
+    after = client.get_inference_statistics("fashion", "2", as_json=True)["model_stats"][0]
+    served = int(after["inference_stats"]["success"]["count"]) - int(before["inference_stats"]["success"]["count"])
+    check("grpc: statistics count one more success after one infer", served == 1, (before, after))
+
+    def grpc_error(call, code):
+        try:
+            call()
+        except Exception as err:  # noqa: BLE001 - tritonclient's exception carries the status
+            status = getattr(err, "status", lambda: None)()
+            return str(status).endswith(code), f"{status}: {err}"
+        return False, "no error"
+
+    tensor = grpcclient.InferInput("pixels", list(images.shape), "FP32")
+    tensor.set_data_from_numpy(images)
+    ok, text = grpc_error(lambda: client.infer("nope", [tensor]), "NOT_FOUND")
+    check("grpc: unknown model is NOT_FOUND", ok, text)
+    bad = grpcclient.InferInput("pixels", [1, 27, 27], "FP32")
+    bad.set_data_from_numpy(np.zeros((1, 27, 27), dtype=np.float32))
+    ok, text = grpc_error(lambda: client.infer("fashion", [bad]), "INVALID_ARGUMENT")
+    check("grpc: wrong shape is INVALID_ARGUMENT", ok, text)
+    ok, text = grpc_error(lambda: client.get_model_repository_index(), "UNAUTHENTICATED")
+    check("grpc: repository index without the token is UNAUTHENTICATED", ok, text)
+    index = client.get_model_repository_index(headers=admin, as_json=True)
+    check("grpc: repository index lists fashion",
+          any(m["name"] == "fashion" for m in index.get("models", [])), index)
+    client.unload_model("fashion", headers=admin)
+    check("grpc: unloaded, not ready", not client.is_model_ready("fashion"))
+    client.load_model("fashion", headers=admin)
+    check("grpc: loaded again, infer answers as before",
+          client.is_model_ready("fashion") and np.array_equal(infer(), as_json))
+
+    # grpc.health.v1.Health/Check with an empty request (all services): SERVING is field 1 = 1.
+    channel = grpc.insecure_channel(args.grpc_url)
+    check_health = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                       request_serializer=lambda b: b,
+                                       response_deserializer=lambda b: b)
+    answer = check_health(b"", timeout=10)
+    check("grpc.health.v1 answers SERVING", answer == b"\x08\x01", answer)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 //! - [`server`] — start-up (registry, actors, model loading) and the actix-web server.
 //! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer and
 //!   shedding gates, the body deadline, request ids and the metrics port.
+//! - [`grpc`] — KServe v2 gRPC (tonic) and grpc.health.v1, through the same state as HTTP.
 //! - [`gpu_metrics`] — GPU memory gauges read at scrape (`cuda` builds).
 //! - [`access`] — the admin token, tenant keys and per-tenant quotas.
 //! - [`limits`] — process limits raised at start.
@@ -16,6 +17,7 @@
 pub mod access;
 pub mod api;
 pub mod gpu_metrics;
+pub mod grpc;
 pub mod limits;
 pub mod server;
 pub mod settings;

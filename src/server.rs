@@ -50,6 +50,8 @@ pub struct RunningServer {
     pub drain: Arc<Drain>,
     /// The async jobs, when enabled (stopped at the start of a drain).
     pub jobs: Option<JobService>,
+    /// The KServe v2 gRPC listener, when enabled (it stops when dropped).
+    pub grpc: Option<crate::grpc::GrpcServer>,
 }
 
 /// The HTTP metrics middleware (`http_requests_total`, `http_requests_duration_seconds`, the
@@ -173,6 +175,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         jobs: jobs.clone(),
     });
     let metrics_listener = state.metrics_listener.clone();
+    let grpc_state = state.get_ref().clone();
     let prometheus = http_metrics(&registry, &settings.metrics.latency_buckets)?;
     let json = api::json_config(settings.server.max_body_bytes, "server.max_body_bytes");
     let route_limits = api::RouteLimits {
@@ -243,6 +246,24 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         let _ = metrics_listener.set(metrics_addr);
         tracing::info!(%metrics_addr, "serving /metrics on its own port as well");
     }
+    let grpc = if settings.grpc.enabled {
+        let grpc = crate::grpc::start(
+            &settings.server.host,
+            settings.grpc.port,
+            grpc_state,
+            settings.server.max_body_bytes,
+        )
+        .map_err(|source| StartError::Bind {
+            addr: format!(
+                "{}:{} (grpc.port)",
+                settings.server.host, settings.grpc.port
+            ),
+            source,
+        })?;
+        Some(grpc)
+    } else {
+        None
+    };
     let server = http.run();
     tracing::info!(%local, cpu_backend = burnserve_models::arch::CPU_BACKEND, "burnserve listening");
     Ok(RunningServer {
@@ -254,5 +275,6 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         loads,
         drain,
         jobs,
+        grpc,
     })
 }

@@ -20,6 +20,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub jobs: JobsSettings,
+    pub grpc: GrpcSettings,
     #[serde(default)]
     pub admin: AdminSettings,
     /// The models to serve: `[[models]] name, versions, default_version, device`.
@@ -200,6 +201,15 @@ pub struct MetricsSettings {
 /// Most latency buckets `metrics.latency_buckets` may list (each is a series per version and
 /// tenant).
 pub const MAX_LATENCY_BUCKETS: usize = 64;
+
+/// `[grpc]`: the KServe v2 gRPC listener (on `server.host`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSettings {
+    pub enabled: bool,
+    /// 0: any free port (tests).
+    pub port: u16,
+}
 
 /// `[jobs]`: the durable async jobs (`burnserve_actors::JobSettings`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -427,6 +437,15 @@ impl Settings {
             return Err(invalid(
                 "metrics.latency_buckets",
                 "bounds must be finite, above 0 and increasing",
+            ));
+        }
+        if self.grpc.enabled
+            && self.grpc.port != 0
+            && (self.grpc.port == self.server.port || self.metrics.port == Some(self.grpc.port))
+        {
+            return Err(invalid(
+                "grpc.port",
+                "must differ from server.port and metrics.port",
             ));
         }
         if self.metrics.port == Some(self.server.port) && self.server.port != 0 {

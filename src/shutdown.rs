@@ -67,6 +67,7 @@ pub async fn serve_until_signalled(
     let mut interrupt = signal(SignalKind::interrupt())?;
     let drain = running.drain.clone();
     let jobs = running.jobs.clone();
+    let mut grpc = running.grpc;
     let mut server = actix_web::rt::spawn(running.server);
     tokio::select! {
         ended = &mut server => {
@@ -93,6 +94,10 @@ pub async fn serve_until_signalled(
         _ = interrupt.recv() => tracing::info!("second signal: ending the grace early"),
     }
     let stopping = running.handle.stop(true);
+    // gRPC stops with HTTP: no new calls; those in flight finish (bounded below with HTTP's).
+    if let Some(grpc) = grpc.as_mut() {
+        grpc.stop();
+    }
     let left_for_stop = timeout.saturating_sub(started.elapsed());
     let stopped = actix_web::rt::time::timeout(left_for_stop, async {
         stopping.await;

@@ -231,17 +231,22 @@ pub async fn repository_index(state: web::Data<AppState>) -> Result<HttpResponse
         .await?
         .into_iter()
         .map(|(key, status)| {
-            let (state, reason) = match status {
-                IndexStatus::Ready => ("READY", String::new()),
-                IndexStatus::Restarting => ("UNAVAILABLE", "restarting".to_string()),
-                IndexStatus::Loading => ("LOADING", String::new()),
-                IndexStatus::Failed(error) => ("UNAVAILABLE", error),
-                IndexStatus::Unloaded => ("UNAVAILABLE", "unloaded".to_string()),
-            };
+            let (state, reason) = index_state(status);
             json!({ "name": key.model, "version": key.version, "state": state, "reason": reason })
         })
         .collect();
     Ok(HttpResponse::Ok().json(index))
+}
+
+/// A repository index entry's state and reason, as Triton writes them (HTTP and gRPC).
+pub fn index_state(status: IndexStatus) -> (&'static str, String) {
+    match status {
+        IndexStatus::Ready => ("READY", String::new()),
+        IndexStatus::Restarting => ("UNAVAILABLE", "restarting".to_string()),
+        IndexStatus::Loading => ("LOADING", String::new()),
+        IndexStatus::Failed(error) => ("UNAVAILABLE", error),
+        IndexStatus::Unloaded => ("UNAVAILABLE", "unloaded".to_string()),
+    }
 }
 
 /// `POST /v2/repository/models/{m}/load`: load (or reload) every version of `m` in the repository.

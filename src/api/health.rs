@@ -39,8 +39,8 @@ async fn failed_versions(state: &AppState) -> Result<Vec<(VersionKey, String)>, 
 }
 
 /// Strict (`server.strict_readiness`, the default): every routed version serves and none
-/// failed to load. Otherwise: at least one version serves.
-pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// failed to load. Otherwise: at least one version serves. Answers how many serve.
+pub async fn check_ready(state: &AppState) -> Result<usize, ApiError> {
     if state.drain.is_draining() {
         return Err(InferError::ShuttingDown.into());
     }
@@ -61,7 +61,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         // Only versions the settings list: an admin's failed load of another version does not
         // take the whole server out of its load balancer.
         waiting.extend(
-            failed_versions(&state)
+            failed_versions(state)
                 .await?
                 .into_iter()
                 .filter(|(key, _)| state.control.is_configured(key))
@@ -71,6 +71,11 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             return Err(InferError::NotReady(format!("not ready: {}", waiting.join(", "))).into());
         }
     }
+    Ok(serving)
+}
+
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let serving = check_ready(&state).await?;
     Ok(HttpResponse::Ok().json(json!({ "ready": true, "versions": serving })))
 }
 

@@ -19,11 +19,19 @@ use super::predict::timed;
 use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
 
+/// The protocol extensions burnserve implements (server metadata, HTTP and gRPC).
+pub const EXTENSIONS: [&str; 4] = [
+    "binary_tensor_data",
+    "model_repository",
+    "statistics",
+    "model_configuration",
+];
+
 pub async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "name": "burnserve",
         "version": env!("CARGO_PKG_VERSION"),
-        "extensions": ["binary_tensor_data", "model_repository", "statistics", "model_configuration"],
+        "extensions": EXTENSIONS,
     }))
 }
 

@@ -200,6 +200,8 @@ pub struct TestServer {
     pub running_handle: actix_web::dev::ServerHandle,
     /// The job store's directory when the settings left `jobs.path` at its default.
     pub jobs_dir: Option<tempfile::TempDir>,
+    /// The gRPC listener (stops when dropped).
+    pub grpc: Option<burnserve::grpc::GrpcServer>,
 }
 
 /// Gives settings that leave `jobs.path` at its default (`data/jobs`, shared by every server
@@ -217,11 +219,16 @@ pub fn own_job_store(settings: &mut Settings) -> Option<tempfile::TempDir> {
 impl TestServer {
     pub async fn start(mut settings: Settings) -> Self {
         let jobs_dir = own_job_store(&mut settings);
+        // Servers of one test binary run side by side: gRPC on any free port, not 8001.
+        if settings.grpc.port == 8001 {
+            settings.grpc.port = 0;
+        }
         let RunningServer {
             addr,
             metrics_addr,
             handle,
             server,
+            grpc,
             ..
         } = burnserve::start(settings).await.expect("server starts");
         actix_web::rt::spawn(server);
@@ -234,7 +241,14 @@ impl TestServer {
             client,
             running_handle: handle,
             jobs_dir,
+            grpc,
         }
+    }
+
+    /// The gRPC listener's address, as `http://127.0.0.1:PORT` for a tonic client.
+    pub fn grpc_url(&self) -> String {
+        let grpc = self.grpc.as_ref().expect("grpc enabled");
+        format!("http://{}", grpc.addr)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 /// The binary, with a job store of its own (`BURNSERVE__JOBS__PATH`, a fresh directory under
 /// the system's temp dir): servers started from the package root would otherwise share
-/// `data/jobs`. A test that needs its own store sets the variable again.
+/// `data/jobs`. A test that needs its own store sets the variable again. gRPC listens on a free
+/// port (`BURNSERVE__GRPC__PORT=0`).
 pub fn burnserve() -> Command {
     static STORES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = STORES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -17,6 +18,8 @@ pub fn burnserve() -> Command {
         std::env::temp_dir().join(format!("burnserve-test-jobs-{}-{n}", std::process::id()));
     let mut command = Command::new(env!("CARGO_BIN_EXE_burnserve"));
     command.env("BURNSERVE__JOBS__PATH", store);
+    // Binaries of one test run side by side: gRPC on any free port, not 8001.
+    command.env("BURNSERVE__GRPC__PORT", "0");
     command
 }
 

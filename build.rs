@@ -1,0 +1,12 @@
+//! Compiles `proto/inference.proto` (the KServe v2 gRPC service) with protox, a pure-Rust
+//! protobuf compiler, so building needs no `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto/inference.proto");
+    let descriptors = protox::compile(["proto/inference.proto"], ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
