@@ -1,0 +1,554 @@
+//! KServe v2 gRPC through a tonic client on 127.0.0.1: infer with raw and typed contents against
+//! the HTTP answer and the network run in-process, every error's code, tenants and the admin
+//! token, a client deadline shorter than the model's, metrics counted like HTTP's, statistics,
+//! and grpc.health.v1.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use burnserve::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+use burnserve::grpc::proto::*;
+use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use common::*;
+use serde_json::json;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+type Client = GrpcInferenceServiceClient<Channel>;
+
+async fn client(server: &TestServer) -> Client {
+    let channel = Channel::from_shared(server.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .expect("grpc connects");
+    GrpcInferenceServiceClient::new(channel)
+}
+
+fn in_process(fixture: &Fixture, items: &[Vec<f32>]) -> Vec<f32> {
+    let dir = fixture.version_dir("mlp", "2");
+    let spec = ModelSpec::from_dir(&dir).unwrap();
+    let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
+    items
+        .iter()
+        .flat_map(|item| {
+            model
+                .forward(InputData::Fp32(item.clone()), 1)
+                .unwrap()
+                .values
+        })
+        .collect()
+}
+
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn from_le(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn input(name: &str, datatype: &str, shape: &[i64]) -> model_infer_request::InferInputTensor {
+    model_infer_request::InferInputTensor {
+        name: name.into(),
+        datatype: datatype.into(),
+        shape: shape.to_vec(),
+        parameters: Default::default(),
+        contents: None,
+    }
+}
+
+fn infer_request(model: &str, input: model_infer_request::InferInputTensor) -> ModelInferRequest {
+    ModelInferRequest {
+        model_name: model.into(),
+        model_version: String::new(),
+        id: String::new(),
+        parameters: Default::default(),
+        inputs: vec![input],
+        outputs: vec![],
+        raw_input_contents: vec![],
+    }
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[actix_web::test]
+async fn raw_and_typed_infer_answer_what_http_does() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.settings()).await;
+    let mut grpc = client(&server).await;
+    let items = mlp_items(3);
+    let flat: Vec<f32> = items.concat();
+    let reference = in_process(&fixture, &items);
+    let shape = [3, MLP_INPUT as i64];
+
+    let mut raw = infer_request("mlp", input("features", "FP32", &shape));
+    raw.id = "g-7".into();
+    raw.raw_input_contents = vec![le_bytes(&flat)];
+    let answer = grpc.model_infer(raw).await.expect("raw infer").into_inner();
+    assert_eq!(
+        (
+            answer.model_name.as_str(),
+            answer.model_version.as_str(),
+            answer.id.as_str()
+        ),
+        ("mlp", "2", "g-7")
+    );
+    let output = &answer.outputs[0];
+    assert_eq!(
+        (output.name.as_str(), output.datatype.as_str()),
+        ("probabilities", "FP32")
+    );
+    assert_eq!(output.shape, [3, MLP_CLASSES as i64]);
+    let served = from_le(&answer.raw_output_contents[0]);
+    for (a, b) in served.iter().zip(&reference) {
+        assert!((a - b).abs() <= 1e-6, "{served:?} vs {reference:?}");
+    }
+
+    let mut typed_input = input("features", "FP32", &shape);
+    typed_input.contents = Some(InferTensorContents {
+        fp32_contents: flat.clone(),
+        ..Default::default()
+    });
+    let typed = grpc
+        .model_infer(infer_request("mlp", typed_input))
+        .await
+        .expect("typed infer")
+        .into_inner();
+    assert_eq!(
+        from_le(&typed.raw_output_contents[0]),
+        served,
+        "typed contents answer the same"
+    );
+
+    let (status, http, _) = server
+        .post(
+            "/v2/models/mlp/infer",
+            &json!({ "inputs": [{ "name": "features", "shape": shape, "datatype": "FP32", "data": flat }] }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        floats(&http["outputs"][0]["data"]),
+        served,
+        "gRPC and HTTP agree bit for bit"
+    );
+
+    // Counted like any request: three to mlp/2, by the same tenant label.
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "inference_requests_total",
+            &[("model", "mlp"), ("version", "2"), ("tenant", "anonymous")]
+        ),
+        3.0
+    );
+    let stats = grpc
+        .model_statistics(ModelStatisticsRequest {
+            name: "mlp".into(),
+            version: "2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let s = &stats.model_stats[0];
+    assert_eq!(
+        (
+            s.inference_count,
+            s.inference_stats
+                .as_ref()
+                .unwrap()
+                .success
+                .as_ref()
+                .unwrap()
+                .count
+        ),
+        (9, 3)
+    );
+
+    let meta = grpc
+        .server_metadata(ServerMetadataRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(meta.name, "burnserve");
+    assert!(meta.extensions.contains(&"binary_tensor_data".to_string()));
+    let model = grpc
+        .model_metadata(ModelMetadataRequest {
+            name: "mlp".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(model.versions, ["1", "2"]);
+    assert_eq!(model.inputs[0].shape, [-1, MLP_INPUT as i64]);
+    let ready = |name: &str, version: &str| ModelReadyRequest {
+        name: name.into(),
+        version: version.into(),
+    };
+    assert!(
+        grpc.model_ready(ready("mlp", "1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        !grpc
+            .model_ready(ready("nope", ""))
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    assert!(
+        grpc.server_ready(ServerReadyRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    );
+    let config = grpc
+        .model_config(ModelConfigRequest {
+            name: "mlp".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    assert_eq!(
+        (config.max_batch_size, config.input[0].dims.clone()),
+        (16, vec![MLP_INPUT as i64])
+    );
+    assert_eq!(config.input[0].data_type, DataType::TypeFp32 as i32);
+
+    // grpc.health.v1, as Kubernetes' gRPC probe calls it.
+    let channel = Channel::from_shared(server.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn every_mistake_gets_its_code_and_error_type() {
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.settings()).await;
+    let mut grpc = client(&server).await;
+    let good = || {
+        let mut i = input("features", "FP32", &[1, MLP_INPUT as i64]);
+        i.contents = Some(InferTensorContents {
+            fp32_contents: vec![0.5; MLP_INPUT],
+            ..Default::default()
+        });
+        i
+    };
+    let mut cases: Vec<(ModelInferRequest, Code, &str, &str)> = vec![];
+    cases.push((
+        infer_request("nope", good()),
+        Code::NotFound,
+        "model_not_found",
+        "nope",
+    ));
+    let mut pinned = infer_request("mlp", good());
+    pinned.model_version = "9".into();
+    cases.push((pinned, Code::NotFound, "model_not_found", "'9'"));
+    let mut short = good();
+    short.contents.as_mut().unwrap().fp32_contents.pop();
+    cases.push((
+        infer_request("mlp", short),
+        Code::InvalidArgument,
+        "invalid_input",
+        "11 FP32 elements",
+    ));
+    let mut both = infer_request("mlp", good());
+    both.raw_input_contents = vec![vec![0; 48]];
+    cases.push((
+        both,
+        Code::InvalidArgument,
+        "invalid_input",
+        "both contents and raw_input_contents",
+    ));
+    let mut raw_short = infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64]));
+    raw_short.raw_input_contents = vec![vec![0; 47]];
+    cases.push((
+        raw_short,
+        Code::InvalidArgument,
+        "invalid_input",
+        "47 bytes",
+    ));
+    let mut two_raw = infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64]));
+    two_raw.raw_input_contents = vec![vec![0; 48], vec![0; 48]];
+    cases.push((
+        two_raw,
+        Code::InvalidArgument,
+        "invalid_input",
+        "2 entries for 1 input",
+    ));
+    cases.push((
+        infer_request("mlp", input("features", "FP32", &[-1, 12])),
+        Code::InvalidArgument,
+        "invalid_input",
+        "dimension -1",
+    ));
+    cases.push((
+        infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64])),
+        Code::InvalidArgument,
+        "invalid_input",
+        "no contents",
+    ));
+    let mut wrong_shape = input("features", "FP32", &[1, 5]);
+    wrong_shape.contents = Some(InferTensorContents {
+        fp32_contents: vec![0.0; 5],
+        ..Default::default()
+    });
+    cases.push((
+        infer_request("mlp", wrong_shape),
+        Code::InvalidArgument,
+        "invalid_input",
+        "shape",
+    ));
+    let mut unknown_output = infer_request("mlp", good());
+    unknown_output.outputs = vec![model_infer_request::InferRequestedOutputTensor {
+        name: "logits".into(),
+        parameters: Default::default(),
+    }];
+    cases.push((
+        unknown_output,
+        Code::InvalidArgument,
+        "invalid_input",
+        "no output 'logits'",
+    ));
+    let mut fp16 = input("features", "FP16", &[1]);
+    fp16.contents = Some(InferTensorContents::default());
+    cases.push((
+        infer_request("mlp", fp16),
+        Code::InvalidArgument,
+        "invalid_input",
+        "FP16",
+    ));
+    let mut bad_timeout = infer_request("mlp", good());
+    bad_timeout.parameters.insert(
+        "timeout".into(),
+        InferParameter {
+            parameter_choice: Some(infer_parameter::ParameterChoice::StringParam("soon".into())),
+        },
+    );
+    cases.push((
+        bad_timeout,
+        Code::InvalidArgument,
+        "invalid_input",
+        "timeout",
+    ));
+    cases.push((
+        infer_request("panic", {
+            let mut i = input("x", "FP32", &[1, 2]);
+            // The fake's marker: its forward pass panics.
+            i.contents = Some(InferTensorContents {
+                fp32_contents: vec![-1.0, 2.0],
+                ..Default::default()
+            });
+            i
+        }),
+        Code::Internal,
+        "inference_error",
+        "",
+    ));
+    for (request, code, error_type, words) in cases {
+        let err = grpc.model_infer(request).await.expect_err("refused");
+        assert_eq!(err.code(), code, "{err:?}");
+        assert_eq!(
+            err.metadata().get("error-type").unwrap(),
+            error_type,
+            "{err:?}"
+        );
+        assert!(err.message().contains(words), "{words}: {}", err.message());
+    }
+    // Repository RPCs need the admin token; none is configured here.
+    let err = grpc
+        .repository_index(RepositoryIndexRequest {
+            repository_name: String::new(),
+            ready: false,
+        })
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn tenants_admin_token_and_deadlines_hold_over_grpc() {
+    let fixture = Fixture::new();
+    let extra = format!(
+        "[admin]\ntoken = \"{TOKEN}\"\n[[tenants]]\nname = \"alpha\"\napi_key = \"alpha-key-0123456789abcdef\"\n"
+    );
+    let server =
+        TestServer::start(burnserve::Settings::from_toml(&fixture.settings_toml(&extra)).unwrap())
+            .await;
+    let mut grpc = client(&server).await;
+    let slow = || {
+        let mut i = input("x", "FP32", &[1, 2]);
+        i.contents = Some(InferTensorContents {
+            fp32_contents: vec![1.0, 2.0],
+            ..Default::default()
+        });
+        infer_request("slow", i)
+    };
+    let err = grpc.model_infer(slow()).await.expect_err("no key");
+    assert_eq!(
+        (
+            err.code(),
+            err.metadata().get("error-type").unwrap().to_str().unwrap()
+        ),
+        (Code::Unauthenticated, "unauthorized")
+    );
+    let err = grpc
+        .model_infer(with_token(slow(), "wrong-key-0123456789"))
+        .await
+        .expect_err("bad key");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let answer = grpc
+        .model_infer(with_token(slow(), "alpha-key-0123456789abcdef"))
+        .await
+        .expect("tenant key")
+        .into_inner();
+    assert_eq!(answer.model_name, "slow");
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "inference_requests_total",
+            &[("model", "slow"), ("tenant", "alpha")]
+        ),
+        1.0
+    );
+
+    // A client deadline shorter than the 300 ms pass: the runtime holds the request to it, so
+    // the pass it knows it cannot finish in time is refused at once (RESOURCE_EXHAUSTED,
+    // `overloaded`), not run.
+    let mut request = with_token(slow(), "alpha-key-0123456789abcdef");
+    request.set_timeout(Duration::from_millis(100));
+    let started = Instant::now();
+    let err = grpc.model_infer(request).await.expect_err("deadline");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("cannot answer within 100ms"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    // A deadline the pass fits but the queue ahead does not: a second call queued behind a
+    // running one gets DEADLINE_EXCEEDED by its deadline.
+    let mut first = grpc.clone();
+    let running = tokio::spawn(async move {
+        first
+            .model_infer(with_token(slow(), "alpha-key-0123456789abcdef"))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut request = with_token(slow(), "alpha-key-0123456789abcdef");
+    request.set_timeout(Duration::from_millis(450));
+    let started = Instant::now();
+    match grpc.model_infer(request).await {
+        Err(err) => {
+            assert!(
+                [Code::DeadlineExceeded, Code::ResourceExhausted].contains(&err.code()),
+                "{err:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_millis(550),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+        Ok(_) => assert!(started.elapsed() <= Duration::from_millis(450)),
+    }
+    running.await.unwrap().expect("the first call is served");
+
+    // The repository RPCs take the admin token only.
+    let index = || RepositoryIndexRequest {
+        repository_name: String::new(),
+        ready: true,
+    };
+    let err = grpc
+        .repository_index(with_token(index(), "alpha-key-0123456789abcdef"))
+        .await
+        .expect_err("tenant");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = grpc.repository_index(index()).await.expect_err("no token");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let listed = grpc
+        .repository_index(with_token(index(), TOKEN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed
+        .models
+        .iter()
+        .any(|m| m.name == "mlp" && m.version == "2" && m.state == "READY"));
+    let unload = RepositoryModelUnloadRequest {
+        repository_name: String::new(),
+        model_name: "echo".into(),
+        parameters: Default::default(),
+    };
+    grpc.repository_model_unload(with_token(unload, TOKEN))
+        .await
+        .unwrap();
+    let ready = grpc
+        .model_ready(ModelReadyRequest {
+            name: "echo".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!ready.ready);
+    let load = RepositoryModelLoadRequest {
+        repository_name: String::new(),
+        model_name: "echo".into(),
+        parameters: Default::default(),
+    };
+    grpc.repository_model_load(with_token(load, TOKEN))
+        .await
+        .unwrap();
+    let ready = grpc
+        .model_ready(ModelReadyRequest {
+            name: "echo".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ready.ready);
+    server.stop().await;
+}
