@@ -41,7 +41,7 @@ RUN mkdir -p /app/data/jobs && chown -R 10001:10001 /app/data
 
 # A numeric UID, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8000
+EXPOSE 8000 8001
 # burnserve drains on SIGTERM (readiness 503, then the listener closes; see README "Reliability").
 STOPSIGNAL SIGTERM
 # No HEALTHCHECK here: Kubernetes probes /health and /ready (deploy/kubernetes/deployment.yaml).

@@ -239,11 +239,14 @@ if toml_key in cm.get("data", {}):
     except tomllib.TOMLDecodeError as e:
         err("ConfigMap", f"burnserve TOML does not parse: {e}")
 defaults = tomllib.load(open(default_toml, "rb"))
-for section in ("server", "repository", "metrics", "log", "admin", "jobs"):
+for section in ("server", "repository", "metrics", "log", "admin", "jobs", "grpc"):
     for key in (settings.get(section) or {}):
         need(key in (defaults.get(section) or {}) or (section, key) in {("admin", "token")},
              "ConfigMap", f"unknown setting {section}.{key} (not in config/default.toml)")
-need(set(settings) <= {"server", "repository", "metrics", "log", "admin", "jobs", "tenants", "models"}, "ConfigMap", "unknown top-level section")
+need(set(settings) <= {"server", "repository", "metrics", "log", "admin", "jobs", "grpc", "tenants", "models"}, "ConfigMap", "unknown top-level section")
+grpc_cfg = {**defaults.get("grpc", {}), **settings.get("grpc", {})}
+if grpc_cfg.get("enabled", True):
+    need(grpc_cfg.get("port") in cports.values(), "ConfigMap", "grpc.port is not a containerPort")
 # The job store is the one thing the server writes: with a read-only root filesystem its
 # directory must be on a writable volume.
 jobs = {**defaults.get("jobs", {}), **settings.get("jobs", {})}
@@ -372,7 +375,7 @@ dockerfile_has '^FROM rust:[0-9.]+-bookworm AS builder' "a rust:*-bookworm build
 dockerfile_has 'cargo build --release --locked --bin burnserve' "cargo build --release --locked --bin burnserve"
 dockerfile_has '^FROM debian:bookworm-slim' "a debian:bookworm-slim runtime stage"
 dockerfile_has '^USER 10001(:10001)?$' "USER 10001 (numeric, for runAsNonRoot)"
-dockerfile_has '^EXPOSE 8000$' "EXPOSE 8000"
+dockerfile_has '^EXPOSE 8000 8001$' "EXPOSE 8000 8001 (HTTP, gRPC)"
 dockerfile_has '^STOPSIGNAL SIGTERM$' "STOPSIGNAL SIGTERM"
 dockerfile_has '^ENTRYPOINT \["/usr/local/bin/burnserve"\]' "the binary as ENTRYPOINT (exec form)"
 dockerfile_has '^COPY models/repository/' "models/repository copied into the image"
@@ -397,6 +400,8 @@ cm, scratch, repo = sys.argv[1:]
 toml = yaml.safe_load(open(cm))["data"]["burnserve.toml"]
 toml = toml.replace("/etc/burnserve/secrets/tenant-a.key", f"{scratch}/tenant.key")
 toml = toml.replace('"/app/models/repository"', f'"{repo}"')
+toml = toml.replace('"/var/lib/burnserve/jobs"', f'"{scratch}/jobs"')
+toml = toml.replace("port = 8001", "port = 0")
 open(f"{scratch}/burnserve.toml", "w").write(toml)
 PYEOF
     BURNSERVE__ADMIN__TOKEN="smoke-admin-token-0123456789" \
