@@ -391,6 +391,38 @@ async fn every_mistake_gets_its_code_and_error_type() {
         );
         assert!(err.message().contains(words), "{words}: {}", err.message());
     }
+    // A message past server.max_body_bytes (8 MiB) is refused by the transport, unread (tonic
+    // answers OUT_OF_RANGE, naming the limit).
+    let mut huge = infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64]));
+    huge.raw_input_contents = vec![vec![0; 9 << 20]];
+    let err = grpc.model_infer(huge).await.expect_err("too large");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert!(err.message().contains("8388608"), "{err:?}");
+    // A shape whose element count overflows is a clear INVALID_ARGUMENT, not a panic.
+    let mut overflow = input("features", "FP32", &[i64::MAX, i64::MAX]);
+    overflow.contents = Some(InferTensorContents::default());
+    let err = grpc
+        .model_infer(infer_request("mlp", overflow))
+        .await
+        .expect_err("overflow");
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("too large"), "{err:?}");
+    // Random model names are counted under `unknown`, never as labels.
+    for n in 0..50 {
+        let _ = grpc
+            .model_infer(infer_request(&format!("m-{n}"), good()))
+            .await;
+    }
+    let metrics = server.metrics().await;
+    assert!(!metrics.contains("m-17"));
+    assert_eq!(
+        metric(
+            &metrics,
+            "inference_requests_total",
+            &[("model", "unknown")]
+        ),
+        51.0
+    );
     // Repository RPCs need the admin token; none is configured here.
     let err = grpc
         .repository_index(RepositoryIndexRequest {
