@@ -28,6 +28,15 @@ def rate(name):
     return runs.get(name, {}).get("req_per_s")
 
 
+def cpu_us(name):
+    """Server CPU microseconds per request of a scenario (both rounds of a pair together)."""
+    rounds = [runs[n] for n in (f"{name}-r1", f"{name}-r2") if n in runs] or ([runs[name]] if name in runs else [])
+    requests = sum(r["requests"] for r in rounds)
+    if not requests:
+        return None
+    return sum(r["server_cpu_cores"] * r["duration_s"] for r in rounds) * 1e6 / requests
+
+
 def ratio(a, b):
     return None if not a or not b else a / b
 
@@ -43,7 +52,13 @@ ratios = {
     "batching_gain_c64": ratio(rate("batching-on-c64"), rate("batching-off-c64")),
     "batching_gain_c8": ratio(rate("batching-on-c8"), rate("batching-off-c8")),
     "batching_gain_c1": ratio(rate("batching-on-c1"), rate("batching-off-c1")),
+    "cnn_batching_gain_c64": ratio(rate("cnn-batching-on-c64"), rate("cnn-batching-off-c64")),
+    "cnn_batching_gain_c8": ratio(rate("cnn-batching-on-c8"), rate("cnn-batching-off-c8")),
+    "cnn_batching_gain_c1": ratio(rate("cnn-batching-on-c1"), rate("cnn-batching-off-c1")),
     "metrics_on_over_off": ratio(rate("metrics-on-c64"), rate("metrics-off-c64")),
+    "metrics_cpu_us_per_request_on": cpu_us("metrics-on-c64"),
+    "metrics_cpu_us_per_request_off": cpu_us("metrics-off-c64"),
+    "metrics_cpu_per_request_on_over_off": ratio(cpu_us("metrics-on-c64"), cpu_us("metrics-off-c64")),
     "throughput_over_fastapi": ratio(ours_fashion and ours_fashion["req_per_s"], fastapi and fastapi["req_per_s"]),
     "fastapi_p99_over_ours": ratio(fastapi and fastapi["p99_ms"], ours_fashion and ours_fashion["p99_ms"]),
 }
@@ -61,15 +76,15 @@ f = lambda v, d=1: "-" if v is None else f"{v:,.{d}f}"
 lines = [
     f"Bench run ({mode}, {dur} s per scenario) — {meta['machine']}; {meta['load_generator']}; {meta['finished']}",
     "",
-    "| scenario | server | VUs | req/s | p50 ms | p95 ms | p99 ms | failed | server CPU (cores) | server peak RSS MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| scenario | server | VUs | req/s | p50 ms | p95 ms | p99 ms | failed | server CPU (cores) | server CPU µs/request | server peak RSS MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 for name, r in runs.items():
     if name == "ramp":
         continue
     lines.append(
         f"| {name} | {r.get('server', '?')} | {r['vus']} | {f(r['req_per_s'])} | {f(r.get('p50_ms'), 2)} | {f(r.get('p95_ms'), 2)} "
-        f"| {f(r.get('p99_ms'), 2)} | {f(100 * r.get('failed_rate', 0), 2)}% | {f(r.get('server_cpu_cores'), 2)} | {f(r.get('server_peak_rss_mib'))} |"
+        f"| {f(r.get('p99_ms'), 2)} | {f(100 * r.get('failed_rate', 0), 2)}% | {f(r.get('server_cpu_cores'), 2)} | {f(cpu_us(name))} | {f(r.get('server_peak_rss_mib'))} |"
     )
 if "ramp" in runs:
     lines += ["", "Ramp to saturation (fashion v1 MLP):", "", "| VUs | req/s | p50 ms | p99 ms |", "|---|---|---|---|"]

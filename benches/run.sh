@@ -29,12 +29,17 @@ fi
 
 # A repository of its own: the MLP batched as shipped, the same weights with batching off, and
 # the identity model (the runtime with no compute behind it).
-mkdir -p "$work/repo/fashion" "$work/repo/fashion-nobatch"
+mkdir -p "$work/repo/fashion" "$work/repo/fashion-nobatch" "$work/repo/cnn" "$work/repo/cnn-nobatch"
 cp -r models/repository/fashion/1 "$work/repo/fashion/1"
 cp -r models/repository/fashion/1 "$work/repo/fashion-nobatch/1"
-sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' "$work/repo/fashion-nobatch/1/model.toml"
+# The CNN (fashion v2), where a forward pass costs enough for batching to show.
+cp -r models/repository/fashion/2 "$work/repo/cnn/1"
+cp -r models/repository/fashion/2 "$work/repo/cnn-nobatch/1"
+for nobatch in fashion-nobatch cnn-nobatch; do
+  sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' "$work/repo/$nobatch/1/model.toml"
+done
 write_identity_echo "$work/repo"
-server_config "$work/repo" fashion:1 fashion-nobatch:1 echo:1 > "$work/bench.toml"
+server_config "$work/repo" fashion:1 fashion-nobatch:1 cnn:1 cnn-nobatch:1 echo:1 > "$work/bench.toml"
 
 echo "== raw forward, in-process (fashion v1 MLP)"
 raw_s=2
@@ -62,6 +67,12 @@ for c in $concurrencies; do
   k6_run "batching-off-c$c-r1" /v1/models/fashion-nobatch/predict "$c"
   k6_run "batching-off-c$c-r2" /v1/models/fashion-nobatch/predict "$c"
   k6_run "batching-on-c$c-r2" /v1/models/fashion/predict "$c"
+done
+for c in $concurrencies; do
+  k6_run "cnn-batching-on-c$c-r1" /v1/models/cnn/predict "$c"
+  k6_run "cnn-batching-off-c$c-r1" /v1/models/cnn-nobatch/predict "$c"
+  k6_run "cnn-batching-off-c$c-r2" /v1/models/cnn-nobatch/predict "$c"
+  k6_run "cnn-batching-on-c$c-r2" /v1/models/cnn/predict "$c"
 done
 dur=$full_dur
 [ $mode = full ] && k6_run ramp /v1/models/fashion/predict 64 benches/k6/ramp.js
