@@ -101,6 +101,9 @@ path = "$root/models/repository"
 [jobs]
 path = "$root/$work/jobs"
 
+[grpc]
+port = 0
+
 [log]
 level = "warn"
 

@@ -187,13 +187,15 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let http = HttpServer::new(move || {
         App::new()
-            // Compressed answers for clients that ask (Accept-Encoding: gzip, deflate).
-            .wrap(actix_web::middleware::Compress::default())
             .wrap(actix_web::middleware::from_fn(api::body::body_deadline))
             .wrap(prometheus.clone())
             .wrap(actix_web::middleware::from_fn(api::metrics_listener_only))
             .wrap(actix_web::middleware::from_fn(api::fold_unknown_methods))
             .wrap(actix_web::middleware::from_fn(api::request_id::correlate))
+            // Compressed answers for clients that ask (Accept-Encoding: gzip, deflate).
+            // Outermost: actix-web-prom puts the /metrics text into the response of the inner
+            // service, so compressing inside it sent a gzip header over plain text.
+            .wrap(actix_web::middleware::Compress::default())
             .app_data(state.clone())
             .app_data(json.clone())
             .app_data(api::query_config())

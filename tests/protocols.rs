@@ -404,6 +404,24 @@ async fn gzip_and_deflate_bodies_are_read_and_answers_compressed_when_asked() {
             }
         }
     }
+    // /metrics too (Prometheus asks for gzip): the text it decodes to is the exposition.
+    let mut response = server
+        .client
+        .get(server.url("/metrics"))
+        .insert_header(("accept-encoding", "gzip"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers().get("content-encoding").unwrap(), "gzip");
+    let bytes = response.body().limit(16 << 20).await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&bytes[..])
+        .read_to_string(&mut text)
+        .expect("valid gzip");
+    assert!(
+        text.contains("# TYPE inference_requests_total counter"),
+        "{text}"
+    );
     // A compressed body that decodes past the body limit is refused, not inflated.
     let huge = vec![b' '; 9 << 20];
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
