@@ -403,8 +403,16 @@ async fn stalled_bodies_and_headers_get_408_and_lose_their_connection() {
             "{what}: {text:?}"
         );
         assert!(closed, "{what}: the connection stays open after {text:?}");
+        // Body deadlines are ours (counted from the headers). The header deadline is actix's
+        // `client_request_timeout`, computed from a clock it refreshes every 500 ms, so it can
+        // fire up to 500 ms early (CI saw 1.4 ms once): only its upper bound is held.
+        let earliest = if what == "headers never finished" {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(450)
+        };
         assert!(
-            took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+            took >= earliest && took < Duration::from_secs(3),
             "{what}: answered after {took:?}"
         );
         if what != "headers never finished" {
