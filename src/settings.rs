@@ -471,8 +471,11 @@ impl Settings {
         // An hour bounds every timeout: a typo such as an extra zero must not hold connections
         // for days.
         const HOUR_MS: u64 = 3_600_000;
+        // actix-http computes the header deadline from a clock it refreshes every 500 ms, so it
+        // fires up to 500 ms early: below 1000 ms a connection could be refused (408) before its
+        // client had any chance to send its headers (CI saw it at 500 ms).
         for (key, value, min) in [
-            ("server.header_timeout_ms", server.header_timeout_ms, 1),
+            ("server.header_timeout_ms", server.header_timeout_ms, 1000),
             ("server.body_timeout_ms", server.body_timeout_ms, 1),
             ("server.keep_alive_ms", server.keep_alive_ms, 0),
         ] {
@@ -602,6 +605,7 @@ mod tests {
             ("disconnect_timeout_ms", "200"),
             ("body_timeout_ms", "0"),
             ("header_timeout_ms", "360000000"),
+            ("header_timeout_ms", "999"),
             ("backlog", "0"),
             ("max_connections_per_worker", "0"),
             ("max_text_body_bytes", "100"),
