@@ -839,8 +839,8 @@ async fn invented_methods_do_not_grow_the_metric_series() {
     let server = TestServer::start(fixture.settings()).await;
     let paths = ["/nope", "/v1/models/mlp/predict", "/metrics", "/health"];
     let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
-    // Routes answer 405, unknown paths 404.
-    let expected = [404, 405, 404, 405];
+    // Routes (`/metrics` included) answer 405, unknown paths 404.
+    let expected = [404, 405, 405, 405];
     for (path, status) in paths.iter().zip(expected) {
         let (got, body) = server.admin_as("WARMUP", path, "", None).await;
         assert_eq!(got, status, "{path}: {body}");

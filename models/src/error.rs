@@ -46,6 +46,29 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
+    /// Every kind (the OpenAPI document lists their words).
+    pub const ALL: [ErrorType; 19] = [
+        ErrorType::InvalidInput,
+        ErrorType::SchemaMismatch,
+        ErrorType::Unauthorized,
+        ErrorType::Forbidden,
+        ErrorType::ModelNotFound,
+        ErrorType::NotFound,
+        ErrorType::MethodNotAllowed,
+        ErrorType::PayloadTooLarge,
+        ErrorType::RequestTimeout,
+        ErrorType::RateLimited,
+        ErrorType::LoadFailed,
+        ErrorType::Overloaded,
+        ErrorType::NotReady,
+        ErrorType::ShuttingDown,
+        ErrorType::Timeout,
+        ErrorType::Inference,
+        ErrorType::Conflict,
+        ErrorType::StoreFull,
+        ErrorType::Internal,
+    ];
+
     /// The word of the error contract.
     pub const fn as_str(self) -> &'static str {
         match self {

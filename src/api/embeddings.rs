@@ -6,17 +6,21 @@ use actix_web::{web, HttpResponse};
 use burnserve_actors::{InferRequest, InferResponse, InferenceService};
 use burnserve_models::{InputData, RequestInput};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::openapi::{InferErrors, NestedTensorSchema};
 use super::predict::timed;
 use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbeddingsRequest {
+    /// A model name (its default version) or `name/version`.
     pub model: String,
     /// A string or a list of strings.
+    #[schema(value_type = NestedTensorSchema)]
     pub input: NestedTensor,
     /// Only `float` is supported.
     #[serde(default)]
@@ -29,20 +33,20 @@ pub struct EmbeddingsRequest {
     pub user: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Embedding {
     pub object: &'static str,
     pub index: usize,
     pub embedding: Vec<f32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Usage {
     pub prompt_tokens: usize,
     pub total_tokens: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EmbeddingsResponse {
     pub object: &'static str,
     pub data: Vec<Embedding>,
@@ -50,6 +54,9 @@ pub struct EmbeddingsResponse {
     pub usage: Usage,
 }
 
+/// Embeds texts, answered in OpenAI's shape.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "inference", request_body = EmbeddingsRequest,
+    responses((status = 200, description = "One embedding per text", body = EmbeddingsResponse), InferErrors))]
 pub async fn embeddings(
     state: web::Data<AppState>,
     caller: Caller,

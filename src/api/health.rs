@@ -3,17 +3,42 @@
 
 use actix_web::{web, HttpResponse};
 use burnserve_actors::{InferError, VersionKey, VersionPhase};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::openapi::{LookupErrors, ModelPath, VersionPath};
 use super::{ApiError, AppState};
+
+/// `GET /health`, `GET /v2/health/live`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Live {
+    pub live: bool,
+}
+
+/// `GET /ready`, `GET /v2/health/ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    pub ready: bool,
+    /// Versions serving.
+    pub versions: usize,
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]/ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionReady {
+    pub name: String,
+    pub version: String,
+    pub ready: bool,
+}
 
 /// The process serves: answers 503 once the router or the model supervisor is gone for good
 /// (a dead supervisor is restarted first), so an orchestrator restarts the process.
+#[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Live)))]
 pub async fn live(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if !state.control.is_alive() {
         return Err(control_plane_gone());
     }
-    Ok(HttpResponse::Ok().json(json!({ "live": true })))
+    Ok(HttpResponse::Ok().json(Live { live: true }))
 }
 
 fn control_plane_gone() -> ApiError {
@@ -74,9 +99,14 @@ pub async fn check_ready(state: &AppState) -> Result<usize, ApiError> {
     Ok(serving)
 }
 
+/// Every loaded version serves (strict readiness), or at least one; 503 while draining.
+#[utoipa::path(get, path = "/ready", tag = "health", responses((status = 200, body = Ready)))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let serving = check_ready(&state).await?;
-    Ok(HttpResponse::Ok().json(json!({ "ready": true, "versions": serving })))
+    Ok(HttpResponse::Ok().json(Ready {
+        ready: true,
+        versions: serving,
+    }))
 }
 
 async fn version_ready(
@@ -107,10 +137,16 @@ async fn version_ready(
         ))
         .into());
     }
-    Ok(HttpResponse::Ok()
-        .json(json!({ "name": description.name, "version": description.version, "ready": true })))
+    Ok(HttpResponse::Ok().json(VersionReady {
+        name: description.name,
+        version: description.version,
+        ready: true,
+    }))
 }
 
+/// The model's default version serves (503 while it loads, restarts, or failed to load).
+#[utoipa::path(get, path = "/v2/models/{model}/ready", tag = "health", params(ModelPath),
+    responses((status = 200, body = VersionReady), LookupErrors))]
 pub async fn model_ready(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -118,10 +154,25 @@ pub async fn model_ready(
     version_ready(&state, path.into_inner(), None).await
 }
 
+/// The version serves.
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/ready", tag = "health",
+    params(VersionPath), responses((status = 200, body = VersionReady), LookupErrors))]
 pub async fn model_version_ready(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (model, version) = path.into_inner();
     version_ready(&state, model, Some(version)).await
+}
+
+/// `GET /v2/health/live`: [`live`] under the v2 path (the document's entry for the alias).
+#[utoipa::path(get, path = "/v2/health/live", tag = "health", responses((status = 200, body = Live)))]
+pub async fn live_v2(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    live(state).await
+}
+
+/// `GET /v2/health/ready`: [`ready`] under the v2 path.
+#[utoipa::path(get, path = "/v2/health/ready", tag = "health", responses((status = 200, body = Ready)))]
+pub async fn ready_v2(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    ready(state).await
 }

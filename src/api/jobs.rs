@@ -13,11 +13,13 @@ use burnserve_actors::jobs::{
     NewSubmission, RunFuture,
 };
 use burnserve_actors::{InferenceService, VersionKey};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::embeddings::{self, EmbeddingsRequest};
+use super::openapi::{AnyJson, ErrorBody, JobErrors, ModelPath, VersionPath};
 use super::predict::{self, PredictRequest};
 use super::{ApiError, AppState};
 
@@ -34,7 +36,7 @@ impl From<JobError> for ApiError {
 }
 
 /// Unix milliseconds as RFC 3339 (UTC, milliseconds).
-fn timestamp(ms: u64) -> Value {
+fn timestamp(ms: u64) -> Option<String> {
     let nanos = i128::from(ms) * 1_000_000;
     time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
         .ok()
@@ -42,32 +44,52 @@ fn timestamp(ms: u64) -> Value {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .map_or(Value::Null, Value::String)
 }
 
 /// A job as the API shows it; `result` once it succeeded.
-fn view(record: &JobRecord, result: Option<Value>) -> Value {
-    let mut job = json!({
-        "job_id": record.id.to_string(),
-        "status": record.status.as_str(),
-        "model": record.model,
-        "version": record.version,
-        "kind": record.kind,
-        "created_at": timestamp(record.created_ms),
-        "started_at": record.started_ms.map_or(Value::Null, timestamp),
-        "finished_at": record.finished_ms.map_or(Value::Null, timestamp),
-        "attempts": record.attempts,
-    });
-    if let Some(key) = &record.idempotency_key {
-        job["idempotency_key"] = Value::String(key.clone());
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobView {
+    pub job_id: String,
+    /// `PENDING`, `RUNNING`, `SUCCEEDED`, `FAILED`, `CANCELLED` or `EXPIRED`.
+    pub status: &'static str,
+    pub model: String,
+    /// The version resolved at submit: the job runs on it.
+    pub version: String,
+    /// `predict` or `embeddings`.
+    #[schema(value_type = String)]
+    pub kind: JobKind,
+    /// RFC 3339, UTC.
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Why it failed (`FAILED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ErrorBody>)]
+    pub error: Option<burnserve_actors::jobs::record::JobFailure>,
+    /// What the synchronous route would have answered (`SUCCEEDED`, read by id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AnyJson>)]
+    pub result: Option<Value>,
+}
+
+fn view(record: &JobRecord, result: Option<Value>) -> JobView {
+    JobView {
+        job_id: record.id.to_string(),
+        status: record.status.as_str(),
+        model: record.model.clone(),
+        version: record.version.clone(),
+        kind: record.kind,
+        created_at: timestamp(record.created_ms),
+        started_at: record.started_ms.and_then(timestamp),
+        finished_at: record.finished_ms.and_then(timestamp),
+        attempts: record.attempts,
+        idempotency_key: record.idempotency_key.clone(),
+        error: record.error.clone(),
+        result,
     }
-    if let Some(error) = &record.error {
-        job["error"] = json!({ "error": error.error, "error_type": error.error_type });
-    }
-    if let Some(result) = result {
-        job["result"] = result;
-    }
-    job
 }
 
 fn location(record: &JobRecord) -> String {
@@ -138,12 +160,15 @@ async fn submit(
 fn predict_body(body: &Value) -> Result<(), ApiError> {
     let parsed: PredictRequest = serde_json::from_value(body.clone())
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    if parsed.top_k == Some(0) {
-        return Err(ApiError::BadRequest("top_k must be at least 1".into()));
-    }
-    Ok(())
+    parsed.check()
 }
 
+/// Queues a simple predict body on the model's default version; `202` with the job (`200` with
+/// the same job for a repeated `Idempotency-Key`).
+#[utoipa::path(post, path = "/v1/models/{model}/jobs", tag = "jobs", params(ModelPath,
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters: the same key and body answer the same job")),
+    request_body = super::predict::PredictRequest,
+    responses((status = 202, description = "Queued", body = JobView), (status = 200, description = "The job this Idempotency-Key names", body = JobView), JobErrors))]
 pub async fn submit_predict(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -157,6 +182,11 @@ pub async fn submit_predict(
     submit(&state, &request, &caller, target, JobKind::Predict, body).await
 }
 
+/// Queues a simple predict body on one version.
+#[utoipa::path(post, path = "/v1/models/{model}/versions/{version}/jobs", tag = "jobs",
+    params(VersionPath, ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = super::predict::PredictRequest,
+    responses((status = 202, description = "Queued", body = JobView), (status = 200, description = "The job this Idempotency-Key names", body = JobView), JobErrors))]
 pub async fn submit_predict_version(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -171,6 +201,11 @@ pub async fn submit_predict_version(
     submit(&state, &request, &caller, target, JobKind::Predict, body).await
 }
 
+/// Queues an embeddings body.
+#[utoipa::path(post, path = "/v1/embeddings/jobs", tag = "jobs",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters")),
+    request_body = super::embeddings::EmbeddingsRequest,
+    responses((status = 202, description = "Queued", body = JobView), (status = 200, description = "The job this Idempotency-Key names", body = JobView), JobErrors))]
 pub async fn submit_embeddings(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -184,6 +219,17 @@ pub async fn submit_embeddings(
     submit(&state, &request, &caller, target, JobKind::Embeddings, body).await
 }
 
+/// A job id of a path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct JobPath {
+    /// As a submit answered it.
+    pub job_id: String,
+}
+
+/// Reads a job (with its result once it succeeded).
+#[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "jobs", params(JobPath),
+    responses((status = 200, body = JobView), JobErrors))]
 pub async fn get(
     state: web::Data<AppState>,
     caller: Caller,
@@ -204,6 +250,9 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(view(&record, result)))
 }
 
+/// Cancels a pending job (409 once it runs).
+#[utoipa::path(delete, path = "/v1/jobs/{job_id}", tag = "jobs", params(JobPath),
+    responses((status = 200, body = JobView), JobErrors))]
 pub async fn cancel(
     state: web::Data<AppState>,
     caller: Caller,
@@ -215,15 +264,32 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(view(&record, None)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only jobs in this status.
     status: Option<String>,
+    /// Only jobs of this model.
     model: Option<String>,
+    /// Jobs per page: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// A page of the caller's jobs.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobPage {
+    pub jobs: Vec<JobView>,
+    /// The next page's cursor; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's jobs, oldest first, a page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(ListQuery),
+    responses((status = 200, body = JobPage), JobErrors))]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
@@ -263,11 +329,10 @@ pub async fn list(
         model: query.model,
     };
     let page = jobs(&state)?.list(filter, cursor, limit).await?;
-    let listed: Vec<Value> = page.jobs.iter().map(|record| view(record, None)).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "jobs": listed,
-        "next_cursor": page.next.map(cursor_of),
-    })))
+    Ok(HttpResponse::Ok().json(JobPage {
+        jobs: page.jobs.iter().map(|record| view(record, None)).collect(),
+        next_cursor: page.next.map(cursor_of),
+    }))
 }
 
 /// Runs a stored body through the same code as its synchronous route, on the version it was

@@ -8,6 +8,7 @@ pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod jobs;
+pub mod openapi;
 pub mod predict;
 pub mod request_id;
 pub mod shed;
@@ -187,9 +188,9 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
             .route(web::delete().to(jobs::cancel)),
     ))
     .service(endpoint("/v2", "GET").route(get().to(v2::server_metadata)))
-    .service(endpoint("/v2/", "GET").route(get().to(v2::server_metadata)))
-    .service(endpoint("/v2/health/live", "GET").route(get().to(health::live)))
-    .service(endpoint("/v2/health/ready", "GET").route(get().to(health::ready)))
+    .service(endpoint("/v2/", "GET").route(get().to(v2::server_metadata_slash)))
+    .service(endpoint("/v2/health/live", "GET").route(get().to(health::live_v2)))
+    .service(endpoint("/v2/health/ready", "GET").route(get().to(health::ready_v2)))
     // Before `/v2/models/{model}`: the statistics of every version.
     .service(endpoint("/v2/models/stats", "GET").route(get().to(v2::stats_all)))
     .service(endpoint("/v2/models/{model}", "GET").route(get().to(v2::model_metadata)))
@@ -213,7 +214,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
             .route(get().to(health::model_version_ready)),
     )
     .service(endpoint("/health", "GET").route(get().to(health::live)))
-    .service(endpoint("/ready", "GET").route(get().to(health::ready)));
+    .service(endpoint("/ready", "GET").route(get().to(health::ready)))
+    .service(endpoint("/openapi.json", "GET").route(get().to(openapi::openapi_json)))
+    // The metrics middleware answers `GET /metrics` before routing; this resource gives the
+    // other methods their 405 (and `GET`, where metrics are off, a 404).
+    .service(endpoint("/metrics", "GET").route(get().to(no_route)));
 }
 
 /// The method label every non-standard HTTP method is folded into.

@@ -8,31 +8,39 @@ use actix_web::{web, HttpResponse};
 use burnserve_actors::{InferRequest, InferResponse, InferenceService};
 use burnserve_models::{ModelSpec, RequestInput};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::openapi::{InferErrors, ModelPath, NestedTensorSchema, VersionPath};
 use super::tensor::NestedTensor;
 use super::{millis, ApiError, AppState};
 
 /// Top classes reported per item when the request does not say.
 pub const DEFAULT_TOP_K: usize = 3;
+/// The longest `timeout_ms` a request may give: an hour (a deadline only shortens the model's).
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
     /// One item (the model's input shape) or a list of items, nested or not; for text models
     /// a string or a list of strings.
+    #[schema(value_type = NestedTensorSchema)]
     pub inputs: NestedTensor,
-    /// Shortens the model's deadline for this request.
+    /// Shortens the model's deadline for this request (milliseconds, at most an hour).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 3_600_000)]
     pub timeout_ms: Option<u64>,
+    /// Top classes reported per item (classifiers with labels); default 3.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub top_k: Option<usize>,
     /// `FP32` (default) or `UINT8` pixels for models that accept them.
     #[serde(default)]
     pub datatype: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PredictResponse {
     pub model: String,
     pub version: String,
@@ -42,8 +50,23 @@ pub struct PredictResponse {
     pub predictions: Option<Vec<Vec<Prediction>>>,
 }
 
+impl PredictRequest {
+    /// What serde cannot check: `top_k` at least 1, `timeout_ms` at most an hour.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.top_k == Some(0) {
+            return Err(ApiError::BadRequest("top_k must be at least 1".into()));
+        }
+        if self.timeout_ms.is_some_and(|t| t > MAX_TIMEOUT_MS) {
+            return Err(ApiError::BadRequest(format!(
+                "timeout_ms must be at most {MAX_TIMEOUT_MS} (an hour)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One ranked class of a classifier's output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Prediction {
     pub index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,10 +117,8 @@ pub async fn compute(
     version: Option<String>,
     body: PredictRequest,
 ) -> Result<(InferResponse, PredictResponse), ApiError> {
+    body.check()?;
     let top = body.top_k.unwrap_or(DEFAULT_TOP_K);
-    if top == 0 {
-        return Err(ApiError::BadRequest("top_k must be at least 1".into()));
-    }
     let (shape, data) = body.inputs.into_input();
     let mut input = RequestInput::with_data(shape, data);
     input.datatype = body.datatype;
@@ -138,6 +159,10 @@ async fn run(
     Ok(timed(&response).json(answer))
 }
 
+/// Runs the model's default version (or its canary split) on one item or a batch of items.
+#[utoipa::path(post, path = "/v1/models/{model}/predict", tag = "inference", params(ModelPath),
+    request_body = PredictRequest,
+    responses((status = 200, description = "One output row per item, and the top classes of classifiers", body = PredictResponse), InferErrors))]
 pub async fn predict(
     state: web::Data<AppState>,
     caller: Caller,
@@ -147,6 +172,10 @@ pub async fn predict(
     run(&state, caller, path.into_inner(), None, body.into_inner()).await
 }
 
+/// Runs one version.
+#[utoipa::path(post, path = "/v1/models/{model}/versions/{version}/predict", tag = "inference",
+    params(VersionPath), request_body = PredictRequest,
+    responses((status = 200, description = "One output row per item, and the top classes of classifiers", body = PredictResponse), InferErrors))]
 pub async fn predict_version(
     state: web::Data<AppState>,
     caller: Caller,

@@ -10,12 +10,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use burnserve_actors::InferRequest;
 use burnserve_models::{InputData, RequestInput, TensorSpec, BYTES};
 use futures_util::StreamExt;
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::binary;
-use super::predict::timed;
+use super::openapi::{InferErrors, LookupErrors, ModelPath, NestedTensorSchema, VersionPath};
+use super::predict::{timed, MAX_TIMEOUT_MS};
 use super::tensor::NestedTensor;
 use super::{ApiError, AppState};
 
@@ -27,16 +30,34 @@ pub const EXTENSIONS: [&str; 4] = [
     "model_configuration",
 ];
 
-pub async fn server_metadata() -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "name": "burnserve",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": EXTENSIONS,
-    }))
+/// `GET /v2`: the server's metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServerMetadata {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// The protocol extensions implemented.
+    pub extensions: Vec<&'static str>,
 }
 
-#[derive(Debug, Serialize)]
-struct TensorMetadata {
+/// The server's name, version and extensions.
+#[utoipa::path(get, path = "/v2", tag = "v2", responses((status = 200, body = ServerMetadata)))]
+pub async fn server_metadata() -> HttpResponse {
+    HttpResponse::Ok().json(ServerMetadata {
+        name: "burnserve",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: EXTENSIONS.to_vec(),
+    })
+}
+
+/// `GET /v2/`: [`server_metadata`] (a trailing slash some clients add).
+#[utoipa::path(get, path = "/v2/", tag = "v2", responses((status = 200, body = ServerMetadata)))]
+pub async fn server_metadata_slash() -> HttpResponse {
+    server_metadata().await
+}
+
+/// A tensor of the model metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TensorMetadata {
     name: String,
     datatype: String,
     /// `-1` is the batch dimension.
@@ -56,6 +77,31 @@ fn tensor_metadata(spec: &TensorSpec) -> TensorMetadata {
     }
 }
 
+/// `GET /v2/models/{m}[/versions/{v}]`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelMetadata {
+    pub name: String,
+    /// Every loaded version (the one named, when the path names one).
+    pub versions: Vec<String>,
+    /// `burn_<architecture>`.
+    pub platform: String,
+    pub inputs: Vec<TensorMetadata>,
+    pub outputs: Vec<TensorMetadata>,
+    pub parameters: ModelParameters,
+}
+
+/// burnserve's additions to the model metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelParameters {
+    pub default_version: Option<String>,
+    /// Version → share of unpinned requests (a canary split); empty without one.
+    pub weights: BTreeMap<String, u32>,
+    pub device: String,
+    pub max_batch_size: usize,
+    /// Class names of a classifier's outputs.
+    pub labels: Vec<String>,
+}
+
 async fn metadata(
     state: &AppState,
     model: String,
@@ -68,22 +114,25 @@ async fn metadata(
     } else {
         d.versions.clone()
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "name": d.name,
-        "versions": versions,
-        "platform": format!("burn_{}", d.spec.architecture),
-        "inputs": [tensor_metadata(&d.spec.input)],
-        "outputs": [tensor_metadata(&d.spec.output)],
-        "parameters": {
-            "default_version": d.routing.default_version,
-            "weights": d.routing.weights,
-            "device": d.device.to_string(),
-            "max_batch_size": d.spec.batching.max_batch_size,
-            "labels": d.spec.output.labels,
+    Ok(HttpResponse::Ok().json(ModelMetadata {
+        name: d.name,
+        versions,
+        platform: format!("burn_{}", d.spec.architecture),
+        inputs: vec![tensor_metadata(&d.spec.input)],
+        outputs: vec![tensor_metadata(&d.spec.output)],
+        parameters: ModelParameters {
+            default_version: d.routing.default_version,
+            weights: d.routing.weights,
+            device: d.device.to_string(),
+            max_batch_size: d.spec.batching.max_batch_size,
+            labels: d.spec.output.labels.clone(),
         },
-    })))
+    }))
 }
 
+/// The model's name, versions, inputs and outputs.
+#[utoipa::path(get, path = "/v2/models/{model}", tag = "v2", params(ModelPath),
+    responses((status = 200, body = ModelMetadata), LookupErrors))]
 pub async fn model_metadata(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -91,6 +140,9 @@ pub async fn model_metadata(
     metadata(&state, path.into_inner(), None).await
 }
 
+/// One version's metadata.
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}", tag = "v2", params(VersionPath),
+    responses((status = 200, body = ModelMetadata), LookupErrors))]
 pub async fn model_metadata_version(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -99,55 +151,63 @@ pub async fn model_metadata_version(
     metadata(&state, model, Some(version)).await
 }
 
-#[derive(Debug, Deserialize)]
+/// An inference request: JSON, or with `Inference-Header-Content-Length` this JSON followed by
+/// the inputs' raw bytes (the binary tensor data extension).
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct InferBody {
     #[serde(default)]
     pub id: Option<String>,
     #[serde(default)]
     pub parameters: Option<InferParameters>,
+    /// Exactly one input (burnserve's models have one).
+    #[schema(min_items = 1, max_items = 1)]
     pub inputs: Vec<InputTensor>,
     /// The outputs wanted, and how (`parameters.binary_data`); absent: every output, as JSON.
     #[serde(default)]
     pub outputs: Option<Vec<RequestedOutput>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct InferParameters {
-    /// Deadline in microseconds (Triton's `timeout`); shortens the model's default only.
+    /// Deadline in microseconds (Triton's `timeout`, at most an hour); shortens the model's
+    /// default only.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 3_600_000_000_u64)]
     pub timeout: Option<u64>,
     /// Every output as binary data (the binary tensor data extension).
     #[serde(default)]
     pub binary_data_output: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct InputTensor {
     pub name: String,
     pub shape: Vec<usize>,
+    /// `FP32`, `UINT8` (pixels) or `BYTES` (text).
     pub datatype: String,
     /// JSON data; absent when the tensor is binary (`parameters.binary_data_size`).
     #[serde(default)]
+    #[schema(value_type = Option<NestedTensorSchema>)]
     pub data: Option<NestedTensor>,
     #[serde(default)]
     pub parameters: Option<InputParameters>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct InputParameters {
     /// Bytes of this input in the binary section after the JSON header.
     #[serde(default)]
     pub binary_data_size: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RequestedOutput {
     pub name: String,
     #[serde(default)]
     pub parameters: Option<OutputParameters>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OutputParameters {
     #[serde(default)]
     pub binary_data: Option<bool>,
@@ -275,12 +335,21 @@ async fn run(
         ));
     }
     let parameters = body.parameters.unwrap_or_default();
+    if parameters
+        .timeout
+        .is_some_and(|t| t > MAX_TIMEOUT_MS.saturating_mul(1000))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "parameters.timeout must be at most {} µs (an hour)",
+            MAX_TIMEOUT_MS * 1000
+        )));
+    }
     let binary_all = parameters.binary_data_output == Some(true);
     let mut request = InferRequest::new(model, version, tensor);
     caller.apply(&mut request);
     request.timeout = parameters.timeout.map(Duration::from_micros);
     request.output_names = requested.iter().map(|o| o.name.clone()).collect();
-    let response = state.service.infer(request).await?;
+    let mut response = state.service.infer(request).await?;
     let mut shape = vec![response.output.rows];
     shape.extend(&response.spec.output.shape);
     let name = response.spec.output.name.clone();
@@ -288,23 +357,30 @@ async fn run(
         || requested.iter().any(|o| {
             o.name == name && o.parameters.as_ref().and_then(|p| p.binary_data) == Some(true)
         });
-    let mut output = json!({ "name": name, "datatype": "FP32", "shape": shape });
-    let mut answer = json!({
-        "model_name": response.key.model,
-        "model_version": response.key.version,
-    });
-    if let Some(id) = body.id {
-        answer["id"] = Value::String(id);
-    }
     let mut builder = timed(&response);
+    let mut output = OutputTensor {
+        name,
+        datatype: "FP32",
+        shape,
+        data: None,
+        parameters: None,
+    };
+    let values = std::mem::take(&mut response.output.output);
+    let answer = |output: OutputTensor| InferResponse {
+        model_name: response.key.model.clone(),
+        model_version: response.key.version.clone(),
+        id: body.id.clone(),
+        outputs: vec![output],
+    };
     if !as_binary {
-        output["data"] = json!(response.output.output);
-        answer["outputs"] = json!([output]);
-        return Ok(builder.json(answer));
+        output.data = Some(values);
+        return Ok(builder.json(answer(output)));
     }
-    let data = binary::encode_f32(&response.output.output);
-    output["parameters"] = json!({ "binary_data_size": data.len() });
-    answer["outputs"] = json!([output]);
+    let data = binary::encode_f32(&values);
+    output.parameters = Some(OutputTensorParameters {
+        binary_data_size: data.len(),
+    });
+    let answer = answer(output);
     let mut framed = serde_json::to_vec(&answer)
         .map_err(|e| ApiError::BadRequest(format!("cannot encode the response: {e}")))?;
     let header_length = framed.len();
@@ -315,6 +391,45 @@ async fn run(
         .body(framed))
 }
 
+/// An inference response (JSON; with binary outputs, this JSON followed by their bytes).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: String,
+    /// The request's `id`, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub outputs: Vec<OutputTensor>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputTensor {
+    pub name: String,
+    pub datatype: &'static str,
+    pub shape: Vec<usize>,
+    /// Row-major values (absent when the output is binary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<f32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<OutputTensorParameters>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutputTensorParameters {
+    /// Bytes of this output after the JSON header (`Inference-Header-Content-Length`).
+    pub binary_data_size: usize,
+}
+
+/// Open Inference Protocol inference on the model's default version (or its split).
+#[utoipa::path(post, path = "/v2/models/{model}/infer", tag = "inference", params(ModelPath),
+    request_body(description = "JSON, or (binary tensor data extension, `Inference-Header-Content-Length`) this JSON followed by the inputs' bytes", content(
+        (InferBody = "application/json"),
+        (InferBody = "application/octet-stream"),
+    )),
+    responses((status = 200, content(
+        (InferResponse = "application/json"),
+        (InferResponse = "application/octet-stream"),
+    )), InferErrors))]
 pub async fn infer(
     state: web::Data<AppState>,
     caller: Caller,
@@ -326,6 +441,17 @@ pub async fn infer(
     run(&state, caller, &request, (path.into_inner(), None), &body).await
 }
 
+/// Open Inference Protocol inference on one version.
+#[utoipa::path(post, path = "/v2/models/{model}/versions/{version}/infer", tag = "inference",
+    params(VersionPath),
+    request_body(description = "JSON, or (binary tensor data extension, `Inference-Header-Content-Length`) this JSON followed by the inputs' bytes", content(
+        (InferBody = "application/json"),
+        (InferBody = "application/octet-stream"),
+    )),
+    responses((status = 200, content(
+        (InferResponse = "application/json"),
+        (InferResponse = "application/octet-stream"),
+    )), InferErrors))]
 pub async fn infer_version(
     state: web::Data<AppState>,
     caller: Caller,
@@ -339,8 +465,61 @@ pub async fn infer_version(
 }
 
 /// `{count, ns}` as Triton writes a statistic.
-fn duration_stat(totals: burnserve_actors::stats::Totals) -> Value {
-    json!({ "count": totals.count, "ns": totals.ns })
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct StatDuration {
+    pub count: u64,
+    pub ns: u64,
+}
+
+impl From<burnserve_actors::stats::Totals> for StatDuration {
+    fn from(totals: burnserve_actors::stats::Totals) -> Self {
+        StatDuration {
+            count: totals.count,
+            ns: totals.ns,
+        }
+    }
+}
+
+/// `GET /v2/models[/{m}[/versions/{v}]]/stats`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsResponse {
+    pub model_stats: Vec<ModelStats>,
+}
+
+/// One version's statistics, as Triton writes them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelStats {
+    pub name: String,
+    pub version: String,
+    /// Unix milliseconds of the last inference (0: none yet).
+    pub last_inference: u64,
+    pub inference_count: u64,
+    pub execution_count: u64,
+    pub inference_stats: InferenceStats,
+    pub batch_stats: Vec<BatchStats>,
+    /// Not reported (always empty).
+    #[schema(value_type = Vec<Object>)]
+    pub memory_usage: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InferenceStats {
+    pub success: StatDuration,
+    pub fail: StatDuration,
+    pub queue: StatDuration,
+    pub compute_input: StatDuration,
+    pub compute_infer: StatDuration,
+    pub compute_output: StatDuration,
+    pub cache_hit: StatDuration,
+    pub cache_miss: StatDuration,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchStats {
+    pub batch_size: usize,
+    pub compute_input: StatDuration,
+    pub compute_infer: StatDuration,
+    pub compute_output: StatDuration,
 }
 
 /// Triton's `model_stats` entry of one version (the statistics extension). Burnserve does not
@@ -349,47 +528,47 @@ fn duration_stat(totals: burnserve_actors::stats::Totals) -> Value {
 fn model_stats(
     key: &burnserve_actors::VersionKey,
     s: &burnserve_actors::stats::StatsSnapshot,
-) -> Value {
-    let none = burnserve_actors::stats::Totals::default();
-    let counted = burnserve_actors::stats::Totals {
+) -> ModelStats {
+    let none = StatDuration { count: 0, ns: 0 };
+    let counted = StatDuration {
         count: s.compute_infer.count,
         ns: 0,
     };
-    let batches: Vec<Value> = s
+    let batch_stats = s
         .batches
         .iter()
         .map(|(size, totals)| {
-            let counted = burnserve_actors::stats::Totals {
+            let counted = StatDuration {
                 count: totals.count,
                 ns: 0,
             };
-            json!({
-                "batch_size": size,
-                "compute_input": duration_stat(counted),
-                "compute_infer": duration_stat(*totals),
-                "compute_output": duration_stat(counted),
-            })
+            BatchStats {
+                batch_size: *size,
+                compute_input: counted,
+                compute_infer: (*totals).into(),
+                compute_output: counted,
+            }
         })
         .collect();
-    json!({
-        "name": key.model,
-        "version": key.version,
-        "last_inference": s.last_inference_ms,
-        "inference_count": s.inference_count,
-        "execution_count": s.execution_count,
-        "inference_stats": {
-            "success": duration_stat(s.success),
-            "fail": duration_stat(s.fail),
-            "queue": duration_stat(s.queue),
-            "compute_input": duration_stat(counted),
-            "compute_infer": duration_stat(s.compute_infer),
-            "compute_output": duration_stat(counted),
-            "cache_hit": duration_stat(none),
-            "cache_miss": duration_stat(none),
+    ModelStats {
+        name: key.model.clone(),
+        version: key.version.clone(),
+        last_inference: s.last_inference_ms,
+        inference_count: s.inference_count,
+        execution_count: s.execution_count,
+        inference_stats: InferenceStats {
+            success: s.success.into(),
+            fail: s.fail.into(),
+            queue: s.queue.into(),
+            compute_input: counted,
+            compute_infer: s.compute_infer.into(),
+            compute_output: counted,
+            cache_hit: none,
+            cache_miss: none,
         },
-        "batch_stats": batches,
-        "memory_usage": [],
-    })
+        batch_stats,
+        memory_usage: Vec::new(),
+    }
 }
 
 async fn stats(
@@ -401,15 +580,20 @@ async fn stats(
         .service
         .stats(model.as_deref(), version.as_deref())
         .await?;
-    let entries: Vec<Value> = all.iter().map(|(key, s)| model_stats(key, s)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "model_stats": entries })))
+    let model_stats = all.iter().map(|(key, s)| model_stats(key, s)).collect();
+    Ok(HttpResponse::Ok().json(StatsResponse { model_stats }))
 }
 
 /// `GET /v2/models/stats`: every loaded version's statistics.
+#[utoipa::path(get, path = "/v2/models/stats", tag = "v2",
+    responses((status = 200, body = StatsResponse)))]
 pub async fn stats_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     stats(&state, None, None).await
 }
 
+/// Every loaded version of one model.
+#[utoipa::path(get, path = "/v2/models/{model}/stats", tag = "v2", params(ModelPath),
+    responses((status = 200, body = StatsResponse), LookupErrors))]
 pub async fn stats_model(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -417,6 +601,9 @@ pub async fn stats_model(
     stats(&state, Some(path.into_inner()), None).await
 }
 
+/// One version.
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/stats", tag = "v2",
+    params(VersionPath), responses((status = 200, body = StatsResponse), LookupErrors))]
 pub async fn stats_version(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -425,22 +612,77 @@ pub async fn stats_version(
     stats(&state, Some(model), Some(version)).await
 }
 
+/// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration (JSON).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelConfig {
+    pub name: String,
+    pub version: String,
+    pub platform: String,
+    pub backend: &'static str,
+    pub max_batch_size: usize,
+    pub input: Vec<ConfigTensor>,
+    pub output: Vec<ConfigTensor>,
+    pub dynamic_batching: DynamicBatching,
+    pub instance_group: Vec<InstanceGroup>,
+    /// `device` and `timeout_ms`.
+    pub parameters: BTreeMap<String, StringValue>,
+}
+
 /// A tensor as Triton's model configuration writes it.
-fn config_tensor(spec: &TensorSpec) -> Value {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigTensor {
+    pub name: String,
+    /// `TYPE_FP32`, `TYPE_UINT8`, `TYPE_STRING`.
+    pub data_type: String,
+    pub dims: Vec<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DynamicBatching {
+    pub max_queue_delay_microseconds: u64,
+    pub adaptive_delay: bool,
+    pub default_queue_policy: QueuePolicy,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuePolicy {
+    pub max_queue_size: usize,
+    pub default_timeout_microseconds: u64,
+    pub timeout_action: &'static str,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceGroup {
+    pub count: usize,
+    /// `KIND_CPU` or `KIND_GPU`.
+    pub kind: &'static str,
+    pub gpus: Vec<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StringValue {
+    pub string_value: String,
+}
+
+fn config_tensor(spec: &TensorSpec) -> ConfigTensor {
     let dims: Vec<usize> = if spec.datatype == BYTES {
         vec![1]
     } else {
         spec.shape.clone()
     };
-    let mut tensor = json!({
-        "name": spec.name,
-        "data_type": format!("TYPE_{}", if spec.datatype == BYTES { "STRING" } else { spec.datatype.as_str() }),
-        "dims": dims,
-    });
-    if !spec.labels.is_empty() {
-        tensor["labels"] = json!(spec.labels);
+    let data_type = if spec.datatype == BYTES {
+        "STRING"
+    } else {
+        spec.datatype.as_str()
+    };
+    ConfigTensor {
+        name: spec.name.clone(),
+        data_type: format!("TYPE_{data_type}"),
+        dims,
+        labels: spec.labels.clone(),
     }
-    tensor
 }
 
 async fn config(
@@ -455,32 +697,42 @@ async fn config(
         burnserve_models::Device::Cuda(n) => ("KIND_GPU", vec![n]),
     };
     let delay_us = (spec.batching.max_batch_delay_ms * 1000.0).round() as u64;
-    Ok(HttpResponse::Ok().json(json!({
-        "name": d.name,
-        "version": d.version,
-        "platform": format!("burn_{}", spec.architecture),
-        "backend": "burn",
-        "max_batch_size": spec.batching.max_batch_size,
-        "input": [config_tensor(&spec.input)],
-        "output": [config_tensor(&spec.output)],
-        "dynamic_batching": {
-            "max_queue_delay_microseconds": delay_us,
-            "adaptive_delay": spec.batching.adaptive_delay,
-            "default_queue_policy": {
-                "max_queue_size": spec.batching.queue_capacity,
-                "default_timeout_microseconds": spec.default_timeout().as_micros() as u64,
-                "timeout_action": "REJECT",
+    let parameter = |text: String| StringValue { string_value: text };
+    Ok(HttpResponse::Ok().json(ModelConfig {
+        name: d.name.clone(),
+        version: d.version.clone(),
+        platform: format!("burn_{}", spec.architecture),
+        backend: "burn",
+        max_batch_size: spec.batching.max_batch_size,
+        input: vec![config_tensor(&spec.input)],
+        output: vec![config_tensor(&spec.output)],
+        dynamic_batching: DynamicBatching {
+            max_queue_delay_microseconds: delay_us,
+            adaptive_delay: spec.batching.adaptive_delay,
+            default_queue_policy: QueuePolicy {
+                max_queue_size: spec.batching.queue_capacity,
+                default_timeout_microseconds: spec.default_timeout().as_micros() as u64,
+                timeout_action: "REJECT",
             },
         },
-        "instance_group": [{ "count": 1, "kind": kind, "gpus": gpus }],
-        "parameters": {
-            "device": { "string_value": d.device.to_string() },
-            "timeout_ms": { "string_value": spec.default_timeout().as_millis().to_string() },
-        },
-    })))
+        instance_group: vec![InstanceGroup {
+            count: 1,
+            kind,
+            gpus,
+        }],
+        parameters: BTreeMap::from([
+            ("device".to_string(), parameter(d.device.to_string())),
+            (
+                "timeout_ms".to_string(),
+                parameter(spec.default_timeout().as_millis().to_string()),
+            ),
+        ]),
+    }))
 }
 
 /// `GET /v2/models/{m}/config`: the model configuration extension (the default version's).
+#[utoipa::path(get, path = "/v2/models/{model}/config", tag = "v2", params(ModelPath),
+    responses((status = 200, body = ModelConfig), LookupErrors))]
 pub async fn config_model(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -488,6 +740,9 @@ pub async fn config_model(
     config(&state, path.into_inner(), None).await
 }
 
+/// One version's configuration.
+#[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/config", tag = "v2",
+    params(VersionPath), responses((status = 200, body = ModelConfig), LookupErrors))]
 pub async fn config_version(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
