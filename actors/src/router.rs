@@ -1,13 +1,15 @@
 //! `ModelRouter`: the route table (model → default version, canary split → loaded versions).
-//! A `Route` resolves the version, preprocesses and validates the input against its schema,
-//! applies the deadline (the model's default; a request may only shorten it; counted from the
-//! request's arrival at the server when known) and puts a job on the version's queue with
-//! `try_send`, answering at once: a ticket to await, or a clear error.
-//! It never waits. Route-table changes (register, remove, routing) are single messages, so every
-//! request sees the table before or after a change, never half of it.
+//! The actor owns the table: every change (register, remove, routing) is one message, after
+//! which it publishes the model's routes whole to the [`RouteTable`] the request path reads, so
+//! every request sees a model's routes before or after a change, never half of it.
+//! [`RouteTable::route`] (on the caller's thread, no actor hop) resolves the version,
+//! preprocesses and validates the input against its schema, applies the deadline (the model's
+//! default; a request may only shorten it; counted from the request's arrival at the server when
+//! known) and puts a job on the version's queue with `try_send`, answering at once: a ticket to
+//! await, or a clear error. It never waits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -71,124 +73,74 @@ pub struct ModelRouter {
     models: HashMap<String, ModelRoutes>,
     /// Republished on every change of a model's routes, for refusals before a body is read.
     view: LoadView,
+    /// Republished on every change of a model's routes, for the request path.
+    table: RouteTable,
 }
 
-impl Actor for ModelRouter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(4096);
-    }
+/// What the request path needs of one routed version.
+#[derive(Clone)]
+struct RoutedEntry {
+    queue: Sender<Job>,
+    spec: Arc<ModelSpec>,
+    state: Arc<VersionState>,
+    metrics: VersionMetrics,
 }
 
-type Resolved<'a> = Result<(VersionKey, &'a VersionEntry), (Option<VersionKey>, InferError)>;
+/// One model's routes as last published by the router.
+struct PublishedRoutes {
+    default: Option<String>,
+    versions: BTreeMap<String, RoutedEntry>,
+    /// The split's own round-robin state (reset at each publish).
+    split: Option<Mutex<TrafficSplit>>,
+}
 
-impl ModelRouter {
-    /// A router that publishes its load to `view`.
-    pub fn with_view(view: LoadView) -> Self {
-        Self {
-            models: HashMap::new(),
-            view,
-        }
-    }
+/// The routes the router publishes, read by [`crate::InferenceService`] for each request
+/// without a message to the router: one read lock and an `Arc` clone per request.
+#[derive(Clone, Default)]
+pub struct RouteTable(Arc<RwLock<HashMap<String, Arc<PublishedRoutes>>>>);
 
-    /// Republishes `model`'s routes to the load view.
-    fn publish(&self, model: &str) {
-        let load = self.models.get(model).map(|routes| ModelLoad {
-            versions: routes
-                .versions
-                .iter()
-                .map(|(version, entry)| {
-                    let load = VersionLoad {
-                        state: entry.state.clone(),
-                        default_timeout: entry.spec.default_timeout(),
-                        max_rows: entry.spec.batching.max_batch_size,
-                        queue_capacity: entry.spec.batching.queue_capacity,
-                    };
-                    (version.clone(), load)
-                })
-                .collect(),
-            unpinned: match &routes.split {
-                Some(split) => split
-                    .weights()
-                    .into_iter()
-                    .filter(|(_, weight)| *weight > 0)
-                    .map(|(version, _)| version)
+impl RouteTable {
+    fn publish(&self, model: &str, routes: Option<&ModelRoutes>) {
+        let published = routes.map(|routes| {
+            Arc::new(PublishedRoutes {
+                default: routes.default.clone(),
+                versions: routes
+                    .versions
+                    .iter()
+                    .map(|(version, entry)| {
+                        let routed = RoutedEntry {
+                            queue: entry.queue.clone(),
+                            spec: entry.spec.clone(),
+                            state: entry.state.clone(),
+                            metrics: entry.metrics.clone(),
+                        };
+                        (version.clone(), routed)
+                    })
                     .collect(),
-                None => routes.default.iter().cloned().collect(),
-            },
+                split: routes.split.clone().map(Mutex::new),
+            })
         });
-        self.view.publish(model, load);
-    }
-
-    /// Finds the version a request goes to: the one named, else the split's pick, else the default.
-    fn resolve(&mut self, model: &str, version: Option<&str>) -> Resolved<'_> {
-        let not_found = || (None, InferError::ModelNotFound(model.to_string()));
-        let routes = self.models.get_mut(model).ok_or_else(not_found)?;
-        let version = match (version, routes.split.as_mut()) {
-            (Some(v), _) => v.to_string(),
-            (None, Some(split)) => split.pick().to_string(),
-            (None, None) => routes
-                .default
-                .clone()
-                .ok_or_else(|| (None, InferError::NoDefaultVersion(model.to_string())))?,
+        // Each write replaces one model's entry whole: a poisoned lock still holds a valid map.
+        let mut models = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match published {
+            Some(routes) => models.insert(model.to_string(), routes),
+            None => models.remove(model),
         };
-        let entry = routes.versions.get(&version).ok_or_else(|| {
-            (
-                None,
-                InferError::VersionNotFound {
-                    model: model.to_string(),
-                    version: version.clone(),
-                },
-            )
-        })?;
-        Ok((VersionKey::new(model, version), entry))
     }
-}
 
-/// A predict request to route.
-#[derive(Message)]
-#[rtype(result = "RouteOutcome")]
-pub struct Route {
-    pub model: String,
-    pub version: Option<String>,
-    pub input: RequestInput,
-    /// Requested deadline; only a shorter one than the model's default applies.
-    pub timeout: Option<Duration>,
-    /// When the request reached the server; the deadline counts from it (else from now).
-    pub received_at: Option<Instant>,
-    /// The output item length the caller needs (`/v1/embeddings`' `dimensions`): another
-    /// answers `invalid_input` before the job is queued.
-    pub output_len: Option<usize>,
-    /// Output names the caller asked for (v2 `outputs`): a name the model does not have
-    /// answers `invalid_input` before the job is queued.
-    pub output_names: Vec<String>,
-}
-
-/// A queued job's receipt.
-#[derive(Debug)]
-pub struct Ticket {
-    pub key: VersionKey,
-    /// The instance it was queued on (its statistics count the answer).
-    pub state: Arc<VersionState>,
-    pub reply: oneshot::Receiver<Result<JobOutput, InferError>>,
-    pub deadline: Instant,
-    pub timeout: Duration,
-    pub spec: Arc<ModelSpec>,
-}
-
-/// The routing answer, with the resolved version for metric labels (`None` when unknown).
-#[derive(Debug, MessageResponse)]
-pub struct RouteOutcome {
-    pub key: Option<VersionKey>,
-    pub result: Result<Ticket, InferError>,
-}
-
-impl Handler<Route> for ModelRouter {
-    type Result = RouteOutcome;
-
-    fn handle(&mut self, msg: Route, _ctx: &mut Self::Context) -> RouteOutcome {
-        let (key, entry) = match self.resolve(&msg.model, msg.version.as_deref()) {
+    /// Resolves, checks and queues one request (see the module's documentation).
+    pub fn route(&self, msg: Route) -> RouteOutcome {
+        let routes = {
+            let models = self.0.read().unwrap_or_else(|p| p.into_inner());
+            models.get(&msg.model).cloned()
+        };
+        let Some(routes) = routes else {
+            return RouteOutcome {
+                key: None,
+                result: Err(InferError::ModelNotFound(msg.model)),
+            };
+        };
+        let (key, entry) = match resolve(&routes, &msg.model, msg.version.as_deref()) {
             Ok(found) => found,
             Err((key, err)) => {
                 return RouteOutcome {
@@ -224,6 +176,119 @@ impl Handler<Route> for ModelRouter {
             result,
         }
     }
+}
+
+type Resolved<'a> = Result<(VersionKey, &'a RoutedEntry), (Option<VersionKey>, InferError)>;
+
+/// Finds the version a request goes to: the one named, else the split's pick, else the default.
+fn resolve<'a>(routes: &'a PublishedRoutes, model: &str, version: Option<&str>) -> Resolved<'a> {
+    let version = match (version, routes.split.as_ref()) {
+        (Some(v), _) => v.to_string(),
+        (None, Some(split)) => split
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pick()
+            .to_string(),
+        (None, None) => routes
+            .default
+            .clone()
+            .ok_or_else(|| (None, InferError::NoDefaultVersion(model.to_string())))?,
+    };
+    let entry = routes.versions.get(&version).ok_or_else(|| {
+        (
+            None,
+            InferError::VersionNotFound {
+                model: model.to_string(),
+                version: version.clone(),
+            },
+        )
+    })?;
+    Ok((VersionKey::new(model, version), entry))
+}
+
+impl Actor for ModelRouter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+    }
+}
+
+impl ModelRouter {
+    /// A router that publishes its load to `view` and its routes to `table`.
+    pub fn new(view: LoadView, table: RouteTable) -> Self {
+        Self {
+            models: HashMap::new(),
+            view,
+            table,
+        }
+    }
+
+    /// Republishes `model`'s routes to the route table and the load view.
+    fn publish(&self, model: &str) {
+        self.table.publish(model, self.models.get(model));
+        let load = self.models.get(model).map(|routes| ModelLoad {
+            versions: routes
+                .versions
+                .iter()
+                .map(|(version, entry)| {
+                    let load = VersionLoad {
+                        state: entry.state.clone(),
+                        default_timeout: entry.spec.default_timeout(),
+                        max_rows: entry.spec.batching.max_batch_size,
+                        queue_capacity: entry.spec.batching.queue_capacity,
+                    };
+                    (version.clone(), load)
+                })
+                .collect(),
+            unpinned: match &routes.split {
+                Some(split) => split
+                    .weights()
+                    .into_iter()
+                    .filter(|(_, weight)| *weight > 0)
+                    .map(|(version, _)| version)
+                    .collect(),
+                None => routes.default.iter().cloned().collect(),
+            },
+        });
+        self.view.publish(model, load);
+    }
+}
+
+/// A predict request to route.
+pub struct Route {
+    pub model: String,
+    pub version: Option<String>,
+    pub input: RequestInput,
+    /// Requested deadline; only a shorter one than the model's default applies.
+    pub timeout: Option<Duration>,
+    /// When the request reached the server; the deadline counts from it (else from now).
+    pub received_at: Option<Instant>,
+    /// The output item length the caller needs (`/v1/embeddings`' `dimensions`): another
+    /// answers `invalid_input` before the job is queued.
+    pub output_len: Option<usize>,
+    /// Output names the caller asked for (v2 `outputs`): a name the model does not have
+    /// answers `invalid_input` before the job is queued.
+    pub output_names: Vec<String>,
+}
+
+/// A queued job's receipt.
+#[derive(Debug)]
+pub struct Ticket {
+    pub key: VersionKey,
+    /// The instance it was queued on (its statistics count the answer).
+    pub state: Arc<VersionState>,
+    pub reply: oneshot::Receiver<Result<JobOutput, InferError>>,
+    pub deadline: Instant,
+    pub timeout: Duration,
+    pub spec: Arc<ModelSpec>,
+}
+
+/// The routing answer, with the resolved version for metric labels (`None` when unknown).
+#[derive(Debug, MessageResponse)]
+pub struct RouteOutcome {
+    pub key: Option<VersionKey>,
+    pub result: Result<Ticket, InferError>,
 }
 
 /// The statistics of routed versions: every one (`model` `None`), a model's, or one version's.
@@ -283,7 +348,7 @@ impl Handler<CollectStats> for ModelRouter {
 
 fn enqueue(
     key: &VersionKey,
-    entry: &VersionEntry,
+    entry: &RoutedEntry,
     mut input: RequestInput,
     timeout: Option<Duration>,
     received_at: Option<Instant>,

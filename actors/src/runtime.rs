@@ -8,7 +8,7 @@ use actix::Actor;
 use crate::control::ModelControl;
 use crate::guardian::SupervisorGuardian;
 use crate::metrics::Metrics;
-use crate::router::ModelRouter;
+use crate::router::{ModelRouter, RouteTable};
 use crate::service::InferenceService;
 use crate::shed::LoadView;
 
@@ -24,11 +24,12 @@ impl Runtime {
     /// serves nothing until `control` loads or reconciles versions from `repository`.
     pub fn start(repository: PathBuf, metrics: Metrics) -> Self {
         let view = LoadView::default();
-        let router = ModelRouter::with_view(view.clone()).start();
+        let table = RouteTable::default();
+        let router = ModelRouter::new(view.clone(), table.clone()).start();
         let supervisor =
             SupervisorGuardian::start(repository.clone(), router.clone(), metrics.clone());
         Self {
-            service: InferenceService::new(router.clone(), view, metrics),
+            service: InferenceService::new(router.clone(), table, view, metrics),
             control: ModelControl::new(router, supervisor, repository),
         }
     }

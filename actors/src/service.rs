@@ -12,7 +12,9 @@ use burnserve_models::{ModelSpec, RequestInput};
 use crate::error::InferError;
 use crate::messages::{JobOutput, VersionKey};
 use crate::metrics::{Metrics, ANONYMOUS};
-use crate::router::{DescribeModel, ListVersions, ModelDescription, ModelRouter, Route};
+use crate::router::{
+    DescribeModel, ListVersions, ModelDescription, ModelRouter, Route, RouteOutcome, RouteTable,
+};
 use crate::shed::LoadView;
 
 #[derive(Debug, Clone)]
@@ -58,14 +60,22 @@ pub struct InferResponse {
 #[derive(Clone)]
 pub struct InferenceService {
     router: Addr<ModelRouter>,
+    /// The routes the router publishes: a request is queued from the caller's thread.
+    table: RouteTable,
     view: LoadView,
     metrics: Metrics,
 }
 
 impl InferenceService {
-    pub(crate) fn new(router: Addr<ModelRouter>, view: LoadView, metrics: Metrics) -> Self {
+    pub(crate) fn new(
+        router: Addr<ModelRouter>,
+        table: RouteTable,
+        view: LoadView,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             router,
+            table,
             view,
             metrics,
         }
@@ -134,9 +144,10 @@ impl InferenceService {
         // headers; body reading and decoding included) when the caller knows it.
         let start = request.received_at.unwrap_or_else(Instant::now);
         let tenant = request.tenant;
-        let outcome = self
-            .router
-            .send(Route {
+        // The router owns the table it publishes: once it is gone, nothing is served (as when a
+        // message could not reach it).
+        let RouteOutcome { key, result } = if self.router.connected() {
+            self.table.route(Route {
                 model: request.model,
                 version: request.version,
                 input: request.input,
@@ -145,10 +156,11 @@ impl InferenceService {
                 output_len: request.output_len,
                 output_names: request.output_names,
             })
-            .await;
-        let (key, result) = match outcome {
-            Ok(outcome) => (outcome.key, outcome.result),
-            Err(_) => (None, Err(InferError::ShuttingDown)),
+        } else {
+            RouteOutcome {
+                key: None,
+                result: Err(InferError::ShuttingDown),
+            }
         };
         let result = match result {
             Ok(ticket) => {
