@@ -2,6 +2,7 @@
 //! (≈128 tokens) texts, in-process and served over HTTP on 127.0.0.1 (32 concurrent clients,
 //! one sentence per request, dynamic batching), length grouping on/off on a mixed batch, and
 //! the bench process's peak RSS (in-process model and server together). Writes `benches/results/minilm.json`. Run: `cargo bench --bench minilm`
+//! (`MINILM_IN_PROCESS_ONLY=1`: the in-process rates only, in target/bench-minilm/in_process.json)
 //! (needs `scripts/fetch-minilm.sh`). Bounded: about two minutes on 2 cores.
 
 use std::path::Path;
@@ -77,6 +78,28 @@ fn in_process(
         }
     }
     done as f64 / start.elapsed().as_secs_f64()
+}
+
+/// CPU seconds this process has used (all threads: user + system, from /proc; Linux ticks are
+/// 1/100 s).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // After the command: state, ppid, pgrp, session, tty_nr, tpgid (-1 without a
+            // terminal), flags, 4 fault counts, then utime and stime.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+            Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// Runs `work`, answering its result and the cores the process kept busy meanwhile.
+fn with_cores<T>(work: impl FnOnce() -> T) -> (T, f64) {
+    let (cpu, wall) = (cpu_seconds(), Instant::now());
+    let out = work();
+    (out, (cpu_seconds() - cpu) / wall.elapsed().as_secs_f64())
 }
 
 fn peak_rss_mib() -> f64 {
@@ -170,9 +193,9 @@ fn main() {
     });
     for (name, set) in [("short", &short), ("long", &long)] {
         for batch in [1usize, 32] {
-            let rate = in_process(&mut model, set, batch, budget);
+            let (rate, cores) = with_cores(|| in_process(&mut model, set, batch, budget));
             println!(
-                "in-process {name} (≈{:.0} tokens) batch {batch:2}: {rate:8.1} sentences/s",
+                "in-process {name} (≈{:.0} tokens) batch {batch:2}: {rate:8.1} sentences/s, {cores:.2} cores busy",
                 if name == "short" {
                     short_tokens
                 } else {
@@ -180,7 +203,20 @@ fn main() {
                 }
             );
             results["in_process"][name][format!("batch_{batch}")] = json!(rate);
+            results["in_process_cores"][name][format!("batch_{batch}")] = json!(cores);
         }
+    }
+    if std::env::var("MINILM_IN_PROCESS_ONLY").is_ok_and(|v| v == "1") {
+        // The in-process rates only (benches/minilm_vs_anchors.sh alternates them with PyTorch
+        // and ONNX Runtime): written to target/bench-minilm/in_process.json.
+        let dir = Path::new("target/bench-minilm");
+        std::fs::create_dir_all(dir).expect("target/bench-minilm");
+        std::fs::write(
+            dir.join("in_process.json"),
+            serde_json::to_string_pretty(&results).expect("json") + "\n",
+        )
+        .expect("write in-process results");
+        return;
     }
     // A mixed batch: 16 short and 16 long texts, one pass padded to the longest vs grouped.
     let mixed: Vec<String> = short
@@ -217,10 +253,13 @@ fn main() {
         actix_web::rt::spawn(running.server);
         for (name, set) in [("short", &short), ("long", &long)] {
             for (clients, per_request) in [(1usize, 1usize), (32, 1), (1, 32)] {
+                let (cpu, wall) = (cpu_seconds(), Instant::now());
                 let (rate, p50, p99) = served(&base, set, clients, per_request, budget).await;
+                // Server and clients share the process: the cores include the clients' share.
+                let cores = (cpu_seconds() - cpu) / wall.elapsed().as_secs_f64();
                 let key = format!("clients_{clients}_texts_per_request_{per_request}");
-                println!("served {name}: {clients:2} clients × {per_request:2} texts/request: {rate:8.1} sentences/s, p50 {p50:7.1} ms, p99 {p99:7.1} ms");
-                results["served"][name][key] = json!({ "sentences_per_s": rate, "p50_ms": p50, "p99_ms": p99 });
+                println!("served {name}: {clients:2} clients × {per_request:2} texts/request: {rate:8.1} sentences/s, p50 {p50:7.1} ms, p99 {p99:7.1} ms, {cores:.2} cores busy (server + clients)");
+                results["served"][name][key] = json!({ "sentences_per_s": rate, "p50_ms": p50, "p99_ms": p99, "cores_busy": cores });
             }
         }
         handle.stop(true).await;

@@ -7,11 +7,12 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::kernels::gelu;
 use super::on_backend;
 use crate::error::ModelError;
 use crate::input::{InputData, ModelOutput};
@@ -28,10 +29,12 @@ pub const DEFAULT_MAX_TOKENS: usize = 256;
 pub const GROUP_OVERHEAD_TOKENS: usize = 16;
 
 /// Most attention-score cells per head (rows × tokens²) in one forward pass; a single row always
-/// fits. On burn-flex a batch of long texts ran slower per text than the texts one by one (133
-/// tokens: 15.2 sentences/s alone, 10.5 in fours) once the score tensors outgrew the cache, while
-/// 32 short texts (16 tokens, 8,192 cells) gained 2×. 16,384 keeps both on the fast side.
-pub const ATTENTION_CELLS_PER_PASS: usize = 16_384;
+/// fits. Session 7 capped it at 16,384 because long texts in groups ran slower per text than one
+/// by one; with the masking done on same-shape tensors and 2-D linears (session 8), 32 long texts
+/// (133 tokens) in passes of 14 ran 5% faster than one by one (74.2 vs 70.4 sentences/s,
+/// `benches/minilm.rs`), so the cap now only bounds a pass's score memory (12 heads × 262,144
+/// cells × 4 bytes = 12 MiB).
+pub const ATTENTION_CELLS_PER_PASS: usize = 262_144;
 
 /// The fields of HuggingFace's BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -127,6 +130,15 @@ impl<B: Backend> Embeddings<B> {
     }
 }
 
+/// `linear` over the last dimension of `[b, s, in]` as one 2-D matmul over `b·s` rows: one
+/// large GEMM parallelises inside (burn-flex), where `b` small ones run one core each.
+fn linear_rows<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, s, h] = x.dims();
+    let out = linear.forward(x.reshape([b * s, h]));
+    let width = out.dims()[1];
+    out.reshape([b, s, width])
+}
+
 /// Multi-head self-attention projections (`attention.self.*` and `attention.output.dense`).
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
@@ -138,20 +150,25 @@ pub struct SelfAttention<B: Backend> {
 }
 
 impl<B: Backend> SelfAttention<B> {
-    /// `[b, s, h]` and an additive key mask `[b, 1, 1, s]` → `[b, s, h]`.
-    fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+    /// `[b, s, h]` and, when some row is padded, an additive key mask of the scores' own shape
+    /// `[b, heads, s, s]` (same-shape adds take burn-flex's fast in-place path; a broadcast
+    /// `[b, 1, 1, s]` one did not) → `[b, s, h]`.
+    fn forward(&self, x: Tensor<B, 3>, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let d = h / self.heads;
         // [b, s, h] -> [b, heads, s, d]
         let split = |t: Tensor<B, 3>| t.reshape([b, s, self.heads, d]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        // 1/√d on q (b·s·h values) rather than on the scores (b·heads·s² values).
+        let q = split(linear_rows(&self.query, x.clone()).div_scalar((d as f64).sqrt()));
+        let k = split(linear_rows(&self.key, x.clone()));
+        let v = split(linear_rows(&self.value, x));
         // [b, heads, s, s]
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((d as f64).sqrt()) + mask_bias;
+        let mut scores = q.matmul(k.swap_dims(2, 3));
+        if let Some(bias) = mask_bias {
+            scores = scores + bias;
+        }
         let context = softmax(scores, 3).matmul(v); // [b, heads, s, d]
-        self.output
-            .forward(context.swap_dims(1, 2).reshape([b, s, h]))
+        linear_rows(&self.output, context.swap_dims(1, 2).reshape([b, s, h]))
     }
 }
 
@@ -185,13 +202,13 @@ impl<B: Backend> Layer<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let attended = self
             .attention_norm
             .forward(self.attention.forward(x.clone(), mask_bias) + x);
-        let hidden = gelu(self.intermediate.forward(attended.clone()));
+        let hidden = gelu(linear_rows(&self.intermediate, attended.clone()));
         self.output_norm
-            .forward(self.output.forward(hidden) + attended)
+            .forward(linear_rows(&self.output, hidden) + attended)
     }
 }
 
@@ -220,13 +237,30 @@ impl<B: Backend> Bert<B> {
     }
 
     /// `[b, s]` token ids and a `[b, s]` mask (1 real, 0 padding) → `[b, s, hidden]`.
-    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+    /// `padded: false` says every mask value is 1 (no row shorter than `s`): the masking is
+    /// skipped (always so for one row, often after grouping by length).
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2>,
+        padded: bool,
+    ) -> Tensor<B, 3> {
         let [b, s] = ids.dims();
         let types = Tensor::<B, 2, Int>::zeros([b, s], &ids.device());
-        // Padding keys get a large negative score, so softmax gives them no weight.
-        let mask_bias = (mask.ones_like() - mask)
-            .mul_scalar(-1e9)
-            .reshape([b, 1, 1, s]);
+        let heads = self
+            .encoder
+            .layers
+            .first()
+            .map_or(1, |layer| layer.attention.heads);
+        // Padding keys get a large negative score, so softmax gives them no weight; the bias is
+        // materialised once per pass in the scores' shape.
+        let mask_bias = padded.then(|| {
+            (mask.ones_like() - mask)
+                .mul_scalar(-1e9)
+                .reshape([b, 1, 1, s])
+                .repeat_dim(1, heads)
+                .repeat_dim(2, s)
+        });
         let x = self.embeddings.forward(ids, types);
         self.encoder
             .layers
@@ -241,8 +275,19 @@ impl<B: Backend> Bert<B> {
         mask: Tensor<B, 2>,
         normalize: bool,
     ) -> Tensor<B, 2> {
+        self.embed_padded(ids, mask, true, normalize)
+    }
+
+    /// [`Bert::embed`], told whether any row is padded (see [`Bert::forward`]).
+    pub fn embed_padded(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2>,
+        padded: bool,
+        normalize: bool,
+    ) -> Tensor<B, 2> {
         let [b, s] = ids.dims();
-        let hidden = self.forward(ids, mask.clone());
+        let hidden = self.forward(ids, mask.clone(), padded);
         let h = hidden.dims()[2];
         let mask = mask.reshape([b, s, 1]);
         let summed = (hidden * mask.clone()).sum_dim(1).reshape([b, h]);
@@ -464,9 +509,10 @@ impl<B: Backend> TextEmbedder<B> {
             );
             let mask_tensor =
                 Tensor::<B, 2>::from_data(TensorData::new(mask, [rows.len(), seq]), &self.device);
+            let padded = rows.iter().any(|&r| lengths[r] < seq);
             let pooled = self
                 .bert
-                .embed(ids_tensor, mask_tensor, self.normalize)
+                .embed_padded(ids_tensor, mask_tensor, padded, self.normalize)
                 .into_data()
                 .into_vec::<f32>()
                 .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))?;
@@ -609,11 +655,11 @@ mod tests {
         // A row over the budget on its own still runs, alone.
         let plan = LengthGroups::plan(&[30, 30], 16, 200);
         assert_eq!(plan.groups, vec![0..1, 1..2]);
-        // The shipped budget: 32 short texts share a pass, long ones go one by one.
+        // The shipped budget: 32 short texts share a pass, long ones go 14 at a time.
         let short = LengthGroups::plan(&[16; 32], 16, ATTENTION_CELLS_PER_PASS);
         assert_eq!(short.groups, vec![0..32]);
-        let long = LengthGroups::plan(&[133; 4], 16, ATTENTION_CELLS_PER_PASS);
-        assert_eq!(long.groups.len(), 4);
+        let long = LengthGroups::plan(&[133; 32], 16, ATTENTION_CELLS_PER_PASS);
+        assert_eq!(long.groups.iter().map(|g| g.len()).max(), Some(14));
     }
 
     #[test]

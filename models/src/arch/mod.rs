@@ -5,6 +5,7 @@
 pub mod bert;
 pub mod cnn;
 pub mod identity;
+pub mod kernels;
 pub mod mlp;
 
 use std::path::Path;

@@ -1,0 +1,107 @@
+//! Host kernels for the CPU backend where burn-flex 0.21 is slow: GELU there is a scalar
+//! `libm::erff` loop on one thread (`burn-flex/src/ops/activation.rs`), a quarter of a MiniLM
+//! forward pass. [`gelu`] computes the same function on the tensor's own buffer (handed over and
+//! back without a copy on burn-flex), vectorised and on the rayon pool; other backends keep
+//! burn's op.
+
+use std::any::TypeId;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+use rayon::prelude::*;
+
+/// Elements per rayon task; below two tasks' worth the work stays on the calling thread.
+const CHUNK: usize = 16 * 1024;
+
+/// GELU(x) = ½x(1 + erf(x/√2)), with erf by the f32 rational approximation of Eigen and XLA
+/// (`MaterializeErfApproximationF32`): absolute error about 2e-7 (the argument clamped to ±4,
+/// where erf is ±1 in f32). Branch-free, so the loops below vectorise.
+#[inline(always)]
+#[allow(clippy::excessive_precision)]
+pub fn gelu_scalar(x: f32) -> f32 {
+    let z = (x * std::f32::consts::FRAC_1_SQRT_2).clamp(-4.0, 4.0);
+    let z2 = z * z;
+    let mut p = z2 * -2.726_142_258_013_06e-10 + 2.770_681_424_959_02e-08;
+    p = z2 * p + -2.101_024_020_825_08e-06;
+    p = z2 * p + -5.692_506_394_623_46e-05;
+    p = z2 * p + -7.349_906_303_268_55e-04;
+    p = z2 * p + -2.954_599_808_540_25e-03;
+    p = z2 * p + -1.609_603_332_624_15e-02;
+    let mut q = z2 * -1.456_607_184_649_96e-05 + -2.133_740_552_789_05e-04;
+    q = z2 * q + -1.682_826_974_382_03e-03;
+    q = z2 * q + -7.373_329_167_204_68e-03;
+    q = z2 * q + -1.426_473_905_141_89e-02;
+    0.5 * x * (1.0 + z * p / q)
+}
+
+fn gelu_portable(values: &mut [f32]) {
+    for x in values {
+        *x = gelu_scalar(*x);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn gelu_avx2(values: &mut [f32]) {
+    for x in values {
+        *x = gelu_scalar(*x);
+    }
+}
+
+/// GELU in place over a slice (AVX2+FMA when the CPU has them).
+pub fn gelu_slice(values: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for (checked above).
+        unsafe { gelu_avx2(values) };
+        return;
+    }
+    gelu_portable(values);
+}
+
+/// GELU of `x`: on the CPU backend over its buffer in place, in parallel; elsewhere burn's op.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if TypeId::of::<B>() != TypeId::of::<super::CpuBackend>() {
+        return burn::tensor::activation::gelu(x);
+    }
+    let device = x.device();
+    let mut data = x.into_data();
+    let Ok(values) = data.as_mut_slice::<f32>() else {
+        // Not f32 (never on the CPU backend's default float): burn's op on the same values.
+        return burn::tensor::activation::gelu(Tensor::from_data(data, &device));
+    };
+    if values.len() >= 2 * CHUNK {
+        values.par_chunks_mut(CHUNK).for_each(gelu_slice);
+    } else {
+        gelu_slice(values);
+    }
+    Tensor::from_data(data, &device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::CpuBackend;
+
+    #[test]
+    fn gelu_matches_burns_exact_gelu() {
+        let values: Vec<f32> = (0..=40_000).map(|i| -10.0 + i as f32 * 0.0005).collect();
+        let device = Default::default();
+        let x = Tensor::<CpuBackend, 1>::from_floats(values.as_slice(), &device);
+        let reference = burn::tensor::activation::gelu(x.clone())
+            .into_data()
+            .into_vec::<f32>()
+            .unwrap();
+        let fast = gelu(x).into_data().into_vec::<f32>().unwrap();
+        let worst = reference
+            .iter()
+            .zip(&fast)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        // About one f32 ulp of values near 10 (erf itself is within 2e-7).
+        assert!(worst < 2e-6, "largest difference {worst}");
+        // Large inputs pass through, large negative ones vanish.
+        assert_eq!(gelu_scalar(12.0), 12.0);
+        assert_eq!(gelu_scalar(-12.0), -0.0);
+    }
+}
