@@ -505,7 +505,7 @@ impl GrpcInferenceService for Inference {
                 }],
                 instance_group: vec![ModelInstanceGroup {
                     name: d.name.clone(),
-                    count: 1,
+                    count: spec.batching.instances.resolve() as i32,
                     gpus,
                     kind: kind as i32,
                 }],

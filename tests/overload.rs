@@ -169,7 +169,7 @@ async fn a_shedding_version_refuses_before_reading_the_body() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("model.toml"),
-        "architecture = \"fake-slow\"\ntimeout_ms = 250\nparams = { delay_ms = 100 }\n\
+        "architecture = \"fake-slow\"\ntimeout_ms = 300\nparams = { delay_ms = 100 }\n\
          [batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0\n\
          [input]\nname = \"x\"\nshape = [2]\n[output]\nname = \"y\"\nshape = [2]\n",
     )
@@ -179,8 +179,8 @@ async fn a_shedding_version_refuses_before_reading_the_body() {
     let path = "/v1/models/shedder/predict";
     let item = |x: f32| json!({ "inputs": [x, x] });
 
-    // A and B fill 200 ms of a 250 ms deadline; C cannot make it (refused after its body was
-    // read, at the full admission), and the version starts shedding.
+    // A and B fill 200 ms of a 300 ms deadline (251 ms with the margin); C cannot make it
+    // (refused after its body was read, at the full admission), and the version starts shedding.
     let (a, b) = (server.post(path, &item(1.0)), server.post(path, &item(2.0)));
     let c_and_d = async {
         actix_web::rt::time::sleep(Duration::from_millis(30)).await;

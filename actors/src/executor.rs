@@ -1,16 +1,18 @@
-//! The executor: one thread per version, bound to its device. It builds and warms up the model,
-//! then gathers batches from the version's queue, skips expired and abandoned jobs, runs
-//! forward passes under `catch_unwind`, and answers every job it took.
+//! The executor: one thread per version (plus one per extra `batching.instances`), bound to its
+//! device. It builds and warms up the model, then gathers batches from the version's queue,
+//! skips expired and abandoned jobs, runs forward passes under `catch_unwind`, and answers every
+//! job it took.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnserve_models::{
     load_model, Device, InferenceModel, InputData, ModelError, ModelOutput, ModelSpec, BYTES,
 };
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tokio::sync::oneshot;
 
 use crate::batching::{
@@ -131,25 +133,92 @@ fn build_and_warm(
     ))
 }
 
-/// The executor thread's body: build, report readiness on `ready`, serve until the queue closes
-/// or the model fails fatally.
+/// The executor thread's body: build, report readiness on `ready`, then serve until the queue
+/// closes or the model fails fatally, with `batching.instances` threads (this one and
+/// `instances - 1` scoped ones) taking batches from the one queue, each with an instance of the
+/// model sharing the first one's weights ([`InferenceModel::share`]; a model that cannot share
+/// is loaded once more). A fatal error on any instance stops them all: the version restarts
+/// whole.
 pub fn run(
     config: ExecutorConfig,
     queue: Receiver<Job>,
     metrics: VersionMetrics,
     ready: ReadySender,
 ) -> ExecutorExit {
-    let mut model = match build_and_warm(&config) {
+    let count = config.spec.batching.instances.resolve();
+    let mut models = Vec::with_capacity(count);
+    let loaded = match build_and_warm(&config) {
         Ok((model, loaded)) => {
-            let _ = ready.send(Ok(loaded));
-            model
+            models.push(model);
+            loaded
         }
-        Err(err) => {
-            tracing::error!(version = %config.key, error = %err, "executor could not load its model");
-            let _ = ready.send(Err(err.clone()));
-            return ExecutorExit::LoadFailed(err);
-        }
+        Err(err) => return load_failed(&config, ready, err),
     };
+    while models.len() < count {
+        let extra = match models[0].share() {
+            Some(model) => model,
+            None => match build_and_warm(&config) {
+                Ok((model, _)) => model,
+                Err(err) => return load_failed(&config, ready, err),
+            },
+        };
+        models.push(extra);
+    }
+    config.state.cost().set_instances(count);
+    let _ = ready.send(Ok(loaded));
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut models = models.into_iter();
+        let first = models.next();
+        let others: Vec<_> = models
+            .enumerate()
+            .filter_map(|(i, model)| {
+                let (config, metrics, stop, queue) = (&config, &metrics, &stop, queue.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("exec-{}-{}", config.key, i + 1))
+                    .spawn_scoped(scope, move || serve(config, &queue, metrics, model, stop));
+                if let Err(err) = &spawned {
+                    tracing::error!(version = %config.key, error = %err,
+                        "cannot spawn an executor instance; serving with fewer");
+                    config
+                        .state
+                        .cost()
+                        .set_instances(config.state.cost().instances() - 1);
+                }
+                spawned.ok()
+            })
+            .collect();
+        let mut exit = match first {
+            Some(model) => serve(&config, &queue, &metrics, model, &stop),
+            None => ExecutorExit::QueueClosed,
+        };
+        for instance in others {
+            let ended = instance.join().unwrap_or_else(|_| {
+                ExecutorExit::Fatal(ModelError::Fatal("an executor instance panicked".into()))
+            });
+            if matches!(ended, ExecutorExit::Fatal(_)) && !matches!(exit, ExecutorExit::Fatal(_)) {
+                exit = ended;
+            }
+        }
+        exit
+    })
+}
+
+fn load_failed(config: &ExecutorConfig, ready: ReadySender, err: ModelError) -> ExecutorExit {
+    tracing::error!(version = %config.key, error = %err, "executor could not load its model");
+    let _ = ready.send(Err(err.clone()));
+    ExecutorExit::LoadFailed(err)
+}
+
+/// One instance's loop: gather a batch, run it, until the queue closes, this instance fails
+/// fatally (it then sets `stop`), or another one did (`stop` set).
+fn serve(
+    config: &ExecutorConfig,
+    queue: &Receiver<Job>,
+    metrics: &VersionMetrics,
+    mut model: Box<dyn InferenceModel>,
+    stop: &AtomicBool,
+) -> ExecutorExit {
     let policy = config.policy();
     let output_len = config.spec.output.item_len();
     let restart_after = config.spec.restart_after_failed_batches;
@@ -158,12 +227,19 @@ pub fn run(
     let mut governor = DelayGovernor::new();
     loop {
         let cost = config.state.cost();
-        let Some(batch) = gather(&queue, &policy, &mut governor, &metrics, cost, &mut carried)
-        else {
+        let Some(batch) = gather(
+            queue,
+            &policy,
+            &mut governor,
+            metrics,
+            cost,
+            &mut carried,
+            stop,
+        ) else {
             return ExecutorExit::QueueClosed;
         };
         let started = Instant::now();
-        let outcome = execute(model.as_mut(), batch, output_len, &metrics, &config.state);
+        let outcome = execute(model.as_mut(), batch, output_len, metrics, &config.state);
         governor.record_forward(started.elapsed());
         let fatal = match outcome {
             Ok(BatchOutcome::Served) => {
@@ -181,11 +257,29 @@ pub fn run(
             }
             Err(fatal) => fatal,
         };
+        stop.store(true, Ordering::Relaxed);
         if let Some(held_back) = config.state.log_fatal() {
             tracing::error!(version = %config.key, error = %fatal, held_back,
                 "executor stopping on a fatal model error");
         }
         return ExecutorExit::Fatal(fatal);
+    }
+}
+
+/// How often an idle instance looks whether another one stopped the version.
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// The next job, waiting for one; `None` when the queue is closed and empty, or `stop` is set.
+fn next_job(queue: &Receiver<Job>, stop: &AtomicBool) -> Option<Job> {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        match queue.recv_timeout(STOP_CHECK) {
+            Ok(job) => return Some(job),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return None,
+        }
     }
 }
 
@@ -199,6 +293,7 @@ fn gather(
     metrics: &VersionMetrics,
     cost: &CostModel,
     carried: &mut Option<Job>,
+    stop: &AtomicBool,
 ) -> Option<Batch> {
     let mut batch = Batch::new(policy.max_rows);
     // A job joins only if it can still finish: its remaining time covers the expected pass.
@@ -226,7 +321,7 @@ fn gather(
         admit(&mut batch, job);
     }
     while batch.is_empty() {
-        admit(&mut batch, queue.recv().ok()?);
+        admit(&mut batch, next_job(queue, stop)?);
     }
     let mut until = gather_until(batch.jobs()[0].enqueued_at, governor.delay(policy));
     while !batch.is_full() {

@@ -104,6 +104,7 @@ pub struct Metrics {
     supervisor_restarts: IntCounter,
     model_loaded: IntGaugeVec,
     model_load_time: GaugeVec,
+    instances: IntGaugeVec,
     weight_bytes: IntGaugeVec,
     lifecycle: IntCounterVec,
     job_queue_depth: IntGaugeVec,
@@ -280,6 +281,12 @@ impl Metrics {
                 registry.register(Box::new(metric.clone()))?;
                 metric
             },
+            instances: int_gauge(
+                registry,
+                "model_instances",
+                "Executor threads serving the loaded version (batching.instances)",
+                MV,
+            )?,
             weight_bytes: int_gauge(
                 registry,
                 "model_weight_bytes",
@@ -433,6 +440,7 @@ impl Metrics {
         let _ = self.actor_restarts.remove_label_values(&mv);
         let _ = self.model_loaded.remove_label_values(&mv);
         let _ = self.model_load_time.remove_label_values(&mv);
+        let _ = self.instances.remove_label_values(&mv);
         let _ = self
             .weight_bytes
             .remove_label_values(&[model, version, device]);
@@ -498,6 +506,13 @@ impl Metrics {
     pub fn loaded_gauge(&self, key: &VersionKey) -> IntGauge {
         self.model_loaded
             .with_label_values(&[key.model.as_str(), key.version.as_str()])
+    }
+
+    /// How many executor threads serve the version now.
+    pub fn record_instances(&self, key: &VersionKey, instances: usize) {
+        self.instances
+            .with_label_values(&[key.model.as_str(), key.version.as_str()])
+            .set(instances as i64);
     }
 
     pub fn record_load_time(&self, key: &VersionKey, took: Duration) {

@@ -649,6 +649,8 @@ pub struct VersionInfo {
     pub weight_bytes: usize,
     pub max_batch_size: usize,
     pub queue_capacity: usize,
+    /// Executor threads serving it (`batching.instances`).
+    pub instances: usize,
 }
 
 #[derive(Message)]
@@ -679,6 +681,7 @@ impl Handler<ListDetailed> for ModelRouter {
                     weight_bytes: entry.state.weight_bytes(),
                     max_batch_size: entry.spec.batching.max_batch_size,
                     queue_capacity: entry.spec.batching.queue_capacity,
+                    instances: entry.state.cost().instances(),
                 });
             }
         }

@@ -186,7 +186,7 @@ mod tests {
     fn sheds_only_after_a_refusal_and_until_below_the_low_water_mark() {
         let one = ready_version("m", "1");
         let view = view_of(&[("1", &one)], &["1"]);
-        // 20 rows ahead: 210 ms by the estimate (with margin 232 ms) against a 100 ms deadline,
+        // 20 rows ahead: 210 ms by the estimate (with margin 263 ms) against a 100 ms deadline,
         // but nothing was refused yet: every request goes to the full admission.
         one.cost().add_pending(20);
         assert!(view.refuse_early("m", None).is_none());
@@ -198,10 +198,10 @@ mod tests {
         );
         assert_eq!(refusal.timeout, Duration::from_millis(80));
         assert!(view.refuse_early("m", Some("1")).is_some());
-        // 7 rows: 80 ms (with margin 89 ms), above the 80 ms mark: still shedding.
-        one.cost().sub_pending(13);
+        // 6 rows: 70 ms (with margin 88.5 ms), above the 80 ms mark: still shedding.
+        one.cost().sub_pending(14);
         assert!(view.refuse_early("m", None).is_some());
-        // 6 rows: 70 ms (with margin 78 ms), below it: shedding stops, and stays off.
+        // 5 rows: 60 ms (with margin 76 ms), below it: shedding stops, and stays off.
         one.cost().sub_pending(1);
         assert!(view.refuse_early("m", None).is_none());
         assert!(!one.cost().is_shedding());
@@ -235,15 +235,15 @@ mod tests {
         let key = VersionKey::new("m", "1");
         // Half kept for interactive requests: 5 of the 10 queue slots, 50 ms of the 100 ms.
         assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Free);
-        // 3 rows ahead + 1: 40 ms (with margin 45 ms): still free.
-        one.cost().add_pending(3);
+        // 2 rows ahead + 1: 30 ms (with margin 38.5 ms): still free.
+        one.cost().add_pending(2);
         assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Free);
-        // 4 + 1: 50 ms (with margin 56 ms), past 50 ms of deadline.
+        // 3 + 1: 40 ms (with margin 51 ms), past 50 ms of deadline.
         one.cost().add_pending(1);
         assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Wait);
         // With no reserve the whole deadline (100 ms) and queue (10) are available.
         assert_eq!(view.background_room(&key, 0.0), BackgroundRoom::Free);
-        one.cost().sub_pending(4);
+        one.cost().sub_pending(3);
         one.cost().set_shedding(true);
         assert_eq!(view.background_room(&key, 0.0), BackgroundRoom::Wait);
         one.cost().set_shedding(false);

@@ -204,6 +204,7 @@ async fn load_instance(
         return Err(unloaded_meanwhile());
     }
     metrics.record_load_time(&key, loaded.took);
+    metrics.record_instances(&key, state.cost().instances());
     metrics.version_loaded(&key, &device.to_string(), loaded.weight_bytes);
     let report = LoadReport {
         took: loaded.took,

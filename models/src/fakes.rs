@@ -26,7 +26,7 @@ enum Misbehaviour {
     Fatal(f32),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FakeModel {
     item_len: usize,
     delay: Duration,
@@ -97,5 +97,9 @@ impl InferenceModel for FakeModel {
             std::thread::sleep(delay);
         }
         Ok(input.into())
+    }
+
+    fn share(&self) -> Option<Box<dyn InferenceModel>> {
+        Some(Box::new(self.clone()))
     }
 }

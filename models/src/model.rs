@@ -15,4 +15,12 @@ pub trait InferenceModel: Send {
     fn weight_bytes(&self) -> usize {
         0
     }
+
+    /// Another instance of this model for another executor thread of the same version
+    /// (`batching.instances`), sharing its weights read-only: burn tensors are reference-counted,
+    /// so a cloned network holds no second copy. `None`: it cannot be shared, and the version
+    /// loads it once more for each extra instance.
+    fn share(&self) -> Option<Box<dyn InferenceModel>> {
+        None
+    }
 }

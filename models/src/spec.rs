@@ -78,6 +78,66 @@ pub struct BatchingSpec {
     /// delay), probing now and then; `false` always waits `max_batch_delay_ms`.
     #[serde(default = "default_adaptive_delay")]
     pub adaptive_delay: bool,
+    /// Executor threads taking batches from the version's one queue, each with the model's
+    /// weights shared read-only (Triton's `instance_group { count }`): a number, or `"auto"`
+    /// (one per core).
+    #[serde(default)]
+    pub instances: Instances,
+}
+
+/// `batching.instances`: how many executor threads serve a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instances {
+    Count(usize),
+    /// One per core the process may use.
+    Auto,
+}
+
+impl Default for Instances {
+    fn default() -> Self {
+        Instances::Count(1)
+    }
+}
+
+impl Instances {
+    /// The number of executor threads, at least 1 and at most [`MAX_INSTANCES`].
+    pub fn resolve(self) -> usize {
+        match self {
+            Instances::Count(n) => n.clamp(1, MAX_INSTANCES),
+            Instances::Auto => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, MAX_INSTANCES),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Instances {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(i64),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Count(n) if (1..=MAX_INSTANCES as i64).contains(&n) => {
+                Ok(Instances::Count(n as usize))
+            }
+            Raw::Word(word) if word == "auto" => Ok(Instances::Auto),
+            _ => Err(serde::de::Error::custom(format!(
+                "batching.instances must be 1..={MAX_INSTANCES} or \"auto\""
+            ))),
+        }
+    }
+}
+
+impl serde::Serialize for Instances {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Instances::Count(n) => serializer.serialize_u64(*n as u64),
+            Instances::Auto => serializer.serialize_str("auto"),
+        }
+    }
 }
 
 impl Default for BatchingSpec {
@@ -87,6 +147,7 @@ impl Default for BatchingSpec {
             max_batch_delay_ms: default_max_batch_delay_ms(),
             queue_capacity: default_queue_capacity(),
             adaptive_delay: default_adaptive_delay(),
+            instances: Instances::default(),
         }
     }
 }
@@ -116,6 +177,8 @@ fn default_restart_after_failed_batches() -> u32 {
 /// Bounds of the `model.toml` values that size memory or time: a value outside is refused
 /// naming its key, never allocated.
 pub const MAX_BATCH_SIZE: usize = 4096;
+/// Most executor threads (`batching.instances`) one version may run.
+pub const MAX_INSTANCES: usize = 64;
 pub const MAX_QUEUE_CAPACITY: usize = 65_536;
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 pub const MAX_BATCH_DELAY_MS: f64 = 10_000.0;
@@ -399,6 +462,28 @@ mod tests {
         let bad_labels = MLP.replace(r#"["a", "b", "c"]"#, r#"["a"]"#);
         let err = ModelSpec::from_toml(&bad_labels).unwrap_err().to_string();
         assert!(err.contains("output.labels"), "{err}");
+        for (value, instances) in [
+            ("1", Some(crate::Instances::Count(1))),
+            ("64", Some(crate::Instances::Count(64))),
+            ("\"auto\"", Some(crate::Instances::Auto)),
+            ("0", None),
+            ("65", None),
+            ("-1", None),
+            ("2.5", None),
+            ("\"two\"", None),
+        ] {
+            let text = MLP.replace(
+                "max_batch_size = 8",
+                &format!("max_batch_size = 8\ninstances = {value}"),
+            );
+            match (ModelSpec::from_toml(&text), instances) {
+                (Ok(spec), Some(expected)) => assert_eq!(spec.batching.instances, expected),
+                (Err(err), None) => assert!(err.to_string().contains("instances"), "{err}"),
+                (got, wanted) => panic!("instances = {value}: {got:?}, wanted {wanted:?}"),
+            }
+        }
+        assert_eq!(crate::Instances::Count(3).resolve(), 3);
+        assert!(crate::Instances::Auto.resolve() >= 1);
         let bad_batch = MLP.replace("max_batch_size = 8", "max_batch_size = 0");
         let err = ModelSpec::from_toml(&bad_batch).unwrap_err().to_string();
         assert!(err.contains("max_batch_size"), "{err}");

@@ -47,6 +47,8 @@ pub struct RoutedVersion {
     pub weight_bytes: usize,
     pub max_batch_size: usize,
     pub queue_capacity: usize,
+    /// Executor threads serving it (`batching.instances`).
+    pub instances: usize,
 }
 
 fn routed_version(info: &VersionInfo) -> RoutedVersion {
@@ -64,6 +66,7 @@ fn routed_version(info: &VersionInfo) -> RoutedVersion {
         weight_bytes: info.weight_bytes,
         max_batch_size: info.max_batch_size,
         queue_capacity: info.queue_capacity,
+        instances: info.instances,
     }
 }
 

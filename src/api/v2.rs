@@ -716,7 +716,7 @@ async fn config(
             },
         },
         instance_group: vec![InstanceGroup {
-            count: 1,
+            count: spec.batching.instances.resolve(),
             kind,
             gpus,
         }],

@@ -30,11 +30,12 @@ pub const GROUP_OVERHEAD_TOKENS: usize = 16;
 
 /// Most attention-score cells per head (rows × tokens²) in one forward pass; a single row always
 /// fits. Session 7 capped it at 16,384 because long texts in groups ran slower per text than one
-/// by one; with the masking done on same-shape tensors and 2-D linears (session 8), 32 long texts
-/// (133 tokens) in passes of 14 ran 5% faster than one by one (74.2 vs 70.4 sentences/s,
-/// `benches/minilm.rs`), so the cap now only bounds a pass's score memory (12 heads × 262,144
-/// cells × 4 bytes = 12 MiB).
-pub const ATTENTION_CELLS_PER_PASS: usize = 262_144;
+/// by one. With the masking done on same-shape tensors and 2-D linears (session 8), 32 long texts
+/// (133 tokens) in passes of 14 (262,144 cells) ran 5% faster than one by one (74.2 vs 70.4
+/// sentences/s, `benches/minilm.rs`), but a flood of 256-token texts then left the server 90 MiB
+/// larger (`tests/flood.rs`: 271 vs 180 MiB; glibc keeps what the larger passes took). 65,536
+/// (3 texts of 133 tokens, one of 256) keeps most of the gain for 3 MiB of scores a layer.
+pub const ATTENTION_CELLS_PER_PASS: usize = 65_536;
 
 /// The fields of HuggingFace's BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -547,6 +548,19 @@ where
     fn weight_bytes(&self) -> usize {
         self.bert.num_params() * std::mem::size_of::<f32>()
     }
+
+    fn share(&self) -> Option<Box<dyn InferenceModel>> {
+        Some(Box::new(Self {
+            bert: self.bert.clone(),
+            tokenizer: self.tokenizer.clone(),
+            max_text_bytes: self.max_text_bytes,
+            device: self.device.clone(),
+            hidden: self.hidden,
+            normalize: self.normalize,
+            group_by_length: self.group_by_length,
+            counts: TokenCounts::default(),
+        }))
+    }
 }
 
 /// The tokenizer from `tokenizer.json`, with its fixed padding removed (we pad per length
@@ -655,11 +669,11 @@ mod tests {
         // A row over the budget on its own still runs, alone.
         let plan = LengthGroups::plan(&[30, 30], 16, 200);
         assert_eq!(plan.groups, vec![0..1, 1..2]);
-        // The shipped budget: 32 short texts share a pass, long ones go 14 at a time.
+        // The shipped budget: 32 short texts share a pass, long ones go 3 at a time.
         let short = LengthGroups::plan(&[16; 32], 16, ATTENTION_CELLS_PER_PASS);
         assert_eq!(short.groups, vec![0..32]);
         let long = LengthGroups::plan(&[133; 32], 16, ATTENTION_CELLS_PER_PASS);
-        assert_eq!(long.groups.iter().map(|g| g.len()).max(), Some(14));
+        assert_eq!(long.groups.iter().map(|g| g.len()).max(), Some(3));
     }
 
     #[test]

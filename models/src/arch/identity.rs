@@ -34,6 +34,12 @@ impl InferenceModel for Identity {
         }
         Ok(values.into())
     }
+
+    fn share(&self) -> Option<Box<dyn InferenceModel>> {
+        Some(Box::new(Identity {
+            item_len: self.item_len,
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ impl<B: Backend, N: Network<B>> BurnModel<B, N> {
     }
 }
 
-impl<B: Backend, N: Network<B> + Send> InferenceModel for BurnModel<B, N>
+impl<B: Backend, N: Network<B> + Send + 'static> InferenceModel for BurnModel<B, N>
 where
     B::Device: Send,
 {
@@ -136,6 +136,14 @@ where
 
     fn weight_bytes(&self) -> usize {
         self.network.num_params() * std::mem::size_of::<f32>()
+    }
+
+    fn share(&self) -> Option<Box<dyn InferenceModel>> {
+        Some(Box::new(Self {
+            network: self.network.clone(),
+            device: self.device.clone(),
+            input_len: self.input_len,
+        }))
     }
 }
 

@@ -74,6 +74,7 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
             max_batch_delay_ms: 1.0,
             queue_capacity: 512,
             adaptive_delay: true,
+            instances: Default::default(),
         },
         timeout_ms: 5000,
         restart_after_failed_batches: 20,
