@@ -252,7 +252,7 @@ impl JobService {
     /// Pauses (`true`) or resumes the workers: while paused no job starts; submits, reads and
     /// cancels go on, and running jobs finish.
     pub fn set_paused(&self, paused: bool) {
-        self.0.paused.store(paused, Ordering::Relaxed);
+        self.0.paused.store(paused, Ordering::SeqCst);
         self.0.wake.notify_one();
     }
 
@@ -423,6 +423,12 @@ async fn take_ready(shared: &Arc<Shared>) -> Result<Vec<(JobToRun, u32)>, JobErr
     blocking(move || {
         let mut queues = shared.lock();
         let mut taken = Vec::new();
+        // Read again under the lock: a pause that returned before a submit took the lock is
+        // seen here, however late this closure runs after the loop read the flag (CI saw a job
+        // submitted after a pause start).
+        if shared.paused.load(Ordering::SeqCst) {
+            return Ok(taken);
+        }
         let keys: Vec<VersionKey> = queues.pending.keys().cloned().collect();
         for key in keys {
             loop {
