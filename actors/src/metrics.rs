@@ -37,24 +37,6 @@ pub const VERSION_ERRORS: &[ErrorType] = &[
     ErrorType::Timeout,
     ErrorType::Inference,
 ];
-/// Every `error_type` label value, for removing a version's series.
-const ALL_ERRORS: &[ErrorType] = &[
-    ErrorType::InvalidInput,
-    ErrorType::Unauthorized,
-    ErrorType::Forbidden,
-    ErrorType::ModelNotFound,
-    ErrorType::NotFound,
-    ErrorType::MethodNotAllowed,
-    ErrorType::PayloadTooLarge,
-    ErrorType::RequestTimeout,
-    ErrorType::RateLimited,
-    ErrorType::LoadFailed,
-    ErrorType::Overloaded,
-    ErrorType::NotReady,
-    ErrorType::ShuttingDown,
-    ErrorType::Timeout,
-    ErrorType::Inference,
-];
 const LIFECYCLE_ACTIONS: &[&str] = &["load", "reload", "unload"];
 const LIFECYCLE_OUTCOMES: &[&str] = &["success", "failure"];
 
@@ -424,7 +406,9 @@ impl Metrics {
             let mvt = [model, version, tenant.as_str()];
             let _ = self.requests.remove_label_values(&mvt);
             let _ = self.latency.remove_label_values(&mvt);
-            for error in ALL_ERRORS {
+            // Every error_type word (a superset of those counted here; removing a series that
+            // never existed is a no-op).
+            for error in ErrorType::ALL {
                 let _ = self.errors.remove_label_values(&[
                     model,
                     version,
