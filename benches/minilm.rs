@@ -3,6 +3,7 @@
 //! one sentence per request, dynamic batching), length grouping on/off on a mixed batch, and
 //! the bench process's peak RSS (in-process model and server together). Writes `benches/results/minilm.json`. Run: `cargo bench --bench minilm`
 //! (`MINILM_IN_PROCESS_ONLY=1`: the in-process rates only, in target/bench-minilm/in_process.json)
+//! (`MINILM_PROFILE=short|long`: only batch 32 of that set for 6 s, for `benches/minilm_profile.sh`)
 //! (needs `scripts/fetch-minilm.sh`). Bounded: about two minutes on 2 cores.
 
 use std::path::Path;
@@ -184,6 +185,13 @@ fn main() {
     };
     let (short_tokens, long_tokens) = (tokens(&model, &short), tokens(&model, &long));
     let budget = Duration::from_secs(6);
+    if let Ok(set) = std::env::var("MINILM_PROFILE") {
+        // One batch size of one set and nothing else, so that a profiler sees only its passes.
+        let texts = if set == "long" { &long } else { &short };
+        let (rate, cores) = with_cores(|| in_process(&mut model, texts, 32, budget));
+        println!("profile {set} batch 32: {rate:.1} sentences/s, {cores:.2} cores busy");
+        return;
+    }
     let mut results = json!({
         "model": "all-MiniLM-L6-v2",
         "backend": burnserve_models::arch::CPU_BACKEND,

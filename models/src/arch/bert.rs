@@ -7,11 +7,11 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::attention::{attention, AttentionShape, KeyMask};
 use super::kernels::gelu;
 use super::on_backend;
 use crate::error::ModelError;
@@ -151,25 +151,25 @@ pub struct SelfAttention<B: Backend> {
 }
 
 impl<B: Backend> SelfAttention<B> {
-    /// `[b, s, h]` and, when some row is padded, an additive key mask of the scores' own shape
-    /// `[b, heads, s, s]` (same-shape adds take burn-flex's fast in-place path; a broadcast
-    /// `[b, 1, 1, s]` one did not) → `[b, s, h]`.
-    fn forward(&self, x: Tensor<B, 3>, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+    /// `[b, s, h]` and, when some row is padded, the `[b·s]` key mask (1 real, 0 padding)
+    /// → `[b, s, h]`. The projections stay `[b·s, h]` rows; [`attention`] reads the heads out
+    /// of them in place on the CPU backend.
+    fn forward(&self, x: Tensor<B, 3>, key_mask: KeyMask<'_>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let d = h / self.heads;
-        // [b, s, h] -> [b, heads, s, d]
-        let split = |t: Tensor<B, 3>| t.reshape([b, s, self.heads, d]).swap_dims(1, 2);
+        let rows = |linear: &Linear<B>, x: Tensor<B, 3>| linear.forward(x.reshape([b * s, h]));
         // 1/√d on q (b·s·h values) rather than on the scores (b·heads·s² values).
-        let q = split(linear_rows(&self.query, x.clone()).div_scalar((d as f64).sqrt()));
-        let k = split(linear_rows(&self.key, x.clone()));
-        let v = split(linear_rows(&self.value, x));
-        // [b, heads, s, s]
-        let mut scores = q.matmul(k.swap_dims(2, 3));
-        if let Some(bias) = mask_bias {
-            scores = scores + bias;
-        }
-        let context = softmax(scores, 3).matmul(v); // [b, heads, s, d]
-        linear_rows(&self.output, context.swap_dims(1, 2).reshape([b, s, h]))
+        let q = rows(&self.query, x.clone()).div_scalar((d as f64).sqrt());
+        let k = rows(&self.key, x.clone());
+        let v = rows(&self.value, x);
+        let shape = AttentionShape {
+            batch: b,
+            seq: s,
+            heads: self.heads,
+            head_dim: d,
+        };
+        let context = attention(q, k, v, shape, key_mask);
+        self.output.forward(context).reshape([b, s, h])
     }
 }
 
@@ -203,10 +203,10 @@ impl<B: Backend> Layer<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 3>, mask_bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, key_mask: KeyMask<'_>) -> Tensor<B, 3> {
         let attended = self
             .attention_norm
-            .forward(self.attention.forward(x.clone(), mask_bias) + x);
+            .forward(self.attention.forward(x.clone(), key_mask) + x);
         let hidden = gelu(linear_rows(&self.intermediate, attended.clone()));
         self.output_norm
             .forward(linear_rows(&self.output, hidden) + attended)
@@ -248,25 +248,13 @@ impl<B: Backend> Bert<B> {
     ) -> Tensor<B, 3> {
         let [b, s] = ids.dims();
         let types = Tensor::<B, 2, Int>::zeros([b, s], &ids.device());
-        let heads = self
-            .encoder
-            .layers
-            .first()
-            .map_or(1, |layer| layer.attention.heads);
-        // Padding keys get a large negative score, so softmax gives them no weight; the bias is
-        // materialised once per pass in the scores' shape.
-        let mask_bias = padded.then(|| {
-            (mask.ones_like() - mask)
-                .mul_scalar(-1e9)
-                .reshape([b, 1, 1, s])
-                .repeat_dim(1, heads)
-                .repeat_dim(2, s)
-        });
+        // Padding keys get a large negative score, so softmax gives them no weight.
+        let key_mask: Option<Vec<f32>> = padded.then(|| mask.into_data().iter::<f32>().collect());
         let x = self.embeddings.forward(ids, types);
         self.encoder
             .layers
             .iter()
-            .fold(x, |x, layer| layer.forward(x, mask_bias.clone()))
+            .fold(x, |x, layer| layer.forward(x, key_mask.as_deref()))
     }
 
     /// Masked mean over real tokens, then (optionally) L2 normalisation: `[b, hidden]`.

@@ -59,6 +59,59 @@ pub fn gelu_slice(values: &mut [f32]) {
     gelu_portable(values);
 }
 
+/// e^x for x ≤ 0 (softmax's shifted scores), branch-free so that loops over it vectorise:
+/// Cephes' `expf` (range reduction by ln 2 in two parts, a degree-5 polynomial, the exponent
+/// put in by bits), relative error about 1e-7; below -87.3 (where e^x is subnormal in f32) it
+/// answers 0.
+#[inline(always)]
+#[allow(clippy::excessive_precision)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    const LOW: f32 = -87.33;
+    let clamped = x.max(LOW);
+    let n = (clamped * std::f32::consts::LOG2_E).round();
+    let r = clamped - n * 0.693_359_375 + n * 2.121_944_400_546_905_8e-4;
+    let mut p = 1.987_569_150_0e-4_f32;
+    p = p * r + 1.398_199_950_7e-3;
+    p = p * r + 8.333_451_907_3e-3;
+    p = p * r + 4.166_579_589_4e-2;
+    p = p * r + 1.666_666_545_9e-1;
+    p = p * r + 5.000_000_120_1e-1;
+    let e = p * r * r + r + 1.0;
+    // n ≥ -126 here, so 2^n is a normal float built from its exponent bits.
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < LOW {
+        0.0
+    } else {
+        e * scale
+    }
+}
+
+fn exp_minus_portable(values: &mut [f32], shift: f32) {
+    for x in values {
+        *x = exp_nonpositive(*x - shift);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn exp_minus_avx2(values: &mut [f32], shift: f32) {
+    for x in values {
+        *x = exp_nonpositive(*x - shift);
+    }
+}
+
+/// `x ← e^(x - shift)` over a slice whose values are all ≤ `shift` (AVX2+FMA when the CPU has
+/// them).
+pub fn exp_minus_slice(values: &mut [f32], shift: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has the features the function is compiled for (checked above).
+        unsafe { exp_minus_avx2(values, shift) };
+        return;
+    }
+    exp_minus_portable(values, shift);
+}
+
 /// GELU of `x`: on the CPU backend over its buffer in place, in parallel; elsewhere burn's op.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     if TypeId::of::<B>() != TypeId::of::<super::CpuBackend>() {
@@ -103,5 +156,25 @@ mod tests {
         // Large inputs pass through, large negative ones vanish.
         assert_eq!(gelu_scalar(12.0), 12.0);
         assert_eq!(gelu_scalar(-12.0), -0.0);
+    }
+
+    #[test]
+    fn exp_matches_std_exp_where_softmax_uses_it() {
+        let mut values: Vec<f32> = (0..=200_000).map(|i| -100.0 + i as f32 * 0.0005).collect();
+        // The kernel's own argument, x - (-1) in f32, taken exactly in f64.
+        let arguments: Vec<f64> = values.iter().map(|&x| (x + 1.0) as f64).collect();
+        exp_minus_slice(&mut values, -1.0);
+        let mut worst = 0f64;
+        for (&argument, &got) in arguments.iter().zip(&values) {
+            let want = argument.exp();
+            if argument < f64::from(-87.33f32) {
+                assert_eq!(got, 0.0, "e^{argument} flushes to 0");
+            } else {
+                worst = worst.max(((got as f64) - want).abs() / want);
+            }
+        }
+        assert!(worst < 3e-7, "largest relative error {worst}");
+        assert_eq!(exp_nonpositive(0.0), 1.0);
+        assert_eq!(exp_nonpositive(-1e9), 0.0);
     }
 }

@@ -2,6 +2,7 @@
 //! to its loader ([`ARCHITECTURES`], [`load_model`]); and the generic wrapper that turns a burn
 //! network into an [`InferenceModel`](crate::InferenceModel).
 
+pub mod attention;
 pub mod bert;
 pub mod cnn;
 pub mod identity;
