@@ -17,36 +17,27 @@ use rayon::prelude::*;
 /// them no weight (as BERT's additive mask).
 pub type KeyMask<'a> = Option<&'a [f32]>;
 
-/// Attention over projections laid out `[batch · seq, heads · head_dim]` (rows of sequence
-/// `i` at `i·seq ..`, head `h` in columns `h·head_dim ..`), `q` already scaled by 1/√head_dim:
-/// answers the context in the same layout.
+/// Attention over the fused projections `qkv`, `[batch · seq, 3 · width]` with
+/// `width = heads · head_dim`: q in columns `0..width`, k in `width..2·width`, v in
+/// `2·width..3·width`; rows of sequence `i` at `i·seq ..`, head `h` at `h·head_dim` within
+/// each; q already scaled by 1/√head_dim. Answers the context, `[batch · seq, width]`.
 pub fn attention<B: Backend>(
-    q: Tensor<B, 2>,
-    k: Tensor<B, 2>,
-    v: Tensor<B, 2>,
+    qkv: Tensor<B, 2>,
     shape: AttentionShape,
     key_mask: KeyMask<'_>,
 ) -> Tensor<B, 2> {
     if TypeId::of::<B>() == TypeId::of::<super::CpuBackend>() {
-        let device = q.device();
-        let (q, k, v) = (q.into_data(), k.into_data(), v.into_data());
-        if let (Ok(qs), Ok(ks), Ok(vs)) = (
-            q.as_slice::<f32>(),
-            k.as_slice::<f32>(),
-            v.as_slice::<f32>(),
-        ) {
-            let context = attention_host(qs, ks, vs, shape, key_mask);
+        let device = qkv.device();
+        let data = qkv.into_data();
+        if let Ok(values) = data.as_slice::<f32>() {
+            let context = attention_host(values, shape, key_mask);
             let rows = shape.batch * shape.seq;
-            return Tensor::from_data(
-                TensorData::new(context, [rows, shape.heads * shape.head_dim]),
-                &device,
-            );
+            return Tensor::from_data(TensorData::new(context, [rows, shape.width()]), &device);
         }
         // Not f32 (never on the CPU backend's default float): burn's ops on the same values.
-        let back = |data: TensorData| Tensor::<B, 2>::from_data(data, &device);
-        return attention_burn(back(q), back(k), back(v), shape, key_mask);
+        return attention_burn(Tensor::from_data(data, &device), shape, key_mask);
     }
-    attention_burn(q, k, v, shape, key_mask)
+    attention_burn(qkv, shape, key_mask)
 }
 
 /// The sizes of one attention call.
@@ -58,11 +49,16 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+impl AttentionShape {
+    /// Columns of q (and of k, v and the context): `heads · head_dim`.
+    pub fn width(&self) -> usize {
+        self.heads * self.head_dim
+    }
+}
+
 /// The same attention with burn's tensor ops (any backend; the reference for the host kernel).
 pub fn attention_burn<B: Backend>(
-    q: Tensor<B, 2>,
-    k: Tensor<B, 2>,
-    v: Tensor<B, 2>,
+    qkv: Tensor<B, 2>,
     shape: AttentionShape,
     key_mask: KeyMask<'_>,
 ) -> Tensor<B, 2> {
@@ -72,9 +68,15 @@ pub fn attention_burn<B: Backend>(
         heads,
         head_dim: d,
     } = shape;
-    // [b·s, h] -> [b, heads, s, d]
-    let split = |t: Tensor<B, 2>| t.reshape([b, s, heads, d]).swap_dims(1, 2);
-    let mut scores = split(q).matmul(split(k).swap_dims(2, 3));
+    let w = shape.width();
+    // columns `part·w ..` of [b·s, 3w] -> [b, heads, s, d]
+    let split = |part: usize| {
+        qkv.clone()
+            .slice([0..b * s, part * w..(part + 1) * w])
+            .reshape([b, s, heads, d])
+            .swap_dims(1, 2)
+    };
+    let mut scores = split(0).matmul(split(1).swap_dims(2, 3));
     if let Some(mask) = key_mask {
         let device = scores.device();
         let bias: Vec<f32> = mask.iter().map(|m| (1.0 - m) * -1e9).collect();
@@ -85,7 +87,7 @@ pub fn attention_burn<B: Backend>(
         scores = scores + bias;
     }
     softmax(scores, 3)
-        .matmul(split(v))
+        .matmul(split(2))
         .swap_dims(1, 2)
         .reshape([b * s, heads * d])
 }
@@ -104,28 +106,20 @@ impl SharedOut {
     }
 }
 
-/// The host kernel over `f32` slices of `[batch · seq, heads · head_dim]`.
-pub fn attention_host(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    shape: AttentionShape,
-    key_mask: KeyMask<'_>,
-) -> Vec<f32> {
+/// The host kernel over the fused projections as one `f32` slice (layout as [`attention`]).
+pub fn attention_host(qkv: &[f32], shape: AttentionShape, key_mask: KeyMask<'_>) -> Vec<f32> {
     let AttentionShape {
         batch,
         seq,
         heads,
         head_dim,
     } = shape;
-    let width = heads * head_dim;
+    let width = shape.width();
     let len = batch * seq * width;
     assert!(
-        q.len() == len && k.len() == len && v.len() == len,
-        "attention: projections of {} / {} / {} values for {shape:?}",
-        q.len(),
-        k.len(),
-        v.len()
+        qkv.len() == 3 * len,
+        "attention: projections of {} values for {shape:?}",
+        qkv.len()
     );
     if let Some(mask) = key_mask {
         assert_eq!(mask.len(), batch * seq, "attention: key mask length");
@@ -134,13 +128,18 @@ pub fn attention_host(
     let out = SharedOut(context.as_mut_ptr());
     let one = |scores: &mut Vec<f32>, task: usize| {
         let (sequence, head) = (task / heads, task % heads);
-        // The first element of this (sequence, head) block in every `[b·s, width]` buffer.
+        // The first element of this (sequence, head) block: in the context `[b·s, width]`, and
+        // of q in `[b·s, 3·width]` (k and v `width` and `2·width` further on).
         let base = sequence * seq * width + head * head_dim;
+        let q = qkv
+            .as_ptr()
+            .wrapping_add(3 * sequence * seq * width + head * head_dim);
+        let (k, v) = (q.wrapping_add(width), q.wrapping_add(2 * width));
         scores.resize(seq * seq, 0.0);
-        let (w, s) = (width as isize, seq as isize);
-        // SAFETY: every pointer and stride stays inside its slice: rows `sequence·seq ..
-        // +seq` of `width` values, columns `head·head_dim .. +head_dim` (asserted lengths
-        // above); `scores` holds seq² values. The context block is this task's alone.
+        let (w, w3, s) = (width as isize, 3 * width as isize, seq as isize);
+        // SAFETY: every pointer and stride stays inside its buffer: rows `sequence·seq ..
+        // +seq` of `3·width` values, columns `head·head_dim .. +head_dim` of q, k or v
+        // (asserted length above); `scores` holds seq² values.
         unsafe {
             // scores[i, j] = Σ_c q[i, c] · k[j, c]
             gemm::gemm(
@@ -151,11 +150,11 @@ pub fn attention_host(
                 1,
                 s,
                 false,
-                q.as_ptr().add(base),
+                q,
                 1,
-                w,
-                k.as_ptr().add(base),
-                w,
+                w3,
+                k,
+                w3,
                 1,
                 0.0,
                 1.0,
@@ -189,9 +188,9 @@ pub fn attention_host(
                 scores.as_ptr(),
                 1,
                 s,
-                v.as_ptr().add(base),
+                v,
                 1,
-                w,
+                w3,
                 0.0,
                 1.0,
                 false,
@@ -243,23 +242,19 @@ mod tests {
     }
 
     fn compare(shape: AttentionShape, mask: Option<Vec<f32>>) {
-        let n = shape.batch * shape.seq * shape.heads * shape.head_dim;
-        let (q, k, v) = (values(n, 1), values(n, 2), values(n, 3));
-        let host = attention_host(&q, &k, &v, shape, mask.as_deref());
+        let n = shape.batch * shape.seq * 3 * shape.width();
+        let qkv = values(n, 1);
+        let host = attention_host(&qkv, shape, mask.as_deref());
         let device = Default::default();
-        let t = |x: &[f32]| {
-            Tensor::<CpuBackend, 2>::from_data(
-                TensorData::new(
-                    x.to_vec(),
-                    [shape.batch * shape.seq, shape.heads * shape.head_dim],
-                ),
-                &device,
-            )
-        };
-        let reference = attention_burn(t(&q), t(&k), t(&v), shape, mask.as_deref())
+        let tensor = Tensor::<CpuBackend, 2>::from_data(
+            TensorData::new(qkv, [shape.batch * shape.seq, 3 * shape.width()]),
+            &device,
+        );
+        let reference = attention_burn(tensor, shape, mask.as_deref())
             .into_data()
             .to_vec::<f32>()
             .unwrap();
+        assert_eq!(host.len(), reference.len());
         let worst = host
             .iter()
             .zip(&reference)
@@ -296,10 +291,10 @@ mod tests {
             heads: 1,
             head_dim: 1,
         };
-        let q = [1.0, 1.0, 1.0];
-        let k = [0.0, 0.0, 50.0];
-        let v = [2.0, 4.0, 1000.0];
-        let context = attention_host(&q, &k, &v, shape, Some(&[1.0, 1.0, 0.0]));
+        // Rows of (q, k, v).
+        let qkv = [1.0, 0.0, 2.0, 1.0, 0.0, 4.0, 1.0, 50.0, 1000.0];
+        let context = attention_host(&qkv, shape, Some(&[1.0, 1.0, 0.0]));
+        assert_eq!(context.len(), 3);
         for c in context {
             assert!((c - 3.0).abs() < 1e-6, "{c}");
         }
@@ -314,6 +309,6 @@ mod tests {
             heads: 1,
             head_dim: 2,
         };
-        attention_host(&[0.0; 4], &[0.0; 4], &[0.0; 3], shape, None);
+        attention_host(&[0.0; 11], shape, None);
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
@@ -141,34 +141,89 @@ fn linear_rows<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> 
 }
 
 /// Multi-head self-attention projections (`attention.self.*` and `attention.output.dense`).
+///
+/// Loaded as the file has them (`query`, `key`, `value`); [`SelfAttention::fuse`] then puts
+/// the three into one `[h, 3h]` linear (`qkv`, q's part scaled by 1/√d), so that a pass runs
+/// one GEMM for them instead of three and the weights are held once.
 #[derive(Module, Debug)]
 pub struct SelfAttention<B: Backend> {
-    query: Linear<B>,
-    key: Linear<B>,
-    value: Linear<B>,
+    query: Option<Linear<B>>,
+    key: Option<Linear<B>>,
+    value: Option<Linear<B>>,
+    qkv: Option<Linear<B>>,
     output: Linear<B>,
     heads: usize,
 }
 
 impl<B: Backend> SelfAttention<B> {
+    /// Replaces `query`, `key` and `value` by one linear over their concatenated outputs,
+    /// `[q/√d | k | v]` (a no-op once fused).
+    fn fuse(&mut self) {
+        let (Some(query), Some(key), Some(value)) =
+            (self.query.take(), self.key.take(), self.value.take())
+        else {
+            return;
+        };
+        let h = query.weight.dims()[0];
+        let scale = 1.0 / ((h / self.heads) as f64).sqrt();
+        let bias = |linear: &Linear<B>| {
+            linear.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| {
+                Tensor::zeros([linear.weight.dims()[1]], &linear.weight.device())
+            })
+        };
+        let weight = Tensor::cat(
+            vec![
+                query.weight.val().mul_scalar(scale),
+                key.weight.val(),
+                value.weight.val(),
+            ],
+            1,
+        );
+        let bias = Tensor::cat(
+            vec![bias(&query).mul_scalar(scale), bias(&key), bias(&value)],
+            0,
+        );
+        self.qkv = Some(Linear {
+            weight: Param::from_tensor(weight),
+            bias: Some(Param::from_tensor(bias)),
+        });
+    }
+
+    /// `[b·s, h]` → the fused projections `[b·s, 3h]` (q scaled by 1/√d).
+    fn project(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        if let Some(qkv) = &self.qkv {
+            return qkv.forward(x);
+        }
+        // Not fused (a network built without loading): the three projections, concatenated.
+        let d = x.dims()[1] / self.heads;
+        let part = |linear: &Option<Linear<B>>| {
+            linear
+                .as_ref()
+                .map(|linear| linear.forward(x.clone()))
+                .expect("an unfused SelfAttention holds query, key and value")
+        };
+        Tensor::cat(
+            vec![
+                part(&self.query).div_scalar((d as f64).sqrt()),
+                part(&self.key),
+                part(&self.value),
+            ],
+            1,
+        )
+    }
+
     /// `[b, s, h]` and, when some row is padded, the `[b·s]` key mask (1 real, 0 padding)
-    /// → `[b, s, h]`. The projections stay `[b·s, h]` rows; [`attention`] reads the heads out
+    /// → `[b, s, h]`. The projections stay `[b·s, 3h]` rows; [`attention`] reads the heads out
     /// of them in place on the CPU backend.
     fn forward(&self, x: Tensor<B, 3>, key_mask: KeyMask<'_>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
-        let d = h / self.heads;
-        let rows = |linear: &Linear<B>, x: Tensor<B, 3>| linear.forward(x.reshape([b * s, h]));
-        // 1/√d on q (b·s·h values) rather than on the scores (b·heads·s² values).
-        let q = rows(&self.query, x.clone()).div_scalar((d as f64).sqrt());
-        let k = rows(&self.key, x.clone());
-        let v = rows(&self.value, x);
         let shape = AttentionShape {
             batch: b,
             seq: s,
             heads: self.heads,
-            head_dim: d,
+            head_dim: h / self.heads,
         };
-        let context = attention(q, k, v, shape, key_mask);
+        let context = attention(self.project(x.reshape([b * s, h])), shape, key_mask);
         self.output.forward(context).reshape([b, s, h])
     }
 }
@@ -190,9 +245,10 @@ impl<B: Backend> Layer<B> {
         let linear = |a, b| LinearConfig::new(a, b).init(device);
         Self {
             attention: SelfAttention {
-                query: linear(h, h),
-                key: linear(h, h),
-                value: linear(h, h),
+                query: Some(linear(h, h)),
+                key: Some(linear(h, h)),
+                value: Some(linear(h, h)),
+                qkv: None,
                 output: linear(h, h),
                 heads: config.num_attention_heads,
             },
@@ -234,6 +290,14 @@ impl<B: Backend> Bert<B> {
                     .map(|_| Layer::new(config, device))
                     .collect(),
             },
+        }
+    }
+
+    /// Puts each layer's q, k and v projections into one linear (after loading the file's
+    /// weights, which name them apart): see [`SelfAttention::fuse`].
+    pub fn fuse_projections(&mut self) {
+        for layer in &mut self.encoder.layers {
+            layer.attention.fuse();
         }
     }
 
@@ -431,6 +495,7 @@ impl<B: Backend> TextEmbedder<B> {
             ModelError::Load("architecture 'bert-embedding' needs a `weights` file".into())
         })?;
         weights::load_safetensors_with(&mut bert, &path, &huggingface_bert())?;
+        bert.fuse_projections();
         Ok(Self {
             bert,
             tokenizer,
@@ -710,5 +775,57 @@ mod tests {
         for (a, b) in alone.iter().zip(&out[8..]) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
+    }
+
+    #[test]
+    fn fused_projections_give_the_unfused_networks_embeddings() {
+        type B = crate::arch::CpuBackend;
+        let config = BertConfig {
+            vocab_size: 50,
+            hidden_size: 24,
+            num_hidden_layers: 2,
+            num_attention_heads: 3,
+            intermediate_size: 32,
+            max_position_embeddings: 16,
+            type_vocab_size: 2,
+            layer_norm_eps: 1e-12,
+            hidden_act: "gelu".into(),
+        };
+        let device = Default::default();
+        let unfused = Bert::<B>::new(&config, &device);
+        let params = unfused.num_params();
+        let mut fused = unfused.clone();
+        fused.fuse_projections();
+        fused.fuse_projections(); // twice is once
+        assert!(fused
+            .encoder
+            .layers
+            .iter()
+            .all(|l| l.attention.qkv.is_some() && l.attention.query.is_none()));
+        assert_eq!(fused.num_params(), params, "weights held once");
+        let run = |bert: &Bert<B>| {
+            let ids = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(vec![1i64, 7, 9, 2, 1, 7, 9, 0, 3, 0, 0, 0], [3, 4]),
+                &device,
+            );
+            let mask = Tensor::<B, 2>::from_data(
+                TensorData::new(
+                    vec![1f32, 1., 1., 1., 1., 1., 1., 0., 1., 0., 0., 0.],
+                    [3, 4],
+                ),
+                &device,
+            );
+            bert.embed(ids, mask, false)
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap()
+        };
+        let (a, b) = (run(&unfused), run(&fused));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "fused differs by {worst}");
     }
 }
