@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod bert;
 pub mod cnn;
+pub mod conv;
 pub mod identity;
 pub mod kernels;
 pub mod mlp;
