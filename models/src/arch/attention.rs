@@ -3,7 +3,9 @@
 //! (sequence, head) pairs in parallel on the rayon pool. burn-flex 0.21 spends most of a
 //! MiniLM pass's single-threaded time splitting heads out (`swap_dims` then a copy per matmul)
 //! and merging them back; here the heads are read and written in place through strides.
-//! Other backends keep burn's ops ([`attention`] falls back).
+//! burn 0.21's own fused `attention` op (burn-flex `ops/attention.rs`) was not used: it takes
+//! `[b, heads, s, d]`, copies q, k and v to contiguous buffers first, and runs on the calling
+//! thread only (no rayon in it). Other backends keep burn's ops ([`attention`] falls back).
 
 use std::any::TypeId;
 
