@@ -30,13 +30,12 @@ pub const GROUP_OVERHEAD_TOKENS: usize = 16;
 
 /// Most attention-score cells per head (rows × tokens²) in one forward pass; a single row always
 /// fits. Session 7 capped it at 16,384 because long texts in groups ran slower per text than one
-/// by one. Session 8 found 262,144 (14 texts of 133 tokens a pass) 5% faster than 65,536 but
-/// kept 65,536: the `[b, heads, s, s]` scores tensors of larger passes left a flood's server 90
-/// MiB larger. Since the attention kernel (session 9) no scores tensor exists (each (sequence,
-/// head) uses a per-thread `s²` buffer), a pass's memory grows with its tokens only, and
-/// 262,144 ran long batches of 32 about 10% faster (94.6–97.5 vs 87.1–87.4 sentences/s, back to
-/// back, `MINILM_PROFILE=long`) with the flood test's RSS after both floods at 212 vs 207–209 MiB.
-pub const ATTENTION_CELLS_PER_PASS: usize = 262_144;
+/// by one. With the masking done on same-shape tensors and 2-D linears (session 8), 32 long texts
+/// (133 tokens) in passes of 14 (262,144 cells) ran 5% faster than one by one (74.2 vs 70.4
+/// sentences/s, `benches/minilm.rs`), but a flood of 256-token texts then left the server 90 MiB
+/// larger (`tests/flood.rs`: 271 vs 180 MiB; glibc keeps what the larger passes took). 65,536
+/// (3 texts of 133 tokens, one of 256) keeps most of the gain for 3 MiB of scores a layer.
+pub const ATTENTION_CELLS_PER_PASS: usize = 65_536;
 
 /// The fields of HuggingFace's BERT `config.json` the encoder needs.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -723,11 +722,11 @@ mod tests {
         // A row over the budget on its own still runs, alone.
         let plan = LengthGroups::plan(&[30, 30], 16, 200);
         assert_eq!(plan.groups, vec![0..1, 1..2]);
-        // The shipped budget: 32 short texts share a pass, long ones go 14 at a time.
+        // The shipped budget: 32 short texts share a pass, long ones go 3 at a time.
         let short = LengthGroups::plan(&[16; 32], 16, ATTENTION_CELLS_PER_PASS);
         assert_eq!(short.groups, vec![0..32]);
         let long = LengthGroups::plan(&[133; 32], 16, ATTENTION_CELLS_PER_PASS);
-        assert_eq!(long.groups.iter().map(|g| g.len()).max(), Some(14));
+        assert_eq!(long.groups.iter().map(|g| g.len()).max(), Some(3));
     }
 
     #[test]
