@@ -249,6 +249,7 @@ mod tests {
             enqueued_at: now,
             reply,
             probe: false,
+            estimate: None,
         };
         (job, rx)
     }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::batching::{
     gather_until, split_rows, triage, Batch, BatchPolicy, DelayGovernor, Triage,
 };
-use crate::cost::{with_margin, CostModel};
+use crate::cost::CostModel;
 use crate::error::InferError;
 use crate::lifecycle::VersionState;
 use crate::messages::{Job, JobOutput, VersionKey};
@@ -225,6 +225,9 @@ fn serve(
     let mut failed_in_a_row = 0u32;
     let mut carried: Option<Job> = None;
     let mut governor = DelayGovernor::new();
+    // When this instance's last pass ended: a pass whose first job was queued by then ran
+    // from a backlog, and the time between the two ends is the pace the backlog drains at.
+    let mut last_end: Option<Instant> = None;
     loop {
         let cost = config.state.cost();
         let Some(batch) = gather(
@@ -238,9 +241,21 @@ fn serve(
         ) else {
             return ExecutorExit::QueueClosed;
         };
+        let backlogged_since = last_end.filter(|end| {
+            batch
+                .jobs()
+                .first()
+                .is_some_and(|job| job.enqueued_at <= *end)
+        });
+        let rows = batch.rows();
         let started = Instant::now();
         let outcome = execute(model.as_mut(), batch, output_len, metrics, &config.state);
-        governor.record_forward(started.elapsed());
+        let ended = Instant::now();
+        governor.record_forward(ended.duration_since(started));
+        if let Some(previous) = backlogged_since {
+            cost.record_interval(rows, ended.duration_since(previous));
+        }
+        last_end = Some(ended);
         let fatal = match outcome {
             Ok(BatchOutcome::Served) => {
                 failed_in_a_row = 0;
@@ -297,7 +312,9 @@ fn gather(
 ) -> Option<Batch> {
     let mut batch = Batch::new(policy.max_rows);
     // A job joins only if it can still finish: its remaining time covers the expected pass.
-    let pass = cost.pass().map_or(Duration::ZERO, with_margin);
+    let pass = cost
+        .pass()
+        .map_or(Duration::ZERO, |pass| cost.with_margin(pass));
     let admit = |batch: &mut Batch, job: Job| {
         let now = Instant::now();
         let triage = match triage(&job, now) {
@@ -309,12 +326,16 @@ fn gather(
         match triage {
             Triage::Run => batch.push(job),
             Triage::Expired => {
-                cost.sub_pending(job.rows);
+                cost.sub_pending(1, job.rows);
+                // It would have answered a pass from now at the earliest.
+                if let Some(estimate) = job.estimate {
+                    cost.record_outcome(estimate, (now + pass).duration_since(job.enqueued_at));
+                }
                 metrics.timed_out();
                 let waited = job.deadline.saturating_duration_since(job.enqueued_at);
                 let _ = job.reply.send(Err(InferError::Timeout(waited)));
             }
-            Triage::Abandoned => cost.sub_pending(job.rows),
+            Triage::Abandoned => cost.sub_pending(1, job.rows),
         }
     };
     if let Some(job) = carried.take() {
@@ -449,11 +470,18 @@ fn execute(
         state,
     );
     // Computed (or failed, to run again alone now): no longer work ahead of new requests.
-    state.cost().sub_pending(rows_per_job.iter().sum());
+    state
+        .cost()
+        .sub_pending(rows_per_job.len(), rows_per_job.iter().sum());
     let jobs = batch.into_jobs();
     match outputs {
         Ok(outputs) => {
+            let computed = run.started + run.inference_time;
             for (job, (output, tokens)) in jobs.into_iter().zip(outputs) {
+                if let Some(estimate) = job.estimate {
+                    let took = computed.saturating_duration_since(job.enqueued_at);
+                    state.cost().record_outcome(estimate, took);
+                }
                 answer(job, output, tokens, &run);
             }
             Ok(BatchOutcome::Served)

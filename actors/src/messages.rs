@@ -45,6 +45,9 @@ pub struct Job {
     /// Admitted against the cost estimate to measure it again (see `cost::CostModel::probe`):
     /// computed even if the estimate says it will be late.
     pub probe: bool,
+    /// The version's estimate of the work ahead when the job was admitted (with its own rows;
+    /// no margin), against which its actual wait calibrates the margin; `None` without one.
+    pub estimate: Option<Duration>,
 }
 
 /// What the executor sends back for one job.

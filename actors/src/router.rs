@@ -17,7 +17,6 @@ use burnserve_models::{prepare_input, Device, ModelSpec, RequestInput};
 use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::cost::with_margin;
 use crate::error::{DeadlineRefusal, InferError};
 use crate::lifecycle::{VersionPhase, VersionState};
 use crate::messages::{Job, JobOutput, VersionKey};
@@ -368,7 +367,8 @@ fn enqueue(
     let cost = entry.state.cost();
     let max_rows = entry.spec.batching.max_batch_size;
     let mut probe = false;
-    if let Some(expected) = cost.time_to_finish(rows, max_rows).map(with_margin) {
+    let estimate = cost.time_to_finish(rows, max_rows);
+    if let Some(expected) = estimate.map(|ahead| cost.with_margin(ahead)) {
         if expected > remaining && cost.probe() {
             probe = true;
         } else if expected > remaining {
@@ -392,12 +392,13 @@ fn enqueue(
         enqueued_at: now,
         reply,
         probe,
+        estimate: estimate.filter(|_| !probe),
     };
     // Counted before the send: the executor may take the job (and uncount it) at once.
     cost.add_pending(rows);
     let sent = entry.queue.try_send(job);
     if sent.is_err() {
-        cost.sub_pending(rows);
+        cost.sub_pending(1, rows);
     }
     match sent {
         Ok(()) => {
@@ -411,12 +412,16 @@ fn enqueue(
                 spec: entry.spec.clone(),
             })
         }
-        Err(TrySendError::Full(_)) => Err(InferError::Overloaded {
-            model: key.model.clone(),
-            version: key.version.clone(),
-            capacity: entry.spec.batching.queue_capacity,
-            retry_after: RETRY_AFTER,
-        }),
+        Err(TrySendError::Full(_)) => {
+            // Until the queue drains below its mark, refuse before reading bodies.
+            cost.set_shedding(true);
+            Err(InferError::Overloaded {
+                model: key.model.clone(),
+                version: key.version.clone(),
+                capacity: entry.spec.batching.queue_capacity,
+                retry_after: RETRY_AFTER,
+            })
+        }
         Err(TrySendError::Disconnected(_)) => Err(InferError::NotReady(format!(
             "model '{}' version '{}' is stopping",
             key.model, key.version

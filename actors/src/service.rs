@@ -90,11 +90,16 @@ impl InferenceService {
         version: Option<&str>,
         tenant: &str,
     ) -> Result<(), InferError> {
-        let Some(refusal) = self.view.refuse_early(model, version) else {
+        let Some(err) = self.view.refuse_early(model, version) else {
             return Ok(());
         };
-        let key = VersionKey::new(refusal.model.clone(), refusal.version.clone());
-        let err = InferError::CannotMeetDeadline(Box::new(refusal));
+        let key = match &err {
+            InferError::Overloaded { model, version, .. } => VersionKey::new(model, version),
+            InferError::CannotMeetDeadline(refusal) => {
+                VersionKey::new(&refusal.model, &refusal.version)
+            }
+            _ => VersionKey::new(model, version.unwrap_or_default()),
+        };
         self.metrics
             .record_request(Some(&key), tenant, Err(err.error_type()));
         Err(err)

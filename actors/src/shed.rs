@@ -2,10 +2,11 @@
 //! every change of a model's routes, so a request can be refused before its body is read (and
 //! decoded). Under a flood the body is what costs: refusing after reading and decoding it spends
 //! on each refusal a good part of what serving it would. A version sheds once the router has
-//! refused a request for its deadline (`CostModel::is_shedding`), and then refuses early every
-//! request while the work ahead exceeds `cost::SHED_LOW_WATER` of the version's own deadline
-//! (`timeout_ms`, which a request may only shorten); below it, shedding stops and requests go
-//! through to the full admission again.
+//! refused a request for its deadline or for a full queue (`CostModel::is_shedding`), and then
+//! refuses early every request while the jobs queued exceed `cost::SHED_LOW_WATER` of the queue's
+//! capacity (429, as a full queue) or the work ahead exceeds that share of the version's own
+//! deadline (`timeout_ms`, which a request may only shorten); below both, shedding stops and
+//! requests go through to the full admission again.
 //!
 //! It holds each version's `VersionState` (its cost model), never its queue, so a retired
 //! version's executor still sees its queue close when the router lets go of it.
@@ -14,10 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::cost::{with_margin, SHED_LOW_WATER};
-use crate::error::DeadlineRefusal;
+use crate::cost::SHED_LOW_WATER;
+use crate::error::{DeadlineRefusal, InferError};
 use crate::lifecycle::VersionState;
 use crate::messages::VersionKey;
+use crate::router::RETRY_AFTER;
 
 /// What the view keeps of one routed version.
 #[derive(Clone)]
@@ -64,7 +66,7 @@ impl LoadView {
     /// is shedding and holds more work than its low-water mark, by its estimate with margin.
     /// `None` (let it through to the full admission) for an unknown model, a version not ready,
     /// or an estimate not measured for a while (the router's probes bring it down).
-    pub fn refuse_early(&self, model: &str, version: Option<&str>) -> Option<DeadlineRefusal> {
+    pub fn refuse_early(&self, model: &str, version: Option<&str>) -> Option<InferError> {
         let models = self.0.read().unwrap_or_else(|p| p.into_inner());
         let routes = models.get(model)?;
         let pinned;
@@ -104,7 +106,7 @@ impl LoadView {
             || cost.pending_rows() + 1 > queue_room
             || cost
                 .time_to_finish(1, load.max_rows)
-                .is_some_and(|ahead| with_margin(ahead) > load.default_timeout.mul_f64(share));
+                .is_some_and(|ahead| cost.with_margin(ahead) > load.default_timeout.mul_f64(share));
         if busy {
             BackgroundRoom::Wait
         } else {
@@ -113,7 +115,7 @@ impl LoadView {
     }
 }
 
-fn refusal(version: &str, load: &VersionLoad) -> Option<DeadlineRefusal> {
+fn refusal(version: &str, load: &VersionLoad) -> Option<InferError> {
     if !load.state.is_ready() {
         return None;
     }
@@ -121,22 +123,29 @@ fn refusal(version: &str, load: &VersionLoad) -> Option<DeadlineRefusal> {
     if !cost.is_shedding() || cost.is_stale() {
         return None;
     }
-    let expected = with_margin(cost.time_to_finish(1, load.max_rows)?);
+    let key: &VersionKey = load.state.key();
+    // Shedding after a full queue: refused while the jobs queued stay above the mark.
+    if cost.pending_jobs() as f64 > load.queue_capacity as f64 * SHED_LOW_WATER {
+        return Some(InferError::Overloaded {
+            model: key.model.clone(),
+            version: version.to_string(),
+            capacity: load.queue_capacity,
+            retry_after: RETRY_AFTER,
+        });
+    }
+    let expected = cost.with_margin(cost.time_to_finish(1, load.max_rows)?);
     if expected <= load.default_timeout.mul_f64(SHED_LOW_WATER) {
         cost.set_shedding(false);
         return None;
     }
-    Some({
-        let key: &VersionKey = load.state.key();
-        DeadlineRefusal {
-            model: key.model.clone(),
-            version: version.to_string(),
-            expected,
-            // While shedding, the bound is the low-water mark, not the whole deadline.
-            timeout: load.default_timeout.mul_f64(SHED_LOW_WATER),
-            retry_after: cost.time_to_finish(0, load.max_rows).unwrap_or(expected),
-        }
-    })
+    Some(InferError::CannotMeetDeadline(Box::new(DeadlineRefusal {
+        model: key.model.clone(),
+        version: version.to_string(),
+        expected,
+        // While shedding, the bound is the low-water mark, not the whole deadline.
+        timeout: load.default_timeout.mul_f64(SHED_LOW_WATER),
+        retry_after: cost.time_to_finish(0, load.max_rows).unwrap_or(expected),
+    })))
 }
 
 #[cfg(test)]
@@ -191,7 +200,9 @@ mod tests {
         one.cost().add_pending(20);
         assert!(view.refuse_early("m", None).is_none());
         one.cost().set_shedding(true);
-        let refusal = view.refuse_early("m", None).expect("shed");
+        let Some(InferError::CannotMeetDeadline(refusal)) = view.refuse_early("m", None) else {
+            panic!("expected a deadline refusal");
+        };
         assert_eq!(
             (refusal.model.as_str(), refusal.version.as_str()),
             ("m", "1")
@@ -199,14 +210,47 @@ mod tests {
         assert_eq!(refusal.timeout, Duration::from_millis(80));
         assert!(view.refuse_early("m", Some("1")).is_some());
         // 6 rows: 70 ms (with margin 88.5 ms), above the 80 ms mark: still shedding.
-        one.cost().sub_pending(14);
+        one.cost().sub_pending(0, 14);
         assert!(view.refuse_early("m", None).is_some());
         // 5 rows: 60 ms (with margin 76 ms), below it: shedding stops, and stays off.
-        one.cost().sub_pending(1);
+        one.cost().sub_pending(0, 1);
         assert!(view.refuse_early("m", None).is_none());
         assert!(!one.cost().is_shedding());
         one.cost().add_pending(20);
         assert!(view.refuse_early("m", None).is_none());
+    }
+
+    #[test]
+    fn a_full_queue_sheds_until_its_jobs_fall_below_the_mark() {
+        let one = ready_version("m", "1");
+        let view = view_of(&[("1", &one)], &["1"]);
+        // 9 one-row jobs of a 10-job queue: 100 ms by the estimate (with margin 126 ms), and
+        // the deadline is 100 ms; after 2 of them are computed, 70 ms (88.5 ms) is still above
+        // the deadline's mark (80 ms), so take them off the deadline's books by hand: what is
+        // tested here is the queue's mark (8 jobs).
+        for _ in 0..9 {
+            one.cost().add_pending(1);
+        }
+        assert!(view.refuse_early("m", None).is_none(), "not shedding yet");
+        one.cost().set_shedding(true);
+        match view.refuse_early("m", None) {
+            Some(InferError::Overloaded {
+                model,
+                version,
+                capacity,
+                ..
+            }) => assert_eq!((model.as_str(), version.as_str(), capacity), ("m", "1", 10)),
+            other => panic!("expected a full-queue refusal, got {other:?}"),
+        }
+        // 8 jobs: at the mark, no longer above it; the deadline decides (5 rows, 76 ms: below).
+        one.cost().sub_pending(1, 0);
+        one.cost().sub_pending(0, 4);
+        assert_eq!(one.cost().pending_jobs(), 8);
+        assert!(view.refuse_early("m", None).is_none());
+        assert!(
+            !one.cost().is_shedding(),
+            "both marks passed: shedding stops"
+        );
     }
 
     #[test]
@@ -243,7 +287,7 @@ mod tests {
         assert_eq!(view.background_room(&key, 0.5), BackgroundRoom::Wait);
         // With no reserve the whole deadline (100 ms) and queue (10) are available.
         assert_eq!(view.background_room(&key, 0.0), BackgroundRoom::Free);
-        one.cost().sub_pending(3);
+        one.cost().sub_pending(2, 3);
         one.cost().set_shedding(true);
         assert_eq!(view.background_room(&key, 0.0), BackgroundRoom::Wait);
         one.cost().set_shedding(false);
