@@ -335,11 +335,12 @@ mod tests {
         let risen = cost.margin();
         assert!(risen > 1.4 && risen < 1.5, "risen to {risen}");
         assert!(cost.with_margin(ms(100)) > ms(141));
-        // Then every job in time: down by a hundredth of a step each, to the floor.
+        // Then every job in time: down by 0.2% of a step each, to the floor.
         for _ in 0..100 {
             cost.record_outcome(ms(100), ms(100));
         }
-        assert!((risen - cost.margin() - 100.0 * 0.0002).abs() < 1e-9);
+        let down = MARGIN_STEP * (1.0 - MARGIN_QUANTILE);
+        assert!((risen - cost.margin() - 100.0 * down).abs() < 1e-9);
         for _ in 0..100_000 {
             cost.record_outcome(ms(100), ms(100));
         }
