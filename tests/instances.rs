@@ -82,6 +82,17 @@ async fn instances_take_batches_side_by_side_and_show_everywhere() {
             count
         );
     }
+    // The admission margin, one series per version, between its floor and its ceiling: two
+    // requests admitted at the same instant may both be priced before either is counted, so the
+    // second one's 300 ms wait can raise it by a step (its steps are unit-tested in cost.rs).
+    for model in ["pair", "single"] {
+        let margin = metric(
+            &text,
+            "inference_admission_margin",
+            &[("model", model), ("version", "1")],
+        );
+        assert!((1.25..=1.35).contains(&margin), "{model}: {margin}");
+    }
     let (status, config) = server.get("/v2/models/pair/config").await;
     assert_eq!(status, 200);
     assert_eq!(config["instance_group"][0]["count"], 2);
@@ -91,14 +102,13 @@ async fn instances_take_batches_side_by_side_and_show_everywhere() {
         .await;
     assert_eq!(status, 200);
     let text = server.metrics().await;
-    assert_eq!(
-        sample(
-            &text,
-            "model_instances",
-            &[("model", "pair"), ("version", "1")]
-        ),
-        None
-    );
+    for name in ["model_instances", "inference_admission_margin"] {
+        assert_eq!(
+            sample(&text, name, &[("model", "pair"), ("version", "1")]),
+            None,
+            "{name}"
+        );
+    }
     server.stop().await;
 }
 

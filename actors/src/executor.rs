@@ -165,6 +165,7 @@ pub fn run(
         models.push(extra);
     }
     config.state.cost().set_instances(count);
+    metrics.set_admission_margin(config.state.cost().margin());
     let _ = ready.send(Ok(loaded));
     let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -255,6 +256,7 @@ fn serve(
         if let Some(previous) = backlogged_since {
             cost.record_interval(rows, ended.duration_since(previous));
         }
+        metrics.set_admission_margin(cost.margin());
         last_end = Some(ended);
         let fatal = match outcome {
             Ok(BatchOutcome::Served) => {

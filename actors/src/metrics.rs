@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use burnserve_models::ErrorType;
 use prometheus::{
-    GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry,
 };
 
@@ -87,6 +87,7 @@ pub struct Metrics {
     model_loaded: IntGaugeVec,
     model_load_time: GaugeVec,
     instances: IntGaugeVec,
+    admission_margin: GaugeVec,
     weight_bytes: IntGaugeVec,
     lifecycle: IntCounterVec,
     job_queue_depth: IntGaugeVec,
@@ -269,6 +270,18 @@ impl Metrics {
                 "Executor threads serving the loaded version (batching.instances)",
                 MV,
             )?,
+            admission_margin: {
+                let metric = GaugeVec::new(
+                    Opts::new(
+                        "inference_admission_margin",
+                        "Factor on the version's estimate of the work ahead when admitting a \
+                         request (1.25 at least; rises while admitted requests take longer)",
+                    ),
+                    MV,
+                )?;
+                registry.register(Box::new(metric.clone()))?;
+                metric
+            },
             weight_bytes: int_gauge(
                 registry,
                 "model_weight_bytes",
@@ -425,6 +438,7 @@ impl Metrics {
         let _ = self.model_loaded.remove_label_values(&mv);
         let _ = self.model_load_time.remove_label_values(&mv);
         let _ = self.instances.remove_label_values(&mv);
+        let _ = self.admission_margin.remove_label_values(&mv);
         let _ = self
             .weight_bytes
             .remove_label_values(&[model, version, device]);
@@ -476,6 +490,7 @@ impl Metrics {
             inflight: self.executor_inflight.with_label_values(&[device]),
             timeouts: self.executor_timeouts.with_label_values(&[device]),
             restarts: self.actor_restarts.with_label_values(&mv),
+            admission_margin: self.admission_margin.with_label_values(&mv),
         }
     }
 
@@ -516,6 +531,7 @@ pub struct VersionMetrics {
     inflight: IntGauge,
     timeouts: IntCounter,
     pub restarts: IntCounter,
+    admission_margin: Gauge,
 }
 
 impl VersionMetrics {
@@ -539,6 +555,13 @@ impl VersionMetrics {
     pub fn batch_finished(&self, batch_size: usize) {
         if self.enabled {
             self.inflight.sub(batch_size as i64);
+        }
+    }
+
+    /// The admission margin's factor now (`CostModel::margin`).
+    pub fn set_admission_margin(&self, factor: f64) {
+        if self.enabled {
+            self.admission_margin.set(factor);
         }
     }
 
