@@ -56,9 +56,14 @@ pub fn gather_until(first_enqueued: Instant, delay: Duration) -> Instant {
 /// Every [`Self::PROBE_EVERY`]-th batch waits anyway, so rising load is noticed even when the
 /// forward pass is too fast for a queue to form; a queue that forms by itself counts too.
 ///
-/// A wait is also never longer than a recent forward pass takes: a request that joins saves at
-/// most one pass of compute, so for a 30 µs MLP a 1 ms wait would cost far more latency than it
-/// could save, while a 15 ms transformer pass still gets the whole `max_delay`.
+/// A wait is also never longer than [`Self::WAIT_PASSES`] recent forward passes: for a 30 µs MLP
+/// a 1 ms wait would cost far more latency than it could save, while a 15 ms transformer pass
+/// still gets the whole `max_delay`. Four, not one: under load a small model's pass of one or
+/// two jobs costs nearly what a pass of eight does (the executor's wake-up, the hand-overs, a
+/// GEMM too small to vectorise), and a wait of one pass rarely met the next request (2.4 jobs a
+/// batch for the MLP at 64 clients; 5 with four passes, the server's CPU per binary request
+/// 36 → 28 µs, BENCHMARKS.md "Protocols"). The executor sleeps through the wait, so it costs
+/// no CPU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelayGovernor {
     /// Moving average of the jobs beyond the first in recent batches.
@@ -76,6 +81,8 @@ impl DelayGovernor {
     pub const WAIT_ABOVE: f64 = 0.5;
     /// While skipping, wait on every this-many-th batch to look for company.
     pub const PROBE_EVERY: u32 = 32;
+    /// A wait lasts at most this many recent forward passes.
+    pub const WAIT_PASSES: u32 = 4;
 
     /// Starts out waiting, as configured.
     pub fn new() -> Self {
@@ -91,9 +98,9 @@ impl DelayGovernor {
         if !policy.adaptive {
             return policy.max_delay;
         }
-        let wait = self
-            .forward
-            .map_or(policy.max_delay, |forward| forward.min(policy.max_delay));
+        let wait = self.forward.map_or(policy.max_delay, |forward| {
+            (forward * Self::WAIT_PASSES).min(policy.max_delay)
+        });
         if self.company >= Self::WAIT_ABOVE {
             self.skipped = 0;
             return wait;
@@ -240,7 +247,7 @@ mod tests {
         Job,
         oneshot::Receiver<Result<crate::JobOutput, crate::InferError>>,
     ) {
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = crate::reply::JobReply::direct();
         let now = Instant::now();
         let job = Job {
             input: InputData::Fp32(vec![first; rows * 2]),
@@ -343,15 +350,15 @@ mod tests {
     }
 
     #[test]
-    fn governor_waits_no_longer_than_a_forward_pass() {
+    fn governor_waits_no_longer_than_four_forward_passes() {
         let policy = policy(true);
         let mut governor = DelayGovernor::new();
         governor.record(3);
         governor.record_forward(Duration::from_micros(40));
-        assert_eq!(governor.delay(&policy), Duration::from_micros(40));
-        // A moving average: 0.8 * 40 µs + 0.2 * 140 µs = 60 µs.
+        assert_eq!(governor.delay(&policy), Duration::from_micros(160));
+        // A moving average: 0.8 * 40 µs + 0.2 * 140 µs = 60 µs; four of them.
         governor.record_forward(Duration::from_micros(140));
-        assert_eq!(governor.delay(&policy), Duration::from_micros(60));
+        assert_eq!(governor.delay(&policy), Duration::from_micros(240));
         // Slow passes: the configured maximum.
         for _ in 0..40 {
             governor.record_forward(Duration::from_millis(15));

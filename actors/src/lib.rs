@@ -14,6 +14,8 @@
 //!   background traffic through the router), `JobRunner` (the HTTP layer's side).
 //! - [`error`] — `InferError` and `ControlError`, each with its `ErrorType`.
 //! - [`messages`] — the plain data that crosses actors and threads (`Job`, `JobOutput`, keys).
+//! - [`reply`] — `JobReply`/`Answers`: a batch's answers reach each requesting actix worker
+//!   thread with one wake-up.
 //! - [`batching`] — pure batching state (gathering rules, triage, concat/split), unit-tested.
 //! - [`metrics`] — the metric contract on a caller-provided registry.
 //! - [`shed`] — `LoadView`, the route table's load as the router last published it, for
@@ -42,6 +44,7 @@ pub mod messages;
 pub mod metrics;
 mod model_actor;
 pub mod reconcile;
+pub mod reply;
 mod router;
 pub mod runtime;
 pub mod service;

@@ -3,10 +3,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+pub use crate::reply::JobReply;
 use burnserve_models::InputData;
-use tokio::sync::oneshot;
-
-use crate::error::InferError;
 
 /// `model`/`version` of one loaded version; also its metric label values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,8 +27,6 @@ impl fmt::Display for VersionKey {
         write!(f, "{}/{}", self.model, self.version)
     }
 }
-
-pub type JobReply = oneshot::Sender<Result<JobOutput, InferError>>;
 
 /// One request waiting in a version's queue. The requester owns the other end of `reply`:
 /// when it is gone (client left, deadline passed) the executor skips the job.

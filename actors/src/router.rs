@@ -19,9 +19,10 @@ use tokio::sync::oneshot;
 
 use crate::error::{DeadlineRefusal, InferError};
 use crate::lifecycle::{VersionPhase, VersionState};
-use crate::messages::{Job, JobOutput, VersionKey};
+use crate::messages::{Job, VersionKey};
 use crate::metrics::VersionMetrics;
 use crate::model_actor::ModelActor;
+use crate::reply::JobReply;
 use crate::shed::{LoadView, ModelLoad, VersionLoad};
 use crate::split::TrafficSplit;
 
@@ -277,7 +278,7 @@ pub struct Ticket {
     pub key: VersionKey,
     /// The instance it was queued on (its statistics count the answer).
     pub state: Arc<VersionState>,
-    pub reply: oneshot::Receiver<Result<JobOutput, InferError>>,
+    pub reply: oneshot::Receiver<crate::reply::Answer>,
     pub deadline: Instant,
     pub timeout: Duration,
     pub spec: Arc<ModelSpec>,
@@ -384,7 +385,7 @@ fn enqueue(
             })));
         }
     }
-    let (reply, reply_rx) = oneshot::channel();
+    let (reply, reply_rx) = JobReply::channel();
     let job = Job {
         input: input.data,
         rows,

@@ -201,24 +201,31 @@ fn validate_values(spec: &ModelSpec, shape: &[usize], values: &[f32]) -> Result<
         )));
     };
     let rows = check_rows(spec, rows)?;
+    let lo = spec.input.min.unwrap_or(f32::NEG_INFINITY);
+    let hi = spec.input.max.unwrap_or(f32::INFINITY);
+    // One branch-free pass (it vectorises); the offending index is looked for only on failure.
+    let all_valid = values.chunks(64).all(|chunk| {
+        chunk
+            .iter()
+            .fold(true, |ok, &v| ok & v.is_finite() & (v >= lo) & (v <= hi))
+    });
+    if all_valid {
+        return Ok(rows);
+    }
     if let Some(index) = values.iter().position(|v| !v.is_finite()) {
         return Err(ModelError::InvalidInput(format!(
             "value at flat index {index} is not finite ({})",
             values[index]
         )));
     }
-    let (min, max) = (spec.input.min, spec.input.max);
-    if min.is_some() || max.is_some() {
-        let lo = min.unwrap_or(f32::NEG_INFINITY);
-        let hi = max.unwrap_or(f32::INFINITY);
-        if let Some(index) = values.iter().position(|v| *v < lo || *v > hi) {
-            return Err(ModelError::SchemaMismatch(format!(
-                "value {} at flat index {index} is outside the input range [{lo}, {hi}]",
-                values[index]
-            )));
-        }
-    }
-    Ok(rows)
+    let index = values
+        .iter()
+        .position(|v| *v < lo || *v > hi)
+        .unwrap_or_default();
+    Err(ModelError::SchemaMismatch(format!(
+        "value {} at flat index {index} is outside the input range [{lo}, {hi}]",
+        values.get(index).copied().unwrap_or_default()
+    )))
 }
 
 #[cfg(test)]
