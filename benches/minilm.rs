@@ -1,7 +1,9 @@
 //! all-MiniLM-L6-v2 throughput: sentences/s at batch 1 and 32 for short (≈16 tokens) and long
 //! (≈128 tokens) texts, in-process and served over HTTP on 127.0.0.1 (32 concurrent clients,
-//! one sentence per request, dynamic batching), length grouping on/off on a mixed batch, and
-//! the bench process's peak RSS (in-process model and server together). Writes `benches/results/minilm.json`. Run: `cargo bench --bench minilm`
+//! one sentence per request, dynamic batching), length grouping on/off on a mixed batch, served
+//! against in-process batch 32 in alternating rounds (A B B A: the ratio the issue targets,
+//! with the machine's drift cancelled), and the bench process's peak RSS (the in-process model
+//! and the server's, both loaded). Writes `benches/results/minilm.json`. Run: `cargo bench --bench minilm`
 //! (`MINILM_IN_PROCESS_ONLY=1`: the in-process rates only, in target/bench-minilm/in_process.json)
 //! (`MINILM_PROFILE=short|long`: only batch 32 of that set for 6 s, for `benches/minilm_profile.sh`)
 //! (needs `scripts/fetch-minilm.sh`). Bounded: about two minutes on 2 cores.
@@ -246,7 +248,7 @@ fn main() {
         );
         results["mixed_batch_32"][key] = json!({ "sentences_per_s": rate, "padding_waste": waste });
     }
-    drop(model);
+    model.set_group_by_length(true);
 
     let system = actix_web::rt::System::new();
     system.block_on(async {
@@ -269,6 +271,39 @@ fn main() {
                 println!("served {name}: {clients:2} clients × {per_request:2} texts/request: {rate:8.1} sentences/s, p50 {p50:7.1} ms, p99 {p99:7.1} ms, {cores:.2} cores busy (server + clients)");
                 results["served"][name][key] = json!({ "sentences_per_s": rate, "p50_ms": p50, "p99_ms": p99, "cores_busy": cores });
             }
+        }
+        // The target's ratio, with the machine's drift cancelled: served (32 one-text clients)
+        // and in-process batch 32 in alternating rounds (A B B A), means of each.
+        let round = Duration::from_secs(4);
+        for (name, set) in [("short", &short), ("long", &long)] {
+            let (mut local, mut remote, mut remote_cores) = (Vec::new(), Vec::new(), Vec::new());
+            for order in [[false, true], [true, false]] {
+                for serve in order {
+                    if serve {
+                        let (cpu, wall) = (cpu_seconds(), Instant::now());
+                        let (rate, _, _) = served(&base, set, 32, 1, round).await;
+                        remote.push(rate);
+                        remote_cores.push((cpu_seconds() - cpu) / wall.elapsed().as_secs_f64());
+                    } else {
+                        // The server idles meanwhile; its workers are threads of their own.
+                        local.push(in_process(&mut model, set, 32, round));
+                    }
+                }
+            }
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let ratio = mean(&remote) / mean(&local);
+            println!(
+                "alternating {name}: served (32 one-text clients) {:.1} / in-process batch 32 {:.1} sentences/s = {ratio:.3}x, served at {:.2} cores busy (rounds: served {remote:.1?}, in-process {local:.1?})",
+                mean(&remote),
+                mean(&local),
+                mean(&remote_cores)
+            );
+            results["served_vs_in_process_b32"][name] = json!({
+                "served_sentences_per_s": remote,
+                "in_process_sentences_per_s": local,
+                "served_cores_busy": remote_cores,
+                "ratio": ratio,
+            });
         }
         handle.stop(true).await;
     });

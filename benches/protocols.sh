@@ -3,6 +3,9 @@
 # VUs through KServe v2 JSON infer, v2 binary tensors, gRPC with raw contents, and the HTTP floor
 # (GET /v2/health/live, a route that does no work), rounds A B C D D C B A of DURATION_S/2
 # seconds each (default 10 s per path), then the bare actix-web JSON echo of run.sh for scale.
+# Then dynamic batching on / off for the CNN (fashion v2) through v2 binary tensors, rounds
+# A B B A: with the payload's parsing gone the forward pass is most of a request, and the
+# server's capacity on its core (1 s / CPU per request) is the figure k6 cannot hide.
 # The server is pinned to CPU 0 and k6 to CPU 1 (PIN=0 turns it off): k6 saturates before the
 # server does on two shared cores, so the server's CPU per request (from /proc) is the figure,
 # not req/s. Writes target/bench-protocols/protocols.json; --record copies it to
@@ -26,7 +29,14 @@ fi
 source benches/lib.sh
 cargo build --release --quiet --bins --examples
 bin=target/release
-server_config "" fashion:1 > "$work/serve.toml"
+# The CNN twice: as shipped, and with batching off (one image a pass, no wait).
+mkdir -p "$work/repo/fashion" "$work/repo/cnn" "$work/repo/cnn-nobatch"
+cp -r models/repository/fashion/1 "$work/repo/fashion/1"
+cp -r models/repository/fashion/2 "$work/repo/cnn/1"
+cp -r models/repository/fashion/2 "$work/repo/cnn-nobatch/1"
+sed -i 's/^max_batch_size = .*/max_batch_size = 1/; s/^max_batch_delay_ms = .*/max_batch_delay_ms = 0.0/' \
+  "$work/repo/cnn-nobatch/1/model.toml"
+server_config "$work/repo" fashion:1 cnn:1 cnn-nobatch:1 > "$work/serve.toml"
 read -r port grpc_port < <(python3 - <<'PY'
 import socket
 socks = [socket.socket() for _ in range(2)]
@@ -48,6 +58,13 @@ for round in 1 2; do
     MODE=$mode GRPC_ADDR="127.0.0.1:$grpc_port" VERSION=1 \
       k6_run "$mode-c64-r$round" /v2/models/fashion/versions/1/infer 64 benches/k6/v2.js
   done
+done
+echo "== CNN (fashion v2) through v2 binary tensors: batching on / off"
+for model in cnn cnn-nobatch cnn-nobatch cnn; do
+  round=1
+  [ -f "$work/k6/$model-binary-c64-r1.json" ] && round=2
+  MODE=binary MODEL=$model VERSION=1 \
+    k6_run "$model-binary-c64-r$round" "/v2/models/$model/versions/1/infer" 64 benches/k6/v2.js
 done
 stop_server
 echo "== bare actix-web JSON echo (the same 784 floats through serde, no model)"
@@ -89,10 +106,32 @@ for mode in ("binary", "grpc"):
     us = p[mode]["server_cpu_us_per_request"]
     result[f"{mode}_vs_json_cpu_per_request"] = round(us / json_us, 3)
     result[f"{mode}_vs_json_net_of_http_floor"] = round((us - floor) / max(json_us - floor, 1e-9), 3)
+batching = {}
+for model in ("cnn", "cnn-nobatch"):
+    runs = [load(f"{model}-binary-c64-r{r}") for r in (1, 2)]
+    us = cpu_us(runs)
+    batching[model] = {
+        "req_per_s": round(sum(r["req_per_s"] for r in runs) / 2, 1),
+        "p99_ms": round(max(r["p99_ms"] for r in runs), 2),
+        "server_cpu_cores": round(sum(r["server_cpu_cores"] for r in runs) / 2, 3),
+        "server_cpu_us_per_request": round(us, 1),
+        "capacity_req_per_s_per_core": round(1e6 / us, 1),
+    }
+on, off = batching["cnn"], batching["cnn-nobatch"]
+result["cnn_binary_batching"] = {
+    "on": on,
+    "off": off,
+    "req_per_s_on_vs_off": round(on["req_per_s"] / off["req_per_s"], 3),
+    "capacity_on_vs_off": round(off["server_cpu_us_per_request"] / on["server_cpu_us_per_request"], 3),
+}
 for mode, r in p.items():
     print(f"{mode:>22}: {r.get('req_per_s')} req/s, {r['server_cpu_us_per_request']} us server CPU per request")
 print(f"binary / JSON: {result['binary_vs_json_cpu_per_request']} ({result['binary_vs_json_net_of_http_floor']} net of the floor); "
       f"gRPC / JSON: {result['grpc_vs_json_cpu_per_request']} ({result['grpc_vs_json_net_of_http_floor']} net of the HTTP floor)")
+b = result["cnn_binary_batching"]
+print(f"CNN binary, batching on / off: {on['req_per_s']} / {off['req_per_s']} req/s ({b['req_per_s_on_vs_off']}x), "
+      f"{on['server_cpu_us_per_request']} / {off['server_cpu_us_per_request']} us server CPU per request "
+      f"(capacity {b['capacity_on_vs_off']}x)")
 json.dump(result, open(f"{work}/protocols.json", "w"), indent=2)
 if record:
     json.dump(result, open("benches/results/protocols.json", "w"), indent=2)

@@ -317,6 +317,45 @@ mod tests {
     }
 
     #[test]
+    fn the_first_bad_value_is_named_past_the_first_chunk_of_64() {
+        let spec = ModelSpec::from_toml(
+            r#"
+            architecture = "mlp"
+            [input]
+            name = "x"
+            shape = [100]
+            [output]
+            name = "y"
+            shape = [3]
+            labels = ["a", "b", "c"]
+            "#,
+        )
+        .expect("valid spec");
+        let check = |values: Vec<f32>| validate_values(&spec, &[100], &values);
+        let mut values: Vec<f32> = (0..100).map(|i| i as f32 - 50.0).collect();
+        // No range declared: any finite value passes, even huge ones.
+        values[3] = f32::MAX;
+        assert_eq!(check(values.clone()), Ok(1));
+        values[70] = f32::NEG_INFINITY;
+        values[90] = f32::NAN;
+        let err = check(values).unwrap_err();
+        assert!(matches!(err, ModelError::InvalidInput(_)), "{err}");
+        assert!(err.to_string().contains("flat index 70"), "{err}");
+        // With a range, the first value outside it is the one named.
+        let mut ranged = self::spec();
+        ranged.input.shape = vec![100];
+        let mut values = vec![0.5; 100];
+        values[65] = 1.5;
+        values[99] = -1.0;
+        let err = validate_values(&ranged, &[100], &values).unwrap_err();
+        assert!(matches!(err, ModelError::SchemaMismatch(_)), "{err}");
+        assert!(
+            err.to_string().contains("value 1.5 at flat index 65"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn text_inputs_are_n_strings_for_bytes_models_only() {
         let text = ModelSpec::from_toml(
             r#"

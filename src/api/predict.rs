@@ -93,18 +93,13 @@ pub fn top_k(spec: &ModelSpec, row: &[f32], k: usize) -> Vec<Prediction> {
 /// `Server-Timing` entries (`queue`, `infer`) beside the `total` every response carries.
 pub fn timed(response: &InferResponse) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::Ok();
-    let (queue, inference) = (response.output.queue_time, response.output.inference_time);
+    let queue = millis(response.output.queue_time);
+    let inference = millis(response.output.inference_time);
+    let timing = format!("queue;dur={queue}, infer;dur={inference}");
     builder
-        .insert_header(("x-queue-time", millis(queue)))
-        .insert_header(("x-inference-time", millis(inference)))
-        .append_header((
-            "server-timing",
-            format!(
-                "queue;dur={}, infer;dur={}",
-                millis(queue),
-                millis(inference)
-            ),
-        ));
+        .insert_header(("x-queue-time", queue))
+        .insert_header(("x-inference-time", inference))
+        .append_header(("server-timing", timing));
     builder
 }
 
