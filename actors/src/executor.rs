@@ -226,25 +226,13 @@ fn serve(
     let output_len = config.spec.output.item_len();
     let restart_after = config.spec.restart_after_failed_batches;
     let mut failed_in_a_row = 0u32;
-    let mut carried: Option<Job> = None;
-    let mut governor = DelayGovernor::new();
-    // When this instance's last pass ended: a pass whose first job was queued by then ran
-    // from a backlog, and the time between the two ends is the pace the backlog drains at.
-    let mut last_end: Option<Instant> = None;
+    let mut gathering = Gathering::default();
     loop {
         let cost = config.state.cost();
-        let Some(batch) = gather(
-            queue,
-            &policy,
-            &mut governor,
-            metrics,
-            cost,
-            &mut carried,
-            stop,
-        ) else {
+        let Some(batch) = gather(queue, &policy, metrics, cost, stop, &mut gathering) else {
             return ExecutorExit::QueueClosed;
         };
-        let backlogged_since = last_end.filter(|end| {
+        let backlogged_since = gathering.last_end.filter(|end| {
             batch
                 .jobs()
                 .first()
@@ -254,12 +242,14 @@ fn serve(
         let started = Instant::now();
         let outcome = execute(model.as_mut(), batch, output_len, metrics, &config.state);
         let ended = Instant::now();
-        governor.record_forward(ended.duration_since(started));
+        gathering
+            .governor
+            .record_forward(ended.duration_since(started));
         if let Some(previous) = backlogged_since {
             cost.record_interval(rows, ended.duration_since(previous));
         }
         metrics.set_admission_margin(cost.margin());
-        last_end = Some(ended);
+        gathering.last_end = Some(ended);
         let fatal = match outcome {
             Ok(BatchOutcome::Served) => {
                 failed_in_a_row = 0;
@@ -316,18 +306,34 @@ fn next_job(queue: &Receiver<Job>, stop: &AtomicBool) -> Option<Job> {
     }
 }
 
+/// What one instance carries from one batch's gathering to the next.
+#[derive(Default)]
+struct Gathering {
+    governor: DelayGovernor,
+    /// Taken from the queue but too large for the last batch: it opens the next one.
+    carried: Option<Job>,
+    /// When this instance's last pass ended: a pass whose first job was queued by then ran
+    /// from a backlog, and the time between the two ends is the pace the backlog drains at.
+    last_end: Option<Instant>,
+}
+
 /// Blocks for the next batch: waits for a live job, then gathers until the batch is full or
-/// the first job has waited the governor's delay (`max_delay`, or none while batches find no
-/// company). `None` when the queue is closed and empty.
+/// the governor's delay (`max_delay`, or none while batches find no company) has passed since
+/// the first job's arrival or the last pass's end (`batching::gather_until`). `None` when the
+/// queue is closed and empty.
 fn gather(
     queue: &Receiver<Job>,
     policy: &BatchPolicy,
-    governor: &mut DelayGovernor,
     metrics: &VersionMetrics,
     cost: &CostModel,
-    carried: &mut Option<Job>,
     stop: &AtomicBool,
+    gathering: &mut Gathering,
 ) -> Option<Batch> {
+    let Gathering {
+        governor,
+        carried,
+        last_end,
+    } = gathering;
     let mut batch = Batch::new(policy.max_rows);
     // A job joins only if it can still finish: its remaining time covers the expected pass.
     let pass = cost
@@ -362,7 +368,11 @@ fn gather(
     while batch.is_empty() {
         admit(&mut batch, next_job(queue, stop)?);
     }
-    let mut until = gather_until(batch.jobs()[0].enqueued_at, governor.delay(policy));
+    let mut until = gather_until(
+        batch.jobs()[0].enqueued_at,
+        *last_end,
+        governor.delay(policy),
+    );
     'gathering: while !batch.is_full() {
         // Never wait for company past the point where the earliest deadline in the batch
         // leaves just the pass.
