@@ -2,7 +2,10 @@
 # scenario against it with the server's CPU time and peak RSS. Callers set $work (output folder),
 # $dur (seconds per scenario) and $k6 (the k6 binary); start_server sets $base's server.
 # Every server a bench starts keeps its job store in the bench's folder, not in data/jobs.
-export BURNSERVE__JOBS__PATH="$PWD/$work/jobs"
+case $work in
+  /*) export BURNSERVE__JOBS__PATH="$work/jobs" ;;
+  *) export BURNSERVE__JOBS__PATH="$PWD/$work/jobs" ;;
+esac
 # ... and their gRPC listener on a free port unless the bench sets one.
 export BURNSERVE__GRPC__PORT="${BURNSERVE__GRPC__PORT:-0}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -240,12 +240,17 @@ mod tests {
         assert_eq!(value(rx.try_recv().expect("sent at once")), 4.0);
     }
 
-    #[test]
-    fn a_stopped_runtime_closes_its_home_and_answers_still_arrive() {
-        let home = actix::System::new().block_on(async {
+    /// The home an actix runtime gave this thread, after that runtime stopped.
+    fn home_of_a_stopped_runtime() -> Arc<Home> {
+        actix::System::new().block_on(async {
             let (reply, _rx) = JobReply::channel();
             reply.home.expect("an actix thread has a home")
-        });
+        })
+    }
+
+    #[test]
+    fn a_stopped_runtime_closes_its_home_and_answers_still_arrive() {
+        let home = home_of_a_stopped_runtime();
         // The runtime (and the drain task with it) is gone: the home closed.
         assert!(!home.is_open());
         let (sender, mut rx) = oneshot::channel();
@@ -255,10 +260,7 @@ mod tests {
 
     #[test]
     fn a_new_runtime_on_the_same_thread_gets_a_new_home() {
-        let first = actix::System::new().block_on(async {
-            let (reply, _rx) = JobReply::channel();
-            reply.home.expect("home")
-        });
+        let first = home_of_a_stopped_runtime();
         let answered = actix::System::new().block_on(async {
             let (reply, rx) = JobReply::channel();
             let home = reply.home.clone().expect("home");
