@@ -215,6 +215,16 @@ impl Batch {
         self.jobs
     }
 
+    /// Takes out the jobs `leave_out` picks, keeping the others in order.
+    pub fn remove_where(&mut self, mut leave_out: impl FnMut(&Job) -> bool) -> Vec<Job> {
+        let (out, kept) = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .partition(|job| leave_out(job));
+        self.jobs = kept;
+        self.rows = self.jobs.iter().map(|job| job.rows).sum();
+        out
+    }
+
     pub fn jobs(&self) -> &[Job] {
         &self.jobs
     }

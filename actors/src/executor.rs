@@ -335,74 +335,95 @@ fn gather(
         last_end,
     } = gathering;
     let mut batch = Batch::new(policy.max_rows);
-    // A job joins only if it can still finish: its remaining time covers the expected pass.
-    let pass = cost
-        .pass()
-        .map_or(Duration::ZERO, |pass| cost.with_margin(pass));
+    // A job joins only if it can still finish: its remaining time covers the expected pass
+    // (with margin) of the batch it would make.
+    let pass_for = |rows: usize| {
+        cost.pass_for(rows)
+            .map_or(Duration::ZERO, |pass| cost.with_margin(pass))
+    };
+    let too_late = |job: &Job, now: Instant, pass: Duration| {
+        !job.probe && job.deadline.saturating_duration_since(now) < pass
+    };
+    let expire = |job: Job, now: Instant, pass: Duration| {
+        cost.sub_pending(1, job.rows);
+        // It would have answered a pass from now at the earliest.
+        if let Some(estimate) = job.estimate {
+            cost.record_outcome(estimate, (now + pass).duration_since(job.enqueued_at));
+        }
+        metrics.timed_out();
+        let waited = job.deadline.saturating_duration_since(job.enqueued_at);
+        job.reply.send(Err(InferError::Timeout(waited)));
+    };
     let admit = |batch: &mut Batch, job: Job| {
         let now = Instant::now();
+        let pass = pass_for(batch.rows() + job.rows);
         let triage = match triage(&job, now) {
-            Triage::Run if !job.probe && job.deadline.saturating_duration_since(now) < pass => {
-                Triage::Expired
-            }
+            Triage::Run if too_late(&job, now, pass) => Triage::Expired,
             other => other,
         };
         match triage {
             Triage::Run => batch.push(job),
-            Triage::Expired => {
-                cost.sub_pending(1, job.rows);
-                // It would have answered a pass from now at the earliest.
-                if let Some(estimate) = job.estimate {
-                    cost.record_outcome(estimate, (now + pass).duration_since(job.enqueued_at));
-                }
-                metrics.timed_out();
-                let waited = job.deadline.saturating_duration_since(job.enqueued_at);
-                job.reply.send(Err(InferError::Timeout(waited)));
-            }
+            Triage::Expired => expire(job, now, pass),
             Triage::Abandoned => cost.sub_pending(1, job.rows),
         }
     };
-    if let Some(job) = carried.take() {
-        admit(&mut batch, job);
-    }
-    while batch.is_empty() {
-        admit(&mut batch, next_job(queue, stop)?);
-    }
-    let mut until = gather_until(
-        batch.jobs()[0].enqueued_at,
-        *last_end,
-        governor.delay(policy),
-    );
-    'gathering: while !batch.is_full() {
-        // Never wait for company past the point where the earliest deadline in the batch
-        // leaves just the pass.
-        if let Some(deadline) = batch.jobs().iter().map(|j| j.deadline).min() {
-            until = until.min(deadline.checked_sub(pass).unwrap_or(deadline));
+    // Gathers until the batch holds a job that can still finish when its pass starts.
+    'batch: loop {
+        if let Some(job) = carried.take() {
+            admit(&mut batch, job);
         }
-        // What is queued joins at once.
-        while !batch.is_full() {
-            match queue.try_recv() {
-                Ok(job) if batch.fits(&job) => admit(&mut batch, job),
-                Ok(job) => {
-                    *carried = Some(job);
-                    break 'gathering;
+        while batch.is_empty() {
+            admit(&mut batch, next_job(queue, stop)?);
+        }
+        let mut until = gather_until(
+            batch.jobs()[0].enqueued_at,
+            *last_end,
+            governor.delay(policy),
+        );
+        'gathering: while !batch.is_full() {
+            // Never wait for company past the point where the earliest deadline in the batch
+            // leaves just the pass.
+            if let Some(deadline) = batch.jobs().iter().map(|j| j.deadline).min() {
+                let pass = pass_for(batch.rows());
+                until = until.min(deadline.checked_sub(pass).unwrap_or(deadline));
+            }
+            // What is queued joins at once.
+            while !batch.is_full() {
+                match queue.try_recv() {
+                    Ok(job) if batch.fits(&job) => admit(&mut batch, job),
+                    Ok(job) => {
+                        *carried = Some(job);
+                        break 'gathering;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            let now = Instant::now();
+            if batch.is_full() || now >= until {
+                break;
+            }
+            // Then sleep for company rather than block on the queue: a blocked receiver is woken
+            // (and, on a shared core, switched to) by every job sent, and spins and yields before
+            // it blocks again; asleep, the requests' threads run undisturbed and the executor looks
+            // again after a slice.
+            std::thread::sleep(until.duration_since(now).min(GATHER_SLICE));
+        }
+        // Jobs that joined later made the pass longer, and a sleep can end late on a busy
+        // machine (the executor waits for a core): a job whose time no longer covers the pass
+        // is left out now rather than computed and late.
+        let (now, pass) = (Instant::now(), pass_for(batch.rows()));
+        if batch.jobs().iter().any(|job| too_late(job, now, pass)) {
+            for job in batch.remove_where(|job| too_late(job, now, pass)) {
+                expire(job, now, pass);
             }
         }
-        let now = Instant::now();
-        if batch.is_full() || now >= until {
-            break;
+        if batch.is_empty() {
+            continue 'batch;
         }
-        // Then sleep for company rather than block on the queue: a blocked receiver is woken
-        // (and, on a shared core, switched to) by every job sent, and spins and yields before
-        // it blocks again; asleep, the requests' threads run undisturbed and the executor looks
-        // again after a slice.
-        std::thread::sleep(until.duration_since(now).min(GATHER_SLICE));
+        governor.record(batch.len());
+        metrics.set_queue_depth(queue.len());
+        return Some(batch);
     }
-    governor.record(batch.len());
-    metrics.set_queue_depth(queue.len());
-    Some(batch)
 }
 
 /// How a batch went, for the count of failed batches in a row.

@@ -7,10 +7,12 @@
 //! executor; sent one by one, a batch of 16 answers cost 16 of each. Through the home, the
 //! executor queues the batch's answers and wakes the drain once, which then completes the
 //! oneshots on its own thread (local wake-ups, no system call). Requesters elsewhere (the gRPC
-//! runtime, blocking threads, tests) get their answer sent directly.
+//! runtime, blocking threads, tests), and answers close to their deadline
+//! ([`DIRECT_WHEN_DUE_WITHIN`]), are sent directly.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, Notify};
 
@@ -22,25 +24,47 @@ pub type Answer = Result<JobOutput, InferError>;
 
 type Delivery = (oneshot::Sender<Answer>, Answer);
 
+/// An answer due within this is sent directly, not through its home. Through the home it waits
+/// in the queue until the drain task runs, and a busy worker runs a task woken from another
+/// thread only after some of those woken on its own (every 31st turn at worst) — among them the
+/// requester's deadline timer, which then answers 504 for a job computed in time. Sent directly,
+/// the answer is in the oneshot before the deadline, and the requester, woken by either, reads
+/// it first (`tokio::time::timeout` polls the answer before the timer). `tests/overload.rs`
+/// (2 ms deadlines under 32 clients) computed up to 18 answers late through the home.
+pub const DIRECT_WHEN_DUE_WITHIN: Duration = Duration::from_millis(5);
+
 /// The sending half of a job's answer.
 #[derive(Debug)]
 pub struct JobReply {
     sender: oneshot::Sender<Answer>,
     home: Option<Arc<Home>>,
+    /// When the requester stops waiting.
+    due: Option<Instant>,
 }
 
 impl JobReply {
-    /// A reply channel whose answers go through the calling thread's home, when it has one.
-    pub fn channel() -> (Self, oneshot::Receiver<Answer>) {
+    /// A reply channel for an answer awaited until `due`, through the calling thread's home
+    /// when it has one.
+    pub fn channel(due: Instant) -> (Self, oneshot::Receiver<Answer>) {
         let (sender, receiver) = oneshot::channel();
         let home = current_home();
-        (Self { sender, home }, receiver)
+        let reply = Self {
+            sender,
+            home,
+            due: Some(due),
+        };
+        (reply, receiver)
     }
 
     /// A reply channel answered directly, whatever thread asks.
     pub fn direct() -> (Self, oneshot::Receiver<Answer>) {
         let (sender, receiver) = oneshot::channel();
-        (Self { sender, home: None }, receiver)
+        let reply = Self {
+            sender,
+            home: None,
+            due: None,
+        };
+        (reply, receiver)
     }
 
     /// The requester is gone (client left, deadline passed): nobody reads the answer.
@@ -62,12 +86,20 @@ pub struct Answers {
     direct: Vec<Delivery>,
     /// Per home, in the order homes first appear (a handful: one per actix worker).
     homed: Vec<(Arc<Home>, Vec<Delivery>)>,
+    /// Answers due before this go directly (read once per batch, on the first due answer).
+    direct_before: Option<Instant>,
 }
 
 impl Answers {
     pub fn push(&mut self, reply: JobReply, answer: Answer) {
         let delivery = (reply.sender, answer);
-        let Some(home) = reply.home else {
+        let due_soon = reply.due.is_some_and(|due| {
+            let direct_before = *self
+                .direct_before
+                .get_or_insert_with(|| Instant::now() + DIRECT_WHEN_DUE_WITHIN);
+            due < direct_before
+        });
+        let Some(home) = reply.home.filter(|_| !due_soon) else {
             self.direct.push(delivery);
             return;
         };
@@ -200,14 +232,18 @@ mod tests {
         })
     }
 
+    fn not_due_soon() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
     fn value(answer: Answer) -> f32 {
         answer.map(|out| out.output[0]).unwrap_or(f32::NAN)
     }
 
     #[actix::test]
     async fn a_batch_reaches_an_actix_thread_through_its_home() {
-        let (first, first_rx) = JobReply::channel();
-        let (second, second_rx) = JobReply::channel();
+        let (first, first_rx) = JobReply::channel(not_due_soon());
+        let (second, second_rx) = JobReply::channel(not_due_soon());
         let (a, b) = (first.home.clone(), second.home.clone());
         let (Some(a), Some(b)) = (a, b) else {
             panic!("an actix thread has a home");
@@ -232,9 +268,30 @@ mod tests {
         assert_eq!(value(lone_rx.await.expect("lone")), 3.0);
     }
 
+    #[actix::test]
+    async fn an_answer_close_to_its_deadline_skips_the_home() {
+        let (urgent, urgent_rx) = JobReply::channel(Instant::now() + DIRECT_WHEN_DUE_WITHIN / 2);
+        let (relaxed, relaxed_rx) = JobReply::channel(not_due_soon());
+        assert!(urgent.home.is_some() && relaxed.home.is_some());
+        let mut urgent_rx = std::thread::spawn(move || {
+            let mut answers = Answers::default();
+            answers.push(urgent, output(7.0));
+            answers.push(relaxed, output(8.0));
+            assert_eq!(answers.direct.len(), 1, "the urgent answer goes directly");
+            assert_eq!(answers.homed.len(), 1);
+            answers.deliver();
+            urgent_rx
+        })
+        .join()
+        .expect("the answering thread");
+        // In its oneshot before this thread's drain task ran.
+        assert_eq!(value(urgent_rx.try_recv().expect("sent directly")), 7.0);
+        assert_eq!(value(relaxed_rx.await.expect("through the home")), 8.0);
+    }
+
     #[test]
     fn off_actix_threads_answers_are_sent_directly() {
-        let (reply, mut rx) = JobReply::channel();
+        let (reply, mut rx) = JobReply::channel(not_due_soon());
         assert!(reply.home.is_none());
         reply.send(output(4.0));
         assert_eq!(value(rx.try_recv().expect("sent at once")), 4.0);
@@ -243,7 +300,7 @@ mod tests {
     /// The home an actix runtime gave this thread, after that runtime stopped.
     fn home_of_a_stopped_runtime() -> Arc<Home> {
         actix::System::new().block_on(async {
-            let (reply, _rx) = JobReply::channel();
+            let (reply, _rx) = JobReply::channel(not_due_soon());
             reply.home.expect("an actix thread has a home")
         })
     }
@@ -262,7 +319,7 @@ mod tests {
     fn a_new_runtime_on_the_same_thread_gets_a_new_home() {
         let first = home_of_a_stopped_runtime();
         let answered = actix::System::new().block_on(async {
-            let (reply, rx) = JobReply::channel();
+            let (reply, rx) = JobReply::channel(not_due_soon());
             let home = reply.home.clone().expect("home");
             assert!(!Arc::ptr_eq(&home, &first), "the closed home is not reused");
             std::thread::spawn(move || reply.send(output(6.0)))

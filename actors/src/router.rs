@@ -385,7 +385,7 @@ fn enqueue(
             })));
         }
     }
-    let (reply, reply_rx) = JobReply::channel();
+    let (reply, reply_rx) = JobReply::channel(deadline);
     let job = Job {
         input: input.data,
         rows,
