@@ -1,4 +1,4 @@
-//! Forward latency of the bundled `fashion` versions in-process, at batch 1 and batch 32,
+//! Forward latency of the bundled `fashion` versions in-process, at batch 1, 8 and 32,
 //! exactly as an executor calls them (plain `Vec<f32>` in and out).
 //!
 //! `cargo bench --bench models`
@@ -16,7 +16,7 @@ fn forward(c: &mut Criterion) {
             .join(version);
         let spec = ModelSpec::from_dir(&dir).expect("bundled model.toml");
         let mut model = load_model(&spec, &dir, Device::Cpu).expect("bundled weights");
-        for batch in [1usize, 32] {
+        for batch in [1usize, 8, 32] {
             // A deterministic, image-like input in [0, 1].
             let input: Vec<f32> = (0..batch * 784)
                 .map(|i| ((i * 37) % 256) as f32 / 255.0)
