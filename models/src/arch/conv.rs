@@ -1,14 +1,14 @@
 //! The CNN's serving convolutions on the CPU backend's buffers: a 3x3 "same" convolution, its
-//! bias, ReLU and a 2x2 max pool fused per image (channels-last, the image copied into a
-//! zero-bordered buffer and convolved as three GEMMs that read it in place, with no patch
-//! matrix: see [`conv_relu_pool`]), images in parallel on the rayon pool when it has more than
-//! one thread, otherwise on the calling thread. burn-flex 0.21 runs each image's convolution as
-//! GEMMs over 512-pixel tiles with its own copies, bias pass and nested parallelism, which made
-//! a pass of 32 images barely cheaper per image than one image (137 vs 177 µs on one core) and
-//! a one-image pass slower on two cores than on one. Session 12: the patch matrix (im2col) this
-//! module first built cost more than the GEMM (43% of a pinned batch-32 pass against 37%);
-//! without it a pass on one core went from 43.5 to 35.4 µs at batch 1 and from 28.0 to 18.7 µs
-//! an image at batch 32 (`taskset -c 0 cargo bench --bench models -- v2_cnn`).
+//! bias, ReLU and a 2x2 max pool fused per image, channels-last, with no patch matrix (see
+//! [`conv_relu_pool`]): images in parallel on the rayon pool when it has more than one thread,
+//! otherwise on the calling thread. burn-flex 0.21 runs each image's convolution as GEMMs over
+//! 512-pixel tiles with its own copies, bias pass and nested parallelism, which made a pass of
+//! 32 images barely cheaper per image than one image (137 vs 177 µs on one core) and a
+//! one-image pass slower on two cores than on one. Session 12: the patch matrix (im2col) this
+//! module first built cost more than its GEMM (43% of a pinned batch-32 pass against 37%);
+//! without it, and with the bias added after the pooling, a pass on one core went from 43.5 to
+//! 32.1 µs at batch 1 and from 28.0 to 14.8 µs an image at batch 32 (`taskset -c 0 cargo bench
+//! --bench models -- v2_cnn`).
 
 use rayon::prelude::*;
 
@@ -52,7 +52,9 @@ impl<'a> Kernel<'a> {
         for (co, filters) in conv.weight.chunks_exact(cin * 9).enumerate() {
             for (ci, filter) in filters.chunks_exact(9).enumerate() {
                 for (tap, &value) in filter.iter().enumerate() {
-                    taps[(tap * cin + ci) * cout + co] = value;
+                    // Rows ordered (dx, dy, in channel), as the stacked patches read them.
+                    let (dy, dx) = (tap / 3, tap % 3);
+                    taps[((dx * 3 + dy) * cin + ci) * cout + co] = value;
                 }
             }
         }
@@ -69,18 +71,21 @@ impl<'a> Kernel<'a> {
 #[derive(Default)]
 struct Scratch {
     padded: Vec<f32>,
+    stacked: Vec<f32>,
     conv: Vec<f32>,
 }
 
 /// `max_pool2x2(relu(conv3x3_same(x) + bias))` of one channels-last image `[side, side, in]`
 /// into `out` `[side/2, side/2, out]`.
 ///
-/// No patch matrix is built. The image is copied into a zero-bordered `[side + 2, side + 2,
-/// in]` buffer, and the convolution is computed on that padded width (two extra columns per
-/// row, dropped by the pooling) as three GEMMs, one per kernel row `dy`: output row `r = y·(side
-/// + 2) + x` reads the three neighbouring pixels `(y + dy, x ..= x + 2)` of the padded image, and
-/// those `3·in` values are contiguous, so the GEMM reads its left matrix straight from the
-/// padded buffer with a row stride of `in` (rows overlap).
+/// The image is copied into a zero-bordered `[side + 2, side + 2, in]` buffer and convolved on
+/// that padded width (two extra columns per output row, which the pooling skips), so output row
+/// `r = y·(side + 2) + x` reads padded rows `r`, `r + width` and `r + 2·width` from column
+/// `x`. Those three rows are laid side by side once (`stacked[q] = padded[q], padded[q + width],
+/// padded[q + 2·width]`, `3·in` values), after which output row `r`'s whole 3x3 window is the
+/// `9·in` contiguous values `stacked[r ..= r + 2]`: one GEMM reads its left matrix straight from
+/// `stacked` with a row stride of `3·in` (rows overlap), against the weight reordered to rows
+/// (dx, dy, in channel).
 fn conv_relu_pool(
     image: &[f32],
     side: usize,
@@ -101,60 +106,121 @@ fn conv_relu_pool(
         scratch.padded[at..at + side * cin].copy_from_slice(source);
     }
     let rows = side * width;
-    scratch.conv.clear();
-    for _ in 0..rows {
-        scratch.conv.extend_from_slice(kernel.bias);
-    }
-    let span = 3 * cin;
-    for dy in 0..3 {
-        // conv[r, co] += Σ_j padded[(dy·width + r)·in + j] · taps[dy·3·in + j, co]
-        let lhs = &scratch.padded[dy * width * cin..];
-        let rhs = &kernel.taps[dy * span * cout..(dy + 1) * span * cout];
-        debug_assert!((rows - 1) * cin + span <= lhs.len());
-        // SAFETY: lhs is read as `[rows, 3·in]` with row stride `in` (its last row ends within
-        // the buffer: `padded` has a spare row), rhs as `[3·in, out]` with row stride `out`,
-        // conv written as `[rows, out]` (row stride `out`); the buffers were sized above and
-        // the kernel by `Conv3x3::check`. Only `conv` is written, and it aliases neither.
-        unsafe {
-            gemm::gemm(
-                rows,
-                cout,
-                span,
-                scratch.conv.as_mut_ptr(),
-                1,
-                cout as isize,
-                true,
-                lhs.as_ptr(),
-                1,
-                cin as isize,
-                rhs.as_ptr(),
-                1,
-                cout as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
+    // Written whole by the GEMM (the bias comes after the pooling).
+    scratch.conv.resize(rows * cout, 0.0);
+    // stacked[q, dy, ·] = padded[q + dy·width, ·]: the three source rows of a window, side by
+    // side, so that output row r's whole 3x3 window is stacked[r ..= r + 2] — 9·in contiguous
+    // values, ordered (dx, dy, in channel).
+    let column = 3 * cin;
+    scratch.stacked.resize((rows + 2) * column, 0.0);
+    if cin == 1 {
+        for (q, stack) in scratch.stacked[..(rows + 2) * 3]
+            .chunks_exact_mut(3)
+            .enumerate()
+        {
+            stack[0] = scratch.padded[q];
+            stack[1] = scratch.padded[q + width];
+            stack[2] = scratch.padded[q + 2 * width];
         }
-    }
-    let half = side / 2;
-    for py in 0..half {
-        for px in 0..half {
-            let at = |y: usize, x: usize| &scratch.conv[(y * width + x) * cout..][..cout];
-            let (a, b, c, d) = (
-                at(2 * py, 2 * px),
-                at(2 * py, 2 * px + 1),
-                at(2 * py + 1, 2 * px),
-                at(2 * py + 1, 2 * px + 1),
-            );
-            let pooled = &mut out[(py * half + px) * cout..][..cout];
-            for co in 0..cout {
-                // ReLU after the max is ReLU before it (both are monotone).
-                pooled[co] = a[co].max(b[co]).max(c[co]).max(d[co]).max(0.0);
+    } else {
+        for (q, stack) in scratch.stacked[..(rows + 2) * column]
+            .chunks_exact_mut(column)
+            .enumerate()
+        {
+            for (dy, part) in stack.chunks_exact_mut(cin).enumerate() {
+                let at = (q + dy * width) * cin;
+                part.copy_from_slice(&scratch.padded[at..at + cin]);
             }
         }
+    }
+    let k = 9 * cin;
+    // conv[r, co] += Σ_j stacked[r·3·in + j] · taps[j, co]
+    // SAFETY: stacked is read as `[rows, 9·in]` with row stride `3·in` (rows overlap; the last
+    // ends at `(rows + 2)·3·in`, its length), taps as `[9·in, out]` (row stride `out`), conv
+    // written as `[rows, out]` (row stride `out`); the buffers were sized above and the kernel
+    // by `Conv3x3::check`. Only `conv` is written, and it aliases neither.
+    unsafe {
+        gemm::gemm(
+            rows,
+            cout,
+            k,
+            scratch.conv.as_mut_ptr(),
+            1,
+            cout as isize,
+            false,
+            scratch.stacked.as_ptr(),
+            1,
+            column as isize,
+            kernel.taps.as_ptr(),
+            1,
+            cout as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    pool_bias_relu(&scratch.conv, side, width, kernel.bias, out);
+}
+
+/// `out[py, px, c] = relu(bias[c] + max of conv's 2x2 block at (2py, 2px))`, from `conv`
+/// `[side, width, c]` (the columns past `side` unread). The bias is added after the max: it
+/// is the same for the four values of a block, and both max and ReLU are monotone.
+fn pool_bias_relu(conv: &[f32], side: usize, width: usize, bias: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has the feature the function is compiled for (checked above).
+        unsafe { pool_bias_relu_avx2(conv, side, width, bias, out) };
+        return;
+    }
+    pool_bias_relu_portable(conv, side, width, bias, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pool_bias_relu_avx2(conv: &[f32], side: usize, width: usize, bias: &[f32], out: &mut [f32]) {
+    pool_bias_relu_portable(conv, side, width, bias, out);
+}
+
+#[inline(always)]
+fn pool_bias_relu_portable(conv: &[f32], side: usize, width: usize, bias: &[f32], out: &mut [f32]) {
+    let channels = bias.len();
+    let half = side / 2;
+    let row = width * channels;
+    for (py, out_row) in out[..half * half * channels]
+        .chunks_exact_mut(half * channels)
+        .enumerate()
+    {
+        let top = &conv[2 * py * row..][..row];
+        let bottom = &conv[(2 * py + 1) * row..][..row];
+        for (px, pooled) in out_row.chunks_exact_mut(channels).enumerate() {
+            let at = 2 * px * channels;
+            let (a, b) = (
+                &top[at..at + channels],
+                &top[at + channels..at + 2 * channels],
+            );
+            let (c, d) = (
+                &bottom[at..at + channels],
+                &bottom[at + channels..at + 2 * channels],
+            );
+            for co in 0..channels {
+                let high = max(max(a[co], b[co]), max(c[co], d[co]));
+                pooled[co] = max(high + bias[co], 0.0);
+            }
+        }
+    }
+}
+
+/// The larger of two floats as one `maxps` (no NaN ordering: a NaN input is caught by the
+/// pipeline's input validation long before).
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
