@@ -278,13 +278,13 @@ fn check(name: &str, answers: &[Answer], capacity: f64, offered: f64) {
         others.is_empty(),
         "{name}: answers other than 200/429/503/504 (0: no answer): {others:?}"
     );
-    // At least 5x. A refusal costs the server ~15 µs now (before the body is read, while the
-    // version sheds), so the load generator on the same two cores is the limit: on a machine
-    // where the CNN serves ~1,200 32-image requests a second it offers 6-8.5x (7-10k requests a
-    // second of 100 KB bodies, each on a new connection); where the CNN serves ~220 (CI, session
-    // 9) it reached 9.5x.
+    // At least 4x. A refusal costs the server ~15 µs now (before the body is read, while the
+    // version sheds), so the load generator on the same two cores is the limit: it offers 7-10k
+    // requests a second of 100 KB bodies, each on a new connection. Where the CNN served ~220
+    // 32-image requests a second (CI, session 9) that was 9.5x; ~1,200 (session 10), 6-8.5x;
+    // ~1,800 since session 12's convolution, 4.9x.
     assert!(
-        offered >= 0.5 * OVERLOAD * capacity,
+        offered >= 0.4 * OVERLOAD * capacity,
         "{name}: offered only {offered:.1} req/s against a capacity of {capacity:.1}"
     );
     assert!(count(200) > 0, "{name}: nothing served");

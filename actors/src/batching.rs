@@ -70,12 +70,13 @@ pub fn gather_until(
 ///
 /// A wait is also never longer than [`Self::WAIT_PASSES`] recent forward passes: for a 30 µs MLP
 /// a 1 ms wait would cost far more latency than it could save, while a 15 ms transformer pass
-/// still gets the whole `max_delay`. Four, not one: under load a small model's pass of one or
+/// still gets the whole `max_delay`. Eight, not one: under load a small model's pass of one or
 /// two jobs costs nearly what a pass of eight does (the executor's wake-up, the hand-overs, a
-/// GEMM too small to vectorise), and a wait of one pass rarely met the next request (2.4 jobs a
-/// batch for the MLP at 64 clients; 5 with four passes, the server's CPU per binary request
-/// 36 → 28 µs, BENCHMARKS.md "Protocols"). The executor sleeps through the wait, so it costs
-/// no CPU.
+/// GEMM too small to vectorise: the MLP's pass of one row is 15 µs, of eight 24 µs), and a wait
+/// of one pass rarely met the next request (2.4 jobs a batch for the MLP at 64 clients; 5 with
+/// four passes, the server's CPU per binary request 36 → 28 µs; with eight, binary / JSON 0.60
+/// → 0.52–0.53 in three runs, BENCHMARKS.md "Protocols"). For the MLP eight passes are ~0.2 ms
+/// at most. The executor sleeps through the wait, so it costs no CPU.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DelayGovernor {
     /// Moving average of the jobs beyond the first in recent batches.
@@ -94,7 +95,7 @@ impl DelayGovernor {
     /// While skipping, wait on every this-many-th batch to look for company.
     pub const PROBE_EVERY: u32 = 32;
     /// A wait lasts at most this many recent forward passes.
-    pub const WAIT_PASSES: u32 = 4;
+    pub const WAIT_PASSES: u32 = 8;
 
     /// Starts out waiting, as configured.
     pub fn new() -> Self {
@@ -378,15 +379,15 @@ mod tests {
     }
 
     #[test]
-    fn governor_waits_no_longer_than_four_forward_passes() {
+    fn governor_waits_no_longer_than_eight_forward_passes() {
         let policy = policy(true);
         let mut governor = DelayGovernor::new();
         governor.record(3);
         governor.record_forward(Duration::from_micros(40));
-        assert_eq!(governor.delay(&policy), Duration::from_micros(160));
-        // A moving average: 0.8 * 40 µs + 0.2 * 140 µs = 60 µs; four of them.
+        assert_eq!(governor.delay(&policy), Duration::from_micros(320));
+        // A moving average: 0.8 * 40 µs + 0.2 * 140 µs = 60 µs; eight of them.
         governor.record_forward(Duration::from_micros(140));
-        assert_eq!(governor.delay(&policy), Duration::from_micros(240));
+        assert_eq!(governor.delay(&policy), Duration::from_micros(480));
         // Slow passes: the configured maximum.
         for _ in 0..40 {
             governor.record_forward(Duration::from_millis(15));
