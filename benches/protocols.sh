@@ -8,8 +8,9 @@
 # server's capacity on its core (1 s / CPU per request) is the figure k6 cannot hide.
 # The server is pinned to CPU 0 and k6 to CPU 1 (PIN=0 turns it off): k6 saturates before the
 # server does on two shared cores, so the server's CPU per request (from /proc) is the figure,
-# not req/s. Writes target/bench-protocols/protocols.json; --record copies it to
-# benches/results/protocols.json. Loopback only, bounded.
+# not req/s. Writes target/bench-protocols/protocols.{json,md}; --record copies them to
+# benches/results/. benches/run.sh (full) runs it last and appends the summary to its report.
+# Loopback only, bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dur=${DURATION_S:-10}
@@ -124,15 +125,30 @@ result["cnn_binary_batching"] = {
     "req_per_s_on_vs_off": round(on["req_per_s"] / off["req_per_s"], 3),
     "capacity_on_vs_off": round(off["server_cpu_us_per_request"] / on["server_cpu_us_per_request"], 3),
 }
-for mode, r in p.items():
-    print(f"{mode:>22}: {r.get('req_per_s')} req/s, {r['server_cpu_us_per_request']} us server CPU per request")
-print(f"binary / JSON: {result['binary_vs_json_cpu_per_request']} ({result['binary_vs_json_net_of_http_floor']} net of the floor); "
-      f"gRPC / JSON: {result['grpc_vs_json_cpu_per_request']} ({result['grpc_vs_json_net_of_http_floor']} net of the HTTP floor)")
+lines = [
+    f"{mode:>22}: {r.get('req_per_s')} req/s, {r['server_cpu_us_per_request']} us server CPU per request"
+    for mode, r in p.items()
+]
+lines.append(
+    f"binary / JSON: {result['binary_vs_json_cpu_per_request']} ({result['binary_vs_json_net_of_http_floor']} net of the floor); "
+    f"gRPC / JSON: {result['grpc_vs_json_cpu_per_request']} ({result['grpc_vs_json_net_of_http_floor']} net of the HTTP floor)"
+)
 b = result["cnn_binary_batching"]
-print(f"CNN binary, batching on / off: {on['req_per_s']} / {off['req_per_s']} req/s ({b['req_per_s_on_vs_off']}x), "
-      f"{on['server_cpu_us_per_request']} / {off['server_cpu_us_per_request']} us server CPU per request "
-      f"(capacity {b['capacity_on_vs_off']}x)")
+lines.append(
+    f"CNN binary, batching on / off: {on['req_per_s']} / {off['req_per_s']} req/s ({b['req_per_s_on_vs_off']}x), "
+    f"{on['server_cpu_us_per_request']} / {off['server_cpu_us_per_request']} us server CPU per request "
+    f"(capacity {b['capacity_on_vs_off']}x)"
+)
+print("\n".join(lines))
+# The same lines for benches/run.sh's report (and benches/results/ with --record).
+summary = (
+    f"Server {'pinned to CPU 0, k6 to CPU 1' if pin else 'not pinned'}; 64 VUs; the MLP "
+    "(fashion v1) per path, the CNN (fashion v2) through binary tensors batching on / off.\n\n"
+    "```\n" + "\n".join(lines) + "\n```\n"
+)
 json.dump(result, open(f"{work}/protocols.json", "w"), indent=2)
+open(f"{work}/protocols.md", "w").write(summary)
 if record:
     json.dump(result, open("benches/results/protocols.json", "w"), indent=2)
+    open("benches/results/protocols.md", "w").write(summary)
 PY

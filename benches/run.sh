@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The bench runner: one command, loopback only, bounded in time.
-#   benches/run.sh            full set (~5 min on 2 cores): writes benches/results/bench.{json,md}
+#   benches/run.sh            full set (~7 min on 2 cores): writes benches/results/bench.{json,md},
+#                             then runs benches/protocols.sh --record and appends its summary
 #   benches/run.sh --smoke    2 s per scenario, no Python stack (CI): writes target/bench-run/
 #   PIN=1 benches/run.sh      the server on CPU 0 and k6 on CPU 1 (taskset), so that k6 cannot take
 #                             the server's core; unpinned by default (the server may use both)
@@ -152,3 +153,11 @@ fi
 out=$work
 [ $mode = full ] && out=benches/results
 PINNED=${PIN:-0} python3 benches/report.py "$work" "$out" "$mode" "$dur"
+
+if [ $mode = full ]; then
+  # The data paths and the CNN's batching through binary tensors, pinned: the ratios
+  # (binary and gRPC vs JSON, CNN batching capacity) come from the same run of this script.
+  echo "== protocols (benches/protocols.sh --record: JSON, binary, gRPC, HTTP floor; CNN batching through binary tensors)"
+  DURATION_S=$full_dur bash benches/protocols.sh --record
+  { printf '\n## Protocols (`benches/protocols.sh`, run by this script)\n\n'; cat benches/results/protocols.md; } >> "$out/bench.md"
+fi
