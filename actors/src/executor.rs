@@ -286,11 +286,6 @@ fn fine_timer_slack() {
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
     }
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("EXP_BATCH").is_some() {
-        let param = libc::sched_param { sched_priority: 0 };
-        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-    }
 }
 
 /// Longest sleep while a batch gathers before the queue is looked at again (a batch that
