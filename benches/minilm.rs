@@ -169,6 +169,99 @@ async fn served(
     )
 }
 
+/// A repository with MiniLM's version 1 once more, with `[batching] instances = "auto"` (and
+/// `threads_per_instance` left on auto: the cores divided among the instances); the files are
+/// hard-linked (copied where a link fails).
+fn auto_instances_repository() -> std::path::PathBuf {
+    let from = Path::new("models/repository/minilm/1");
+    let root = Path::new("target/bench-minilm/instances-auto");
+    let dir = root.join("minilm/1");
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(&dir).expect("target/bench-minilm/instances-auto");
+    for file in ["model.safetensors", "tokenizer.json", "config.json"] {
+        if std::fs::hard_link(from.join(file), dir.join(file)).is_err() {
+            std::fs::copy(from.join(file), dir.join(file)).expect("copy MiniLM's files");
+        }
+    }
+    let toml = std::fs::read_to_string(from.join("model.toml")).expect("model.toml");
+    assert!(
+        toml.contains("[batching]\n"),
+        "MiniLM's model.toml has a [batching] table"
+    );
+    let toml = toml.replace("[batching]\n", "[batching]\ninstances = \"auto\"\n");
+    std::fs::write(dir.join("model.toml"), toml).expect("write model.toml");
+    root.to_path_buf()
+}
+
+/// Serves MiniLM with `settings` and measures it served (1 and 32 clients, 1 and 32 texts a
+/// request), then served against in-process batch 32 in alternating rounds; results under keys
+/// prefixed with `label`.
+async fn serve_and_measure(
+    settings: Settings,
+    label: &str,
+    short: &[String],
+    long: &[String],
+    model: &mut TextEmbedder<CpuBackend>,
+    results: &mut Value,
+) {
+    let running = burnserve::start(settings).await.expect("server starts");
+    let base = format!("http://{}", running.addr);
+    let handle = running.handle.clone();
+    actix_web::rt::spawn(running.server);
+    let shown = label.trim_end_matches('_').replace('_', " ");
+    let shown = if shown.is_empty() {
+        "as shipped".to_string()
+    } else {
+        shown
+    };
+    for (name, set) in [("short", short), ("long", long)] {
+        for (clients, per_request) in [(1usize, 1usize), (32, 1), (1, 32)] {
+            let (cpu, wall) = (cpu_seconds(), Instant::now());
+            let (rate, p50, p99) =
+                served(&base, set, clients, per_request, Duration::from_secs(6)).await;
+            // Server and clients share the process: the cores include the clients' share.
+            let cores = (cpu_seconds() - cpu) / wall.elapsed().as_secs_f64();
+            let key = format!("clients_{clients}_texts_per_request_{per_request}");
+            println!("served {name} ({shown}): {clients:2} clients × {per_request:2} texts/request: {rate:8.1} sentences/s, p50 {p50:7.1} ms, p99 {p99:7.1} ms, {cores:.2} cores busy (server + clients)");
+            results[format!("{label}served")][name][key] = json!({ "sentences_per_s": rate, "p50_ms": p50, "p99_ms": p99, "cores_busy": cores });
+        }
+    }
+    // The target's ratio, with the machine's drift cancelled: served (32 one-text clients)
+    // and in-process batch 32 in alternating rounds (A B B A), means of each.
+    let round = Duration::from_secs(4);
+    for (name, set) in [("short", short), ("long", long)] {
+        let (mut local, mut remote, mut remote_cores) = (Vec::new(), Vec::new(), Vec::new());
+        for order in [[false, true], [true, false]] {
+            for serve in order {
+                if serve {
+                    let (cpu, wall) = (cpu_seconds(), Instant::now());
+                    let (rate, _, _) = served(&base, set, 32, 1, round).await;
+                    remote.push(rate);
+                    remote_cores.push((cpu_seconds() - cpu) / wall.elapsed().as_secs_f64());
+                } else {
+                    // The server idles meanwhile; its workers are threads of their own.
+                    local.push(in_process(model, set, 32, round));
+                }
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let ratio = mean(&remote) / mean(&local);
+        println!(
+            "alternating {name} ({shown}): served (32 one-text clients) {:.1} / in-process batch 32 {:.1} sentences/s = {ratio:.3}x, served at {:.2} cores busy (rounds: served {remote:.1?}, in-process {local:.1?})",
+            mean(&remote),
+            mean(&local),
+            mean(&remote_cores)
+        );
+        results[format!("{label}served_vs_in_process_b32")][name] = json!({
+            "served_sentences_per_s": remote,
+            "in_process_sentences_per_s": local,
+            "served_cores_busy": remote_cores,
+            "ratio": ratio,
+        });
+    }
+    handle.stop(true).await;
+}
+
 fn main() {
     let dir = Path::new("models/repository/minilm/1");
     assert!(
@@ -257,55 +350,14 @@ fn main() {
         settings.log.level = "warn".into();
         // No job store: the bench serves interactive requests only.
         settings.jobs.enabled = false;
-        let running = burnserve::start(settings).await.expect("server starts");
-        let base = format!("http://{}", running.addr);
-        let handle = running.handle.clone();
-        actix_web::rt::spawn(running.server);
-        for (name, set) in [("short", &short), ("long", &long)] {
-            for (clients, per_request) in [(1usize, 1usize), (32, 1), (1, 32)] {
-                let (cpu, wall) = (cpu_seconds(), Instant::now());
-                let (rate, p50, p99) = served(&base, set, clients, per_request, budget).await;
-                // Server and clients share the process: the cores include the clients' share.
-                let cores = (cpu_seconds() - cpu) / wall.elapsed().as_secs_f64();
-                let key = format!("clients_{clients}_texts_per_request_{per_request}");
-                println!("served {name}: {clients:2} clients × {per_request:2} texts/request: {rate:8.1} sentences/s, p50 {p50:7.1} ms, p99 {p99:7.1} ms, {cores:.2} cores busy (server + clients)");
-                results["served"][name][key] = json!({ "sentences_per_s": rate, "p50_ms": p50, "p99_ms": p99, "cores_busy": cores });
-            }
+        // As shipped (one instance on the shared pool), then as README recommends for many
+        // concurrent clients: `instances = "auto"`, one instance per core on a pool of its own.
+        let mut auto = settings.clone();
+        auto.repository.path = auto_instances_repository();
+        auto.models.retain(|m| m.name == "minilm");
+        for (label, settings) in [("", settings), ("instances_auto_", auto)] {
+            serve_and_measure(settings, label, &short, &long, &mut model, &mut results).await;
         }
-        // The target's ratio, with the machine's drift cancelled: served (32 one-text clients)
-        // and in-process batch 32 in alternating rounds (A B B A), means of each.
-        let round = Duration::from_secs(4);
-        for (name, set) in [("short", &short), ("long", &long)] {
-            let (mut local, mut remote, mut remote_cores) = (Vec::new(), Vec::new(), Vec::new());
-            for order in [[false, true], [true, false]] {
-                for serve in order {
-                    if serve {
-                        let (cpu, wall) = (cpu_seconds(), Instant::now());
-                        let (rate, _, _) = served(&base, set, 32, 1, round).await;
-                        remote.push(rate);
-                        remote_cores.push((cpu_seconds() - cpu) / wall.elapsed().as_secs_f64());
-                    } else {
-                        // The server idles meanwhile; its workers are threads of their own.
-                        local.push(in_process(&mut model, set, 32, round));
-                    }
-                }
-            }
-            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            let ratio = mean(&remote) / mean(&local);
-            println!(
-                "alternating {name}: served (32 one-text clients) {:.1} / in-process batch 32 {:.1} sentences/s = {ratio:.3}x, served at {:.2} cores busy (rounds: served {remote:.1?}, in-process {local:.1?})",
-                mean(&remote),
-                mean(&local),
-                mean(&remote_cores)
-            );
-            results["served_vs_in_process_b32"][name] = json!({
-                "served_sentences_per_s": remote,
-                "in_process_sentences_per_s": local,
-                "served_cores_busy": remote_cores,
-                "ratio": ratio,
-            });
-        }
-        handle.stop(true).await;
     });
     results["bench_process_peak_rss_mib"] = json!(peak_rss_mib());
     println!("peak RSS (whole bench process): {:.1} MiB", peak_rss_mib());

@@ -487,6 +487,12 @@ impl GrpcInferenceService for Inference {
                 string_value: d.device.to_string(),
             },
         );
+        parameters.insert(
+            "threads_per_instance".to_string(),
+            ModelParameter {
+                string_value: crate::api::v2::threads_per_instance(spec),
+            },
+        );
         Ok(Response::new(ModelConfigResponse {
             config: Some(ModelConfig {
                 name: d.name.clone(),

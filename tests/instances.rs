@@ -162,3 +162,75 @@ async fn a_fatal_error_on_one_instance_restarts_the_version_with_all_of_them() {
     }
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn each_instance_runs_its_passes_on_the_threads_it_was_given() {
+    let fixture = Fixture::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The process's shared pool: rayon's global one, sized by RAYON_NUM_THREADS or the cores.
+    let shared = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(cores);
+    let cases = [
+        // (model, [batching] lines, threads each pass sees, the configuration's parameter)
+        ("shared", String::new(), shared, "shared".to_string()),
+        (
+            "split",
+            "instances = 2".to_string(),
+            (cores / 2).max(1),
+            (cores / 2).max(1).to_string(),
+        ),
+        (
+            "three",
+            "threads_per_instance = 3".to_string(),
+            3,
+            "3".to_string(),
+        ),
+        (
+            "ones",
+            "instances = 2\nthreads_per_instance = 1".to_string(),
+            1,
+            "1".to_string(),
+        ),
+    ];
+    let mut models = String::new();
+    for (name, lines, _, _) in &cases {
+        fixture.add_fake(
+            name,
+            "fake-threads",
+            2,
+            &format!("[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0\n{lines}"),
+        );
+        models.push_str(&format!(
+            "[[models]]\nname = \"{name}\"\nversions = [\"1\"]\n"
+        ));
+    }
+    let toml = fixture.settings_toml(&models);
+    let server = TestServer::start(burnserve::Settings::from_toml(&toml).unwrap()).await;
+    for (name, _, threads, parameter) in &cases {
+        // Several requests at once, so that every instance of a pair takes some.
+        let path = format!("/v1/models/{name}/predict");
+        let replies = join_all(
+            (0..6)
+                .map(|i| server.post_raw(&path, json!({ "inputs": [i as f64, 0.5] }).to_string())),
+        )
+        .await;
+        for (status, body, _) in replies {
+            assert_eq!(status, 200, "{name}: {body}");
+            assert_eq!(
+                floats(&body["outputs"][0]),
+                vec![*threads as f32; 2],
+                "{name}: its passes ran on another number of threads"
+            );
+        }
+        let (status, config) = server.get(&format!("/v2/models/{name}/config")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            config["parameters"]["threads_per_instance"]["string_value"], *parameter,
+            "{name}: {config}"
+        );
+    }
+    server.stop().await;
+}

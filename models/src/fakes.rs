@@ -7,6 +7,7 @@
 //! | `fake-slow`  | sleeps, then echoes | `delay_ms` (200) |
 //! | `fake-panic` | panics when an item starts with `marker` | `marker` (-1.0), `delay_ms` (0) |
 //! | `fake-fail`  | returns a fatal error when an item starts with `marker` | `marker` (-1.0) |
+//! | `fake-threads` | answers every value with the number of threads its pass may use (rayon's current pool) | `delay_ms` (0) |
 //!
 //! Every fake also takes `load_delay_ms` (0): how long building it takes (a slow load), and
 //! `warm_up_delay_ms` (`delay_ms`): the delay of its first two passes (the executor's warm-up),
@@ -24,6 +25,8 @@ enum Misbehaviour {
     None,
     Panic(f32),
     Fatal(f32),
+    /// Answers the size of the thread pool the pass runs on.
+    ReportThreads,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +49,7 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
         "fake-slow" => (200, Misbehaviour::None),
         "fake-panic" => (0, Misbehaviour::Panic(spec.param("marker", -1.0)?)),
         "fake-fail" => (0, Misbehaviour::Fatal(spec.param("marker", -1.0)?)),
+        "fake-threads" => (0, Misbehaviour::ReportThreads),
         other => {
             return Err(ModelError::Load(format!(
                 "unknown fake architecture '{other}'"
@@ -95,6 +99,9 @@ impl InferenceModel for FakeModel {
         };
         if !delay.is_zero() {
             std::thread::sleep(delay);
+        }
+        if self.misbehaviour == Misbehaviour::ReportThreads {
+            return Ok(vec![rayon::current_num_threads() as f32; input.len()].into());
         }
         Ok(input.into())
     }

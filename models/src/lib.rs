@@ -40,4 +40,4 @@ pub use error::{ErrorType, ModelError};
 pub use input::{InputData, ModelOutput, BYTES, FP32};
 pub use model::InferenceModel;
 pub use pipeline::{prepare_input, validate_input, RequestInput, UINT8};
-pub use spec::{Instances, ModelSpec, TensorSpec};
+pub use spec::{Instances, ModelSpec, TensorSpec, Threads};

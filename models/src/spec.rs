@@ -83,6 +83,73 @@ pub struct BatchingSpec {
     /// (one per core).
     #[serde(default)]
     pub instances: Instances,
+    /// Threads each instance's forward passes use (the intra-op threads of ONNX Runtime and
+    /// PyTorch): a number, or `"auto"`: with one instance, the process's shared pool (every
+    /// core); with several, the cores divided among them, each instance on a pool of its own.
+    #[serde(default)]
+    pub threads_per_instance: Threads,
+}
+
+/// `batching.threads_per_instance`: the threads each executor instance's forward passes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threads {
+    Count(usize),
+    /// One instance: the shared pool; `n` instances: the cores divided among them.
+    #[default]
+    Auto,
+}
+
+impl Threads {
+    /// The size of each instance's own thread pool, for `instances` instances on `cores` cores;
+    /// `None` when the instance uses the process's shared pool.
+    pub fn pool_size(self, instances: usize, cores: usize) -> Option<usize> {
+        match self {
+            Threads::Count(n) => Some(n.clamp(1, MAX_THREADS_PER_INSTANCE)),
+            Threads::Auto if instances <= 1 => None,
+            Threads::Auto => Some((cores / instances).max(1)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match CountOrWord::deserialize(deserializer)? {
+            CountOrWord::Count(n) if (1..=MAX_THREADS_PER_INSTANCE as i64).contains(&n) => {
+                Ok(Threads::Count(n as usize))
+            }
+            CountOrWord::Word(word) if word == "auto" => Ok(Threads::Auto),
+            _ => Err(serde::de::Error::custom(format!(
+                "batching.threads_per_instance must be 1..={MAX_THREADS_PER_INSTANCE} or \"auto\""
+            ))),
+        }
+    }
+}
+
+impl serde::Serialize for Threads {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Threads::Count(n) => serializer.serialize_u64(*n as u64),
+            Threads::Auto => serializer.serialize_str("auto"),
+        }
+    }
+}
+
+/// A setting given as a number or a word (`"auto"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CountOrWord {
+    Count(i64),
+    Word(String),
+}
+
+impl BatchingSpec {
+    /// The size of each instance's own thread pool on this machine (`threads_per_instance`
+    /// resolved against `instances` and the cores the process may use); `None`: the shared pool.
+    pub fn instance_pool_size(&self) -> Option<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads_per_instance
+            .pool_size(self.instances.resolve(), cores)
+    }
 }
 
 /// `batching.instances`: how many executor threads serve a version.
@@ -113,17 +180,11 @@ impl Instances {
 
 impl<'de> Deserialize<'de> for Instances {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Count(i64),
-            Word(String),
-        }
-        match Raw::deserialize(deserializer)? {
-            Raw::Count(n) if (1..=MAX_INSTANCES as i64).contains(&n) => {
+        match CountOrWord::deserialize(deserializer)? {
+            CountOrWord::Count(n) if (1..=MAX_INSTANCES as i64).contains(&n) => {
                 Ok(Instances::Count(n as usize))
             }
-            Raw::Word(word) if word == "auto" => Ok(Instances::Auto),
+            CountOrWord::Word(word) if word == "auto" => Ok(Instances::Auto),
             _ => Err(serde::de::Error::custom(format!(
                 "batching.instances must be 1..={MAX_INSTANCES} or \"auto\""
             ))),
@@ -148,6 +209,7 @@ impl Default for BatchingSpec {
             queue_capacity: default_queue_capacity(),
             adaptive_delay: default_adaptive_delay(),
             instances: Instances::default(),
+            threads_per_instance: Threads::default(),
         }
     }
 }
@@ -179,6 +241,8 @@ fn default_restart_after_failed_batches() -> u32 {
 pub const MAX_BATCH_SIZE: usize = 4096;
 /// Most executor threads (`batching.instances`) one version may run.
 pub const MAX_INSTANCES: usize = 64;
+/// Most threads of one instance's own pool (`batching.threads_per_instance`).
+pub const MAX_THREADS_PER_INSTANCE: usize = 256;
 pub const MAX_QUEUE_CAPACITY: usize = 65_536;
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 pub const MAX_BATCH_DELAY_MS: f64 = 10_000.0;
@@ -482,6 +546,37 @@ mod tests {
                 (got, wanted) => panic!("instances = {value}: {got:?}, wanted {wanted:?}"),
             }
         }
+        for (value, threads) in [
+            ("1", Some(Threads::Count(1))),
+            ("256", Some(Threads::Count(256))),
+            ("\"auto\"", Some(Threads::Auto)),
+            ("0", None),
+            ("257", None),
+            ("1e9", None),
+            ("\"all\"", None),
+        ] {
+            let text = MLP.replace(
+                "max_batch_size = 8",
+                &format!("max_batch_size = 8\nthreads_per_instance = {value}"),
+            );
+            match (ModelSpec::from_toml(&text), threads) {
+                (Ok(spec), Some(expected)) => {
+                    assert_eq!(spec.batching.threads_per_instance, expected)
+                }
+                (Err(err), None) => {
+                    assert!(err.to_string().contains("threads_per_instance"), "{err}")
+                }
+                (got, wanted) => {
+                    panic!("threads_per_instance = {value}: {got:?}, wanted {wanted:?}")
+                }
+            }
+        }
+        // One instance on "auto" shares the process's pool; several split the cores.
+        assert_eq!(Threads::Auto.pool_size(1, 8), None);
+        assert_eq!(Threads::Auto.pool_size(2, 8), Some(4));
+        assert_eq!(Threads::Auto.pool_size(3, 8), Some(2));
+        assert_eq!(Threads::Auto.pool_size(4, 2), Some(1));
+        assert_eq!(Threads::Count(3).pool_size(1, 8), Some(3));
         assert_eq!(crate::Instances::Count(3).resolve(), 3);
         assert!(crate::Instances::Auto.resolve() >= 1);
         let bad_batch = MLP.replace("max_batch_size = 8", "max_batch_size = 0");

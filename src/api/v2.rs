@@ -685,6 +685,14 @@ fn config_tensor(spec: &TensorSpec) -> ConfigTensor {
     }
 }
 
+/// Each instance's forward-pass threads as the configuration reports them: its own pool's
+/// size, or `shared` (one instance on the process's pool).
+pub fn threads_per_instance(spec: &burnserve_models::ModelSpec) -> String {
+    spec.batching
+        .instance_pool_size()
+        .map_or_else(|| "shared".to_string(), |n| n.to_string())
+}
+
 async fn config(
     state: &AppState,
     model: String,
@@ -722,6 +730,10 @@ async fn config(
         }],
         parameters: BTreeMap::from([
             ("device".to_string(), parameter(d.device.to_string())),
+            (
+                "threads_per_instance".to_string(),
+                parameter(threads_per_instance(spec)),
+            ),
             (
                 "timeout_ms".to_string(),
                 parameter(spec.default_timeout().as_millis().to_string()),

@@ -75,6 +75,7 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
             queue_capacity: 512,
             adaptive_delay: true,
             instances: Default::default(),
+            threads_per_instance: Default::default(),
         },
         timeout_ms: 5000,
         restart_after_failed_batches: 20,
