@@ -4,7 +4,8 @@
 //! against in-process batch 32 in alternating rounds (A B B A: the ratio the issue targets,
 //! with the machine's drift cancelled), and the bench process's peak RSS (the in-process model
 //! and the server's, both loaded). Writes `benches/results/minilm.json`. Run: `cargo bench --bench minilm`
-//! (`MINILM_IN_PROCESS_ONLY=1`: the in-process rates only, in target/bench-minilm/in_process.json)
+//! (the in-process rates also go to target/bench-minilm/in_process.json; `MINILM_IN_PROCESS_ONLY=1`:
+//! only them)
 //! (`MINILM_PROFILE=short|long`: only batch 32 of that set for 6 s, for `benches/minilm_profile.sh`)
 //! (needs `scripts/fetch-minilm.sh`). Bounded: about two minutes on 2 cores.
 
@@ -309,16 +310,16 @@ fn main() {
             results["in_process_cores"][name][format!("batch_{batch}")] = json!(cores);
         }
     }
+    // The in-process rates alone, for benches/minilm_vs_anchors.sh (which alternates them with
+    // PyTorch and ONNX Runtime): target/bench-minilm/in_process.json.
+    let dir = Path::new("target/bench-minilm");
+    std::fs::create_dir_all(dir).expect("target/bench-minilm");
+    std::fs::write(
+        dir.join("in_process.json"),
+        serde_json::to_string_pretty(&results).expect("json") + "\n",
+    )
+    .expect("write in-process results");
     if std::env::var("MINILM_IN_PROCESS_ONLY").is_ok_and(|v| v == "1") {
-        // The in-process rates only (benches/minilm_vs_anchors.sh alternates them with PyTorch
-        // and ONNX Runtime): written to target/bench-minilm/in_process.json.
-        let dir = Path::new("target/bench-minilm");
-        std::fs::create_dir_all(dir).expect("target/bench-minilm");
-        std::fs::write(
-            dir.join("in_process.json"),
-            serde_json::to_string_pretty(&results).expect("json") + "\n",
-        )
-        .expect("write in-process results");
         return;
     }
     // A mixed batch: 16 short and 16 long texts, one pass padded to the longest vs grouped.

@@ -4,7 +4,8 @@
 # alternate torch and onnxruntime inside each round): short (~16 tokens) and long (~133 tokens)
 # texts at batch 1 and 32, tokenization included, with the cores each keeps busy. Correctness
 # first: the anchors check torch against onnxruntime (1e-4) and tests/minilm.rs checks burnserve
-# against sentence-transformers. Not CI (the anchors' venv is 5.7 GiB: scripts/install-anchors.sh).
+# against sentence-transformers. Round 1 runs the whole MiniLM bench, so the run also gives served
+# (32 one-text clients) against in-process batch 32, as shipped and with instances = "auto". Not CI (the anchors' venv is 5.7 GiB: scripts/install-anchors.sh).
 #   benches/minilm_vs_anchors.sh [--record]   (ROUNDS, default 2; BUDGET_S per measurement, 6)
 # Writes target/bench-minilm/vs_anchors.json (--record: benches/results/minilm_vs_anchors.json).
 set -euo pipefail
@@ -15,8 +16,16 @@ mkdir -p "$work"
 bash scripts/install-anchors.sh > /dev/null
 cargo bench --bench minilm --no-run --quiet
 for round in $(seq 1 "$rounds"); do
-  echo "== round $round: burnserve in-process"
-  MINILM_IN_PROCESS_ONLY=1 cargo bench --bench minilm --quiet 2>&1 | grep -E "in-process"
+  if [ "$round" = 1 ]; then
+    # The whole MiniLM bench once: in-process, then served (as shipped and with instances =
+    # "auto"), each against in-process batch 32 in alternating rounds of its own.
+    echo "== round $round: burnserve in-process and served"
+    cargo bench --bench minilm --quiet 2>&1 | grep -E "in-process|alternating"
+    cp benches/results/minilm.json "$work/served.json"
+  else
+    echo "== round $round: burnserve in-process"
+    MINILM_IN_PROCESS_ONLY=1 cargo bench --bench minilm --quiet 2>&1 | grep -E "in-process"
+  fi
   cp "$work/in_process.json" "$work/burnserve-r$round.json"
   echo "== round $round: PyTorch and ONNX Runtime"
   BUDGET_S=${BUDGET_S:-6} bash benches/anchors.sh --rounds 1 | grep -E "^(torch|onnxruntime|correctness)"
@@ -47,9 +56,20 @@ for name in ("short", "long"):
                        "onnxruntime": [a["engines"]["onnxruntime"][name][key]["sentences_per_s"] for a in anchors]},
         }
         print(f"{name + ' batch ' + str(batch):24}{b:12.1f}{t:10.1f}{x:10.1f}{b / t:9.2f}x{b / x:9.2f}x   {bc:.2f} / {tc:.2f} / {xc:.2f}")
-out = {"what": "sentences/s in-process, medians of alternating rounds", "rounds": rounds,
-       "versions": anchors[0]["versions"], "machine": anchors[0]["machine"],
-       "backend": ours[0]["backend"], "table": table}
+# Served against in-process batch 32 (alternating rounds inside round 1's bench), as shipped and
+# with instances = "auto" (README's choice for many concurrent clients).
+served = json.load(open(f"{work}/served.json"))
+served_table = {}
+for label, key in (("as shipped", "served_vs_in_process_b32"),
+                   ("instances auto", "instances_auto_served_vs_in_process_b32")):
+    for name in ("short", "long"):
+        r = served[key][name]
+        cores = statistics.mean(r["served_cores_busy"])
+        served_table.setdefault(label, {})[name] = {"ratio": r["ratio"], "served_cores_busy": cores}
+        print(f"served / in-process b32, {label:14} {name:5}: {r['ratio']:.3f}x at {cores:.2f} cores busy")
+out = {"what": "sentences/s in-process, medians of alternating rounds; served / in-process batch 32",
+       "rounds": rounds, "versions": anchors[0]["versions"], "machine": anchors[0]["machine"],
+       "backend": ours[0]["backend"], "table": table, "served_vs_in_process_b32": served_table}
 text = json.dumps(out, indent=2) + "\n"
 open(f"{work}/vs_anchors.json", "w").write(text)
 if record:
