@@ -241,7 +241,8 @@ fn default_restart_after_failed_batches() -> u32 {
 pub const MAX_BATCH_SIZE: usize = 4096;
 /// Most executor threads (`batching.instances`) one version may run.
 pub const MAX_INSTANCES: usize = 64;
-/// Most threads of one instance's own pool (`batching.threads_per_instance`).
+/// Most threads of one instance's own pool (`batching.threads_per_instance`), and of all a
+/// version's instance pools together.
 pub const MAX_THREADS_PER_INSTANCE: usize = 256;
 pub const MAX_QUEUE_CAPACITY: usize = 65_536;
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
@@ -432,6 +433,15 @@ impl ModelSpec {
                 "batching.queue_capacity must be within 1..={MAX_QUEUE_CAPACITY}"
             ));
         }
+        let instances = batching.instances.resolve();
+        if let Some(threads) = batching.instance_pool_size() {
+            if instances * threads > MAX_THREADS_PER_INSTANCE {
+                return fail(format!(
+                    "batching.instances ({instances}) times batching.threads_per_instance \
+                     ({threads}) must be at most {MAX_THREADS_PER_INSTANCE} threads"
+                ));
+            }
+        }
         if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
             return fail(format!("timeout_ms must be within 1..={MAX_TIMEOUT_MS}"));
         }
@@ -571,6 +581,21 @@ mod tests {
                 }
             }
         }
+        // 64 instances of 256 threads would be 16,384 threads: refused, naming both keys.
+        let greedy = MLP.replace(
+            "max_batch_size = 8",
+            "max_batch_size = 8\ninstances = 2\nthreads_per_instance = 129",
+        );
+        let err = ModelSpec::from_toml(&greedy).unwrap_err().to_string();
+        assert!(
+            err.contains("batching.instances (2) times batching.threads_per_instance (129)"),
+            "{err}"
+        );
+        let fits = MLP.replace(
+            "max_batch_size = 8",
+            "max_batch_size = 8\ninstances = 2\nthreads_per_instance = 128",
+        );
+        assert!(ModelSpec::from_toml(&fits).is_ok());
         // One instance on "auto" shares the process's pool; several split the cores.
         assert_eq!(Threads::Auto.pool_size(1, 8), None);
         assert_eq!(Threads::Auto.pool_size(2, 8), Some(4));
