@@ -173,18 +173,28 @@ async fn each_instance_runs_its_passes_on_the_threads_it_was_given() {
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or(cores);
+    let half = (cores / 2).max(1);
     let cases = [
-        // (model, [batching] lines, threads each pass sees, the configuration's parameter)
-        ("shared", String::new(), shared, "shared".to_string()),
+        // (model, [batching] lines, threads a pass sees beside another instance at work, and
+        // alone with an empty queue, the configuration's parameter)
+        (
+            "shared",
+            String::new(),
+            shared,
+            shared,
+            "shared".to_string(),
+        ),
         (
             "split",
             "instances = 2".to_string(),
-            (cores / 2).max(1),
-            (cores / 2).max(1).to_string(),
+            half,
+            cores,
+            half.to_string(),
         ),
         (
             "three",
             "threads_per_instance = 3".to_string(),
+            3,
             3,
             "3".to_string(),
         ),
@@ -192,16 +202,19 @@ async fn each_instance_runs_its_passes_on_the_threads_it_was_given() {
             "ones",
             "instances = 2\nthreads_per_instance = 1".to_string(),
             1,
+            cores,
             "1".to_string(),
         ),
     ];
     let mut models = String::new();
-    for (name, lines, _, _) in &cases {
+    for (name, lines, _, _, _) in &cases {
         fixture.add_fake(
             name,
             "fake-threads",
             2,
-            &format!("[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0\n{lines}"),
+            &format!(
+                "params = {{ delay_ms = 150, warm_up_delay_ms = 0 }}\n[batching]\nmax_batch_size = 1\nmax_batch_delay_ms = 0\n{lines}"
+            ),
         );
         models.push_str(&format!(
             "[[models]]\nname = \"{name}\"\nversions = [\"1\"]\n"
@@ -209,22 +222,45 @@ async fn each_instance_runs_its_passes_on_the_threads_it_was_given() {
     }
     let toml = fixture.settings_toml(&models);
     let server = TestServer::start(burnserve::Settings::from_toml(&toml).unwrap()).await;
-    for (name, _, threads, parameter) in &cases {
-        // Several requests at once, so that every instance of a pair takes some.
+    let threads_seen = |body: &serde_json::Value| {
+        let seen = floats(&body["outputs"][0]);
+        assert_eq!(seen.len(), 2, "{body}");
+        assert_eq!(seen[0], seen[1], "{body}");
+        seen[0] as usize
+    };
+    for (name, _, beside, alone, parameter) in &cases {
         let path = format!("/v1/models/{name}/predict");
+        // One request at a time: its instance is alone at work with an empty queue.
+        for i in 0..2 {
+            let (status, body, _) = server
+                .post_raw(&path, json!({ "inputs": [i as f64, 0.5] }).to_string())
+                .await;
+            assert_eq!(status, 200, "{name}: {body}");
+            assert_eq!(threads_seen(&body), *alone, "{name}, a lone request");
+        }
+        // Four at once: passes overlap (150 ms each). Every pass that had company ran on its
+        // own instance's threads; only one that started alone with an empty queue may have
+        // taken every core.
         let replies = join_all(
-            (0..6)
+            (0..4)
                 .map(|i| server.post_raw(&path, json!({ "inputs": [i as f64, 0.5] }).to_string())),
         )
         .await;
-        for (status, body, _) in replies {
-            assert_eq!(status, 200, "{name}: {body}");
-            assert_eq!(
-                floats(&body["outputs"][0]),
-                vec![*threads as f32; 2],
-                "{name}: its passes ran on another number of threads"
-            );
-        }
+        let seen: Vec<usize> = replies
+            .iter()
+            .map(|(status, body, _)| {
+                assert_eq!(*status, 200, "{name}: {body}");
+                threads_seen(body)
+            })
+            .collect();
+        assert!(
+            seen.iter().all(|n| n == beside || n == alone),
+            "{name}: {seen:?}"
+        );
+        assert!(
+            seen.iter().filter(|&n| n == beside).count() >= 3,
+            "{name}: four requests at once, yet passes ran alone: {seen:?}"
+        );
         let (status, config) = server.get(&format!("/v2/models/{name}/config")).await;
         assert_eq!(status, 200);
         assert_eq!(

@@ -5,7 +5,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,8 +138,9 @@ fn build_and_warm(
 /// closes or the model fails fatally, with `batching.instances` threads (this one and
 /// `instances - 1` scoped ones) taking batches from the one queue, each with an instance of the
 /// model sharing the first one's weights ([`InferenceModel::share`]; a model that cannot share
-/// is loaded once more). A fatal error on any instance stops them all: the version restarts
-/// whole.
+/// is loaded once more), each on a thread pool of its own when `batching.threads_per_instance`
+/// gives it one ([`on_own_pool`]). A fatal error on any instance stops them all: the version
+/// restarts whole.
 pub fn run(
     config: ExecutorConfig,
     queue: Receiver<Job>,
@@ -170,6 +171,14 @@ pub fn run(
     let _ = ready.send(Ok(loaded));
     let stop = AtomicBool::new(false);
     let threads = config.spec.batching.instance_pool_size();
+    let wide = (count > 1 && threads.is_some())
+        .then(|| wide_pool(&config.key))
+        .flatten();
+    let at_work = AtomicUsize::new(0);
+    let spread = Spread {
+        wide: wide.as_ref(),
+        at_work: &at_work,
+    };
     std::thread::scope(|scope| {
         let mut models = models.into_iter();
         let first = models.next();
@@ -177,11 +186,12 @@ pub fn run(
             .enumerate()
             .filter_map(|(i, model)| {
                 let (config, metrics, stop, queue) = (&config, &metrics, &stop, queue.clone());
+                let spread = &spread;
                 let spawned = std::thread::Builder::new()
                     .name(format!("exec-{}-{}", config.key, i + 1))
                     .spawn_scoped(scope, move || {
                         on_own_pool(&config.key, i + 1, threads, || {
-                            serve(config, &queue, metrics, model, stop)
+                            serve(config, &queue, metrics, model, stop, spread)
                         })
                     });
                 if let Err(err) = &spawned {
@@ -197,7 +207,7 @@ pub fn run(
             .collect();
         let mut exit = match first {
             Some(model) => on_own_pool(&config.key, 0, threads, || {
-                serve(&config, &queue, &metrics, model, &stop)
+                serve(&config, &queue, &metrics, model, &stop, &spread)
             }),
             None => ExecutorExit::QueueClosed,
         };
@@ -216,9 +226,10 @@ pub fn run(
 /// Runs one instance's loop with its forward passes on a thread pool of its own of `threads`
 /// threads (`batching.threads_per_instance`; the loop itself runs on one of them, this thread
 /// waits), or here with the process's shared pool (`None`). Two instances each on one core of
-/// two ran MiniLM's passes side by side with no fork-join wake-ups between the operations:
-/// served 1.04× in-process batch 32 at 1.90 cores, where one instance on both cores gave
-/// 0.91× at 1.78 (BENCHMARKS.md "Instances").
+/// two ran MiniLM's passes side by side with no fork-join wake-ups between the operations: 32
+/// one-text clients were served 1.04–1.07× in-process batch 32 at 1.90–1.92 cores, where one
+/// instance on both cores gave 0.88–0.94× at 1.77–1.78 (BENCHMARKS.md "Instances and threads
+/// per instance").
 fn on_own_pool<T: Send>(
     key: &VersionKey,
     instance: usize,
@@ -243,6 +254,46 @@ fn on_own_pool<T: Send>(
     }
 }
 
+/// Where an instance on a pool of its own runs a pass: there, or on the version's wide pool
+/// (every core) when no other instance is at work and nothing waits in the queue. With
+/// `instances = "auto"` on two cores, one client sending 32 texts in one request got one core
+/// (563 sentences/s against 814 with one instance on both); alone, a pass now takes them all.
+struct Spread<'a> {
+    /// Every core the process may use; `None` for one instance or the shared pool.
+    wide: Option<&'a rayon::ThreadPool>,
+    /// Instances running a pass now.
+    at_work: &'a AtomicUsize,
+}
+
+impl Spread<'_> {
+    /// Runs `pass` on the wide pool when this instance is alone at work with an empty queue,
+    /// on the current (own) pool otherwise.
+    fn run<T: Send>(&self, queue: &Receiver<Job>, pass: impl FnOnce() -> T + Send) -> T {
+        let alone = self.at_work.fetch_add(1, Ordering::AcqRel) == 0 && queue.is_empty();
+        let result = match self.wide {
+            Some(wide) if alone => wide.install(pass),
+            _ => pass(),
+        };
+        self.at_work.fetch_sub(1, Ordering::AcqRel);
+        result
+    }
+}
+
+/// A pool over every core the process may use, for passes of an instance alone at work.
+fn wide_pool(key: &VersionKey) -> Option<rayon::ThreadPool> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let name = format!("exec-{key}-all");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .thread_name(move |i| format!("{name}.{i}"))
+        .build()
+        .map_err(|err| {
+            tracing::error!(version = %key, error = %err,
+                "cannot start the version's wide pool; every pass runs on its instance's own");
+        })
+        .ok()
+}
+
 fn load_failed(config: &ExecutorConfig, ready: ReadySender, err: ModelError) -> ExecutorExit {
     tracing::error!(version = %config.key, error = %err, "executor could not load its model");
     let _ = ready.send(Err(err.clone()));
@@ -257,6 +308,7 @@ fn serve(
     metrics: &VersionMetrics,
     mut model: Box<dyn InferenceModel>,
     stop: &AtomicBool,
+    spread: &Spread,
 ) -> ExecutorExit {
     fine_timer_slack();
     let policy = config.policy();
@@ -277,7 +329,9 @@ fn serve(
         });
         let rows = batch.rows();
         let started = Instant::now();
-        let outcome = execute(model.as_mut(), batch, output_len, metrics, &config.state);
+        let outcome = spread.run(queue, || {
+            execute(model.as_mut(), batch, output_len, metrics, &config.state)
+        });
         let ended = Instant::now();
         gathering
             .governor
