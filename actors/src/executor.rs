@@ -269,11 +269,11 @@ impl Spread<'_> {
     /// Runs `pass` on the wide pool when this instance is alone at work with an empty queue,
     /// on the current (own) pool otherwise.
     fn run<T: Send>(&self, queue: &Receiver<Job>, pass: impl FnOnce() -> T + Send) -> T {
-        let alone = self.at_work.fetch_add(1, Ordering::AcqRel) == 0 && queue.is_empty();
-        let result = match self.wide {
-            Some(wide) if alone => wide.install(pass),
-            _ => pass(),
+        let Some(wide) = self.wide else {
+            return pass();
         };
+        let alone = self.at_work.fetch_add(1, Ordering::AcqRel) == 0 && queue.is_empty();
+        let result = if alone { wide.install(pass) } else { pass() };
         self.at_work.fetch_sub(1, Ordering::AcqRel);
         result
     }

@@ -113,24 +113,22 @@ impl Threads {
 
 impl<'de> Deserialize<'de> for Threads {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match CountOrWord::deserialize(deserializer)? {
-            CountOrWord::Count(n) if (1..=MAX_THREADS_PER_INSTANCE as i64).contains(&n) => {
-                Ok(Threads::Count(n as usize))
-            }
-            CountOrWord::Word(word) if word == "auto" => Ok(Threads::Auto),
-            _ => Err(serde::de::Error::custom(format!(
-                "batching.threads_per_instance must be 1..={MAX_THREADS_PER_INSTANCE} or \"auto\""
-            ))),
-        }
+        count_or_auto(
+            deserializer,
+            MAX_THREADS_PER_INSTANCE,
+            "threads_per_instance",
+        )
+        .map(|count| count.map_or(Threads::Auto, Threads::Count))
     }
 }
 
 impl serde::Serialize for Threads {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Threads::Count(n) => serializer.serialize_u64(*n as u64),
-            Threads::Auto => serializer.serialize_str("auto"),
-        }
+        let count = match self {
+            Threads::Count(n) => Some(*n),
+            Threads::Auto => None,
+        };
+        serialize_count_or_auto(count, serializer)
     }
 }
 
@@ -140,6 +138,33 @@ impl serde::Serialize for Threads {
 enum CountOrWord {
     Count(i64),
     Word(String),
+}
+
+/// `batching.<key>`: a count in `1..=max`, or `"auto"` (`None`); anything else is refused
+/// naming the key and its bounds.
+fn count_or_auto<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    max: usize,
+    key: &str,
+) -> Result<Option<usize>, D::Error> {
+    match CountOrWord::deserialize(deserializer)? {
+        CountOrWord::Count(n) if (1..=max as i64).contains(&n) => Ok(Some(n as usize)),
+        CountOrWord::Word(word) if word == "auto" => Ok(None),
+        _ => Err(serde::de::Error::custom(format!(
+            "batching.{key} must be 1..={max} or \"auto\""
+        ))),
+    }
+}
+
+/// Writes what [`count_or_auto`] reads.
+fn serialize_count_or_auto<S: serde::Serializer>(
+    count: Option<usize>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match count {
+        Some(n) => serializer.serialize_u64(n as u64),
+        None => serializer.serialize_str("auto"),
+    }
 }
 
 impl BatchingSpec {
@@ -180,24 +205,18 @@ impl Instances {
 
 impl<'de> Deserialize<'de> for Instances {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match CountOrWord::deserialize(deserializer)? {
-            CountOrWord::Count(n) if (1..=MAX_INSTANCES as i64).contains(&n) => {
-                Ok(Instances::Count(n as usize))
-            }
-            CountOrWord::Word(word) if word == "auto" => Ok(Instances::Auto),
-            _ => Err(serde::de::Error::custom(format!(
-                "batching.instances must be 1..={MAX_INSTANCES} or \"auto\""
-            ))),
-        }
+        count_or_auto(deserializer, MAX_INSTANCES, "instances")
+            .map(|count| count.map_or(Instances::Auto, Instances::Count))
     }
 }
 
 impl serde::Serialize for Instances {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Instances::Count(n) => serializer.serialize_u64(*n as u64),
-            Instances::Auto => serializer.serialize_str("auto"),
-        }
+        let count = match self {
+            Instances::Count(n) => Some(*n),
+            Instances::Auto => None,
+        };
+        serialize_count_or_auto(count, serializer)
     }
 }
 
