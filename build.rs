@@ -7,6 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Raw tensor bytes as `bytes::Bytes`: decoded as a slice of tonic's receive buffer, not
+        // copied into a Vec of their own.
+        .bytes(".inference.ModelInferRequest.raw_input_contents")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -409,7 +409,7 @@ impl GrpcInferenceService for Inference {
         })?;
         let raw = match request.raw_input_contents.len() {
             0 => None,
-            1 => Some(request.raw_input_contents[0].as_slice()),
+            1 => Some(&request.raw_input_contents[0][..]),
             n => {
                 return Err(invalid(format!(
                     "raw_input_contents has {n} entries for 1 input"

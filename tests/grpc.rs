@@ -94,7 +94,7 @@ async fn raw_and_typed_infer_answer_what_http_does() {
 
     let mut raw = infer_request("mlp", input("features", "FP32", &shape));
     raw.id = "g-7".into();
-    raw.raw_input_contents = vec![le_bytes(&flat)];
+    raw.raw_input_contents = vec![le_bytes(&flat).into()];
     let answer = grpc.model_infer(raw).await.expect("raw infer").into_inner();
     assert_eq!(
         (
@@ -289,7 +289,7 @@ async fn every_mistake_gets_its_code_and_error_type() {
         "11 FP32 elements",
     ));
     let mut both = infer_request("mlp", good());
-    both.raw_input_contents = vec![vec![0; 48]];
+    both.raw_input_contents = vec![vec![0; 48].into()];
     cases.push((
         both,
         Code::InvalidArgument,
@@ -297,7 +297,7 @@ async fn every_mistake_gets_its_code_and_error_type() {
         "both contents and raw_input_contents",
     ));
     let mut raw_short = infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64]));
-    raw_short.raw_input_contents = vec![vec![0; 47]];
+    raw_short.raw_input_contents = vec![vec![0; 47].into()];
     cases.push((
         raw_short,
         Code::InvalidArgument,
@@ -305,7 +305,7 @@ async fn every_mistake_gets_its_code_and_error_type() {
         "47 bytes",
     ));
     let mut two_raw = infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64]));
-    two_raw.raw_input_contents = vec![vec![0; 48], vec![0; 48]];
+    two_raw.raw_input_contents = vec![vec![0; 48].into(), vec![0; 48].into()];
     cases.push((
         two_raw,
         Code::InvalidArgument,
@@ -394,7 +394,7 @@ async fn every_mistake_gets_its_code_and_error_type() {
     // A message past server.max_body_bytes (8 MiB) is refused by the transport, unread (tonic
     // answers OUT_OF_RANGE, naming the limit).
     let mut huge = infer_request("mlp", input("features", "FP32", &[1, MLP_INPUT as i64]));
-    huge.raw_input_contents = vec![vec![0; 9 << 20]];
+    huge.raw_input_contents = vec![vec![0; 9 << 20].into()];
     let err = grpc.model_infer(huge).await.expect_err("too large");
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     assert!(err.message().contains("8388608"), "{err:?}");
