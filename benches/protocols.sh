@@ -60,6 +60,22 @@ for round in 1 2; do
       k6_run "$mode-c64-r$round" /v2/models/fashion/versions/1/infer 64 benches/k6/v2.js
   done
 done
+# gRPC and JSON again at one fixed rate, 60% of what k6's gRPC client reached above (k6's
+# arrival-rate executor costs it more than back-to-back VUs, and at 90% it dropped a third), rounds
+# A B B A: at 64 VUs each path runs as fast as k6 drives it, and the server's CPU per request
+# falls as the rate rises (each wake-up serves more requests), so gRPC, which k6 drives slowest,
+# pays for k6 too.
+rate=$(python3 -c "
+import json
+runs = [json.load(open('$work/k6/grpc-c64-r%d.json' % r)) for r in (1, 2)]
+print(int(0.6 * sum(r['req_per_s'] for r in runs) / 2 / 100) * 100)")
+echo "== JSON and gRPC at $rate req/s"
+for mode in json grpc grpc json; do
+  round=1
+  [ -f "$work/k6/$mode-rate-r1.json" ] && round=2
+  RATE=$rate MODE=$mode GRPC_ADDR="127.0.0.1:$grpc_port" VERSION=1 \
+    k6_run "$mode-rate-r$round" /v2/models/fashion/versions/1/infer 64 benches/k6/v2.js
+done
 echo "== CNN (fashion v2) through v2 binary tensors: batching on / off"
 for model in cnn cnn-nobatch cnn-nobatch cnn; do
   round=1
@@ -107,6 +123,21 @@ for mode in ("binary", "grpc"):
     us = p[mode]["server_cpu_us_per_request"]
     result[f"{mode}_vs_json_cpu_per_request"] = round(us / json_us, 3)
     result[f"{mode}_vs_json_net_of_http_floor"] = round((us - floor) / max(json_us - floor, 1e-9), 3)
+rated = {}
+for mode in ("json", "grpc"):
+    runs = [load(f"{mode}-rate-r{r}") for r in (1, 2)]
+    rated[mode] = {
+        "req_per_s": round(sum(r["req_per_s"] for r in runs) / 2, 1),
+        "dropped": sum(r.get("dropped", 0) for r in runs),
+        "server_cpu_us_per_request": round(cpu_us(runs), 1),
+    }
+result["equal_rate"] = {
+    "json": rated["json"],
+    "grpc": rated["grpc"],
+    "grpc_vs_json_cpu_per_request": round(
+        rated["grpc"]["server_cpu_us_per_request"] / rated["json"]["server_cpu_us_per_request"], 3
+    ),
+}
 batching = {}
 for model in ("cnn", "cnn-nobatch"):
     runs = [load(f"{model}-binary-c64-r{r}") for r in (1, 2)]
@@ -132,6 +163,12 @@ lines = [
 lines.append(
     f"binary / JSON: {result['binary_vs_json_cpu_per_request']} ({result['binary_vs_json_net_of_http_floor']} net of the floor); "
     f"gRPC / JSON: {result['grpc_vs_json_cpu_per_request']} ({result['grpc_vs_json_net_of_http_floor']} net of the HTTP floor)"
+)
+e = result["equal_rate"]
+lines.append(
+    f"at one rate ({e['json']['req_per_s']} / {e['grpc']['req_per_s']} req/s; dropped {e['json']['dropped']} / "
+    f"{e['grpc']['dropped']}): JSON {e['json']['server_cpu_us_per_request']} us, gRPC "
+    f"{e['grpc']['server_cpu_us_per_request']} us server CPU per request: gRPC / JSON {e['grpc_vs_json_cpu_per_request']}"
 )
 b = result["cnn_binary_batching"]
 lines.append(

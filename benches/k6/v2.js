@@ -8,7 +8,9 @@
 //
 //   BASE_URL (default http://127.0.0.1:8000), GRPC_ADDR (default 127.0.0.1:8001), MODEL
 //   (default fashion), VERSION (default 1), INPUT (default pixels), SHAPE (default 1,28,28),
-//   VUS (default 64), DURATION_S (default 10), NAME, RESULTS.
+//   VUS (default 64), DURATION_S (default 10), NAME, RESULTS. RATE (requests a second) sends at
+//   that fixed rate instead (k6's constant-arrival-rate, at most VUS in flight): paths compared
+//   at the same load, where each wake-up of the server is shared by as many requests.
 import http from 'k6/http';
 import grpc from 'k6/net/grpc';
 import encoding from 'k6/encoding';
@@ -24,9 +26,22 @@ const SHAPE = (__ENV.SHAPE || '1,28,28').split(',').map(Number);
 const VUS = Number(__ENV.VUS || 64);
 const DURATION = Number(__ENV.DURATION_S || 10);
 const NAME = __ENV.NAME || MODE;
+const RATE = Number(__ENV.RATE || 0);
+
+const scenario =
+  RATE > 0
+    ? {
+        executor: 'constant-arrival-rate',
+        rate: RATE,
+        timeUnit: '1s',
+        duration: `${DURATION}s`,
+        preAllocatedVUs: VUS,
+        maxVUs: VUS,
+      }
+    : { executor: 'constant-vus', vus: VUS, duration: `${DURATION}s` };
 
 export const options = {
-  scenarios: { v2: { executor: 'constant-vus', vus: VUS, duration: `${DURATION}s` } },
+  scenarios: { v2: scenario },
   summaryTrendStats: ['avg', 'p(50)', 'p(95)', 'p(99)', 'max'],
   discardResponseBodies: MODE !== 'grpc',
 };
@@ -97,6 +112,7 @@ export function handleSummary(data) {
   const d = stat(data, grpcMode ? 'grpc_req_duration' : 'http_req_duration');
   const iterations = stat(data, 'iterations');
   const checks = stat(data, 'checks');
+  const dropped = stat(data, 'dropped_iterations');
   const result = {
     name: NAME,
     mode: MODE,
@@ -105,6 +121,7 @@ export function handleSummary(data) {
     requests: iterations.count || 0,
     req_per_s: iterations.rate || 0,
     failed_rate: 1 - (checks.rate === undefined ? 1 : checks.rate),
+    dropped: dropped.count || 0,
     p50_ms: d['p(50)'],
     p95_ms: d['p(95)'],
     p99_ms: d['p(99)'],
