@@ -202,6 +202,9 @@ pub struct MetricsSettings {
 /// tenant).
 pub const MAX_LATENCY_BUCKETS: usize = 64;
 
+/// Most HTTP workers `server.workers` may ask for.
+pub const MAX_WORKERS: usize = 1024;
+
 /// `[grpc]`: the KServe v2 gRPC listener (on `server.host`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -459,6 +462,13 @@ impl Settings {
 
     fn validate_server(&self) -> Result<(), SettingsError> {
         let server = &self.server;
+        // Each is an OS thread with its own runtime: a typo must not start a hundred thousand.
+        if server.workers > MAX_WORKERS {
+            return Err(invalid(
+                "server.workers",
+                format!("must be 0 (one per core) to {MAX_WORKERS}"),
+            ));
+        }
         if server.max_body_bytes < 1024 {
             return Err(invalid("server.max_body_bytes", "must be at least 1024"));
         }
@@ -609,6 +619,7 @@ mod tests {
             ("backlog", "0"),
             ("max_connections_per_worker", "0"),
             ("max_text_body_bytes", "100"),
+            ("workers", "100000"),
         ] {
             let err = Settings::from_toml(&format!("models = []\n[server]\n{key} = {value}"))
                 .unwrap_err()
