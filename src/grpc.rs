@@ -15,6 +15,7 @@ use tonic::{Code, Request, Response, Status};
 
 use crate::access::Holder;
 use crate::api::{binary, ApiError, AppState};
+use crate::grpc_io::{PingAckSweeper, PingCoalescingStream};
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto {
@@ -672,7 +673,9 @@ pub fn start(
                 let service = GrpcInferenceServiceServer::new(Inference { state })
                     .max_decoding_message_size(max_message_bytes)
                     .max_encoding_message_size(max_message_bytes);
-                let incoming = tokio_stream_listener(listener);
+                let sweeper = PingAckSweeper::default();
+                tokio::spawn(sweeper.clone().run());
+                let incoming = tokio_stream_listener(listener, sweeper);
                 let shutdown = async move {
                     let _ = stopped.await;
                     reporter
@@ -700,12 +703,13 @@ pub fn start(
 /// Accepted connections as the stream tonic serves.
 fn tokio_stream_listener(
     listener: tokio::net::TcpListener,
-) -> impl futures_util::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures_util::stream::unfold(listener, |listener| async move {
+    sweeper: PingAckSweeper,
+) -> impl futures_util::Stream<Item = std::io::Result<PingCoalescingStream>> {
+    futures_util::stream::unfold((listener, sweeper), |(listener, sweeper)| async move {
         let accepted = listener.accept().await.map(|(stream, _)| {
             let _ = stream.set_nodelay(true);
-            stream
+            sweeper.wrap(stream)
         });
-        Some((accepted, listener))
+        Some((accepted, (listener, sweeper)))
     })
 }

@@ -18,6 +18,7 @@ pub mod access;
 pub mod api;
 pub mod gpu_metrics;
 pub mod grpc;
+pub mod grpc_io;
 pub mod heap;
 pub mod limits;
 pub mod server;

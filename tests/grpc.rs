@@ -579,3 +579,142 @@ async fn tenants_admin_token_and_deadlines_hold_over_grpc() {
     assert!(ready.ready);
     server.stop().await;
 }
+
+/// Reads HTTP/2 frames (type, flags, stream, payload) from a raw connection.
+struct RawH2 {
+    stream: tokio::net::TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl RawH2 {
+    async fn connect(server: &TestServer) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let addr = server.grpc.as_ref().expect("grpc enabled").addr;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend(frame(4, 0, 0, &[]));
+        stream.write_all(&hello).await.expect("preface");
+        let mut raw = Self {
+            stream,
+            buffer: Vec::new(),
+        };
+        // The server's SETTINGS (acknowledged) and its ACK of ours, whatever else comes.
+        let (mut settings, mut acked) = (false, false);
+        while !(settings && acked) {
+            let (kind, flags, _, _) = raw.next_frame().await;
+            if kind == 4 && flags & 1 == 0 {
+                settings = true;
+                raw.send(&frame(4, 1, 0, &[])).await;
+            }
+            acked |= kind == 4 && flags & 1 == 1;
+        }
+        // And whatever else it opens with (a WINDOW_UPDATE): then the connection is quiet.
+        while tokio::time::timeout(Duration::from_millis(200), raw.next_frame())
+            .await
+            .is_ok()
+        {}
+        raw
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.expect("send");
+    }
+
+    async fn next_frame(&mut self) -> (u8, u8, u32, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.buffer.len() >= 9 {
+                let len = u32::from_be_bytes([0, self.buffer[0], self.buffer[1], self.buffer[2]]);
+                let total = 9 + len as usize;
+                if self.buffer.len() >= total {
+                    let head: Vec<u8> = self.buffer.drain(..total).collect();
+                    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]);
+                    return (head[3], head[4], stream & 0x7fff_ffff, head[9..].to_vec());
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let read = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk))
+                .await
+                .expect("a frame within 5 s")
+                .expect("read");
+            assert!(read > 0, "the server closed the connection");
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut bytes = vec![len[1], len[2], len[3], kind, flags];
+    bytes.extend_from_slice(&stream.to_be_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// HPACK literal header field without indexing, new name, no Huffman (short strings).
+fn literal_header(name: &str, value: &str) -> Vec<u8> {
+    let mut bytes = vec![0, name.len() as u8];
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.push(value.len() as u8);
+    bytes.extend_from_slice(value.as_bytes());
+    bytes
+}
+
+#[actix_web::test]
+async fn ping_acks_arrive_alone_after_the_hold_or_first_with_the_next_answer() {
+    use burnserve::grpc_io::MAX_PING_ACK_HOLD;
+    let fixture = Fixture::new();
+    let server = TestServer::start(fixture.settings()).await;
+    let mut raw = RawH2::connect(&server).await;
+
+    // A PING with nothing else to write: answered after a hold (at least half the longest: the
+    // sweeper looks every half), payload echoed.
+    let sent = Instant::now();
+    raw.send(&frame(6, 0, 0, b"burnserv")).await;
+    let (kind, flags, stream, payload) = raw.next_frame().await;
+    let waited = sent.elapsed();
+    assert_eq!(
+        (kind, flags, stream, payload.as_slice()),
+        (6, 1, 0, b"burnserv".as_slice())
+    );
+    assert!(
+        waited >= MAX_PING_ACK_HOLD / 2 && waited < Duration::from_secs(2),
+        "held {waited:?}"
+    );
+
+    // A PING and a ServerLive call in one write (as grpc-go sends its PING with the next call):
+    // the ACK first, then the whole answer.
+    let mut headers = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/inference.GRPCInferenceService/ServerLive"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        headers.extend(literal_header(name, value));
+    }
+    let mut call = frame(6, 0, 0, b"answered");
+    call.extend(frame(1, 4, 1, &headers)); // END_HEADERS
+    call.extend(frame(0, 1, 1, &[0, 0, 0, 0, 0])); // END_STREAM: an empty ServerLiveRequest
+    raw.send(&call).await;
+    let mut frames = Vec::new();
+    while frames
+        .last()
+        .is_none_or(|&(kind, flags, _, _): &(u8, u8, u32, Vec<u8>)| !(kind == 1 && flags & 1 == 1))
+    {
+        let next = raw.next_frame().await;
+        if next.0 != 8 {
+            frames.push(next); // WINDOW_UPDATEs may come anywhere
+        }
+    }
+    let kinds: Vec<(u8, u32)> = frames.iter().map(|f| (f.0, f.2)).collect();
+    assert_eq!(kinds, [(6, 0), (1, 1), (0, 1), (1, 1)], "{frames:?}");
+    assert_eq!(frames[0].3, b"answered");
+    // The answer's message: not compressed, 2 bytes, ServerLiveResponse { live: true }.
+    assert_eq!(frames[2].3, [0, 0, 0, 0, 2, 0x08, 0x01]);
+    server.stop().await;
+}
