@@ -4,9 +4,9 @@
 //! gRPC clients estimate bandwidth-delay with PINGs (grpc-go, which k6 uses, and grpc's C core,
 //! which tritonclient uses): after each DATA frame they receive, they send one when none is
 //! outstanding, so a unary call answered is followed by a PING and a request on the same
-//! connection. h2 answers the PING at once: a 17-byte write, as many as the answers, a third of
-//! the gRPC listener's system calls and ~3.5 µs of server CPU each on loopback (the sender's
-//! core also runs the receiver's TCP input). [`PingCoalescingStream`] holds such a write (PING
+//! connection. h2 answers the PING at once: a 17-byte write, as many as the answers (half the
+//! listener's writes), each ~5 µs of server CPU on loopback (the sender's core also runs the
+//! receiver's TCP input; `benches/protocols.sh`, gRPC at one fixed rate). [`PingCoalescingStream`] holds such a write (PING
 //! ACK frames and nothing else) until the next write, which carries it first, or for at most
 //! [`MAX_PING_ACK_HOLD`] when nothing else is written. Anything else is written at once, the
 //! held ACKs ahead of it; the order of bytes on the wire is unchanged. A client whose window
