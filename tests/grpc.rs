@@ -1,7 +1,7 @@
 //! KServe v2 gRPC through a tonic client on 127.0.0.1: infer with raw and typed contents against
 //! the HTTP answer and the network run in-process, every error's code, tenants and the admin
 //! token, a client deadline shorter than the model's, metrics counted like HTTP's, statistics,
-//! and grpc.health.v1.
+//! grpc.health.v1, and PING ACKs over raw HTTP/2 (held, then sent alone or with an answer).
 
 mod common;
 
@@ -663,7 +663,7 @@ fn literal_header(name: &str, value: &str) -> Vec<u8> {
 }
 
 #[actix_web::test]
-async fn ping_acks_arrive_alone_after_the_hold_or_first_with_the_next_answer() {
+async fn ping_acks_arrive_after_a_hold_first_with_the_next_answer_and_all_of_a_flood() {
     use burnserve::grpc_io::MAX_PING_ACK_HOLD;
     let fixture = Fixture::new();
     let server = TestServer::start(fixture.settings()).await;
@@ -716,5 +716,23 @@ async fn ping_acks_arrive_alone_after_the_hold_or_first_with_the_next_answer() {
     assert_eq!(frames[0].3, b"answered");
     // The answer's message: not compressed, 2 bytes, ServerLiveResponse { live: true }.
     assert_eq!(frames[2].3, [0, 0, 0, 0, 2, 0x08, 0x01]);
+
+    // A flood of PINGs in one write: every one answered, in order, none lost in a hold.
+    let flood: Vec<u8> = (0..1000u64)
+        .flat_map(|i| frame(6, 0, 0, &i.to_be_bytes()))
+        .collect();
+    raw.send(&flood).await;
+    let mut acked = 0u64;
+    while acked < 1000 {
+        let (kind, flags, _, payload) = raw.next_frame().await;
+        if kind != 8 {
+            let expected = (6, 1, acked.to_be_bytes().to_vec());
+            assert_eq!((kind, flags, payload), expected, "ACK {acked}");
+            acked += 1;
+        }
+    }
+    let mut grpc = client(&server).await;
+    let live = grpc.server_live(ServerLiveRequest {}).await.expect("live");
+    assert!(live.into_inner().live);
     server.stop().await;
 }
