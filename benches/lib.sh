@@ -59,7 +59,26 @@ k6_run() {
   BASE_URL=$base PREDICT_PATH=$path VUS=$vus MAX_VUS=$vus DURATION_S=$dur NAME=$name RESULTS="$work/k6/$name.json" \
     "$k6" run --quiet --no-usage-report "$script" | grep -v '^$' || true
   after=$(cpu_ticks)
-  python3 - "$work/k6/$name.json" "$before" "$after" "$dur" "$server_name" "$server_pid" <<'PY'
+  server_usage "$work/k6/$name.json" "$before" "$after"
+}
+
+# load_run NAME MODE ADDR [MODEL] [VUS]: one scenario of the native load generator
+# (examples/load_client.rs, closed loop, one connection per user) against ADDR (host:port of the
+# HTTP or the gRPC listener), with the server's CPU use, written as k6_run writes it. Runs under
+# $load_prefix (e.g. taskset) when set.
+load_run() {
+  local name=$1 mode=$2 addr=$3 model=${4:-fashion} vus=${5:-64}
+  local before after
+  before=$(cpu_ticks)
+  ${load_prefix:-} target/release/examples/load_client --mode "$mode" --addr "$addr" --model "$model" \
+    --connections "$vus" --duration-s "$dur" --name "$name" --results "$work/k6/$name.json"
+  after=$(cpu_ticks)
+  server_usage "$work/k6/$name.json" "$before" "$after"
+}
+# server_usage RESULTS BEFORE AFTER: adds the server's CPU cores (ticks BEFORE..AFTER over $dur)
+# and peak RSS to a scenario's results file.
+server_usage() {
+  python3 - "$1" "$2" "$3" "$dur" "$server_name" "$server_pid" <<'PY'
 import json, os, sys
 path, before, after, dur, server, pid = sys.argv[1:]
 r = json.load(open(path))
