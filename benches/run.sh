@@ -70,8 +70,8 @@ raw_s=2
 cat "$work/raw-fashion-mlp.json"
 
 echo "== burnserve, metrics on"
-port=$(free_port); base="http://127.0.0.1:$port"
-start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" "${server_cpu[@]}" "$bin/burnserve" --config "$work/bench.toml"
+port=$(free_port); grpc_port=$(free_port); base="http://127.0.0.1:$port"
+start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" BURNSERVE__GRPC__PORT="$grpc_port" "${server_cpu[@]}" "$bin/burnserve" --config "$work/bench.toml"
 full_dur=$dur
 dur=$(python3 -c "print(max(1, $full_dur / 2))")
 k6_run ours-echo-c64-r1 /v1/models/echo/predict 64
@@ -107,6 +107,24 @@ if [ $mode = full ]; then
 fi
 dur=$full_dur
 [ $mode = full ] && k6_run ramp /v1/models/fashion/predict 64 benches/k6/ramp.js
+if [ $mode = smoke ]; then
+  # benches/protocols.sh's native load generator on every path it drives, a second each, 8
+  # connections: every answer is checked, and one failure fails the smoke run.
+  dur=1
+  for path in json binary live predict grpc; do
+    addr="127.0.0.1:$port"
+    [ $path = grpc ] && addr="127.0.0.1:$grpc_port"
+    load_run "native-$path" "$path" "$addr" fashion 8
+  done
+  python3 - "$work" <<'PY'
+import json, sys
+for path in ("json", "binary", "live", "predict", "grpc"):
+    r = json.load(open(f"{sys.argv[1]}/k6/native-{path}.json"))
+    if r["requests"] == 0 or r["failed_rate"] > 0:
+        sys.exit(f"native load generator, {path}: {r['requests']} requests, failed rate {r['failed_rate']}")
+PY
+  dur=$full_dur
+fi
 stop_server
 
 echo "== burnserve, metrics on / off (A B B A, half the time each)"

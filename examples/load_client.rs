@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use burnserve::grpc::proto::model_infer_request::InferInputTensor;
 use burnserve::grpc::proto::{ModelInferRequest, ModelInferResponse};
 use bytes::Bytes;
-use prost::Message;
 use clap::{Parser, ValueEnum};
+use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -106,7 +106,9 @@ impl Tally {
 
 fn input_values(shape: &[i64]) -> Vec<f32> {
     let count: i64 = shape.iter().product();
-    (0..count.max(0)).map(|i| (i % 255) as f32 / 255.0).collect()
+    (0..count.max(0))
+        .map(|i| (i % 255) as f32 / 255.0)
+        .collect()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -116,7 +118,11 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let started = Instant::now();
     let tallies = runtime.block_on(run(&args))?;
-    let elapsed = started.elapsed().as_secs_f64().min(args.duration_s).max(1e-9);
+    let elapsed = started
+        .elapsed()
+        .as_secs_f64()
+        .min(args.duration_s)
+        .max(1e-9);
     report(&args, &tallies, elapsed)
 }
 
@@ -204,9 +210,12 @@ async fn grpc_user(
     while Instant::now() < until {
         let started = Instant::now();
         let outcome = grpc_call(&mut sender, addr, &body).await;
-        let failed = outcome.is_err();
+        // An answered error leaves the connection as it was; a broken one is opened again.
+        let broken = outcome
+            .as_ref()
+            .is_err_and(|e| !e.starts_with("grpc-status"));
         tally.record(started, outcome);
-        if failed {
+        if broken {
             match grpc_connect(addr).await {
                 Ok(fresh) => sender = fresh,
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -243,6 +252,12 @@ async fn grpc_call(
     if answer.status() != http::StatusCode::OK {
         return Err(format!("HTTP {}", answer.status()));
     }
+    // An error may come "trailers-only": the status in the headers, no message.
+    if let Some(status) = answer.headers().get("grpc-status") {
+        if status != "0" {
+            return Err(grpc_error(answer.headers()));
+        }
+    }
     let mut received = answer.into_body();
     let mut message = Vec::new();
     while let Some(chunk) = received.data().await {
@@ -250,19 +265,16 @@ async fn grpc_call(
         let _ = received.flow_control().release_capacity(chunk.len());
         message.extend_from_slice(&chunk);
     }
-    let trailers = received.trailers().await.map_err(|e| e.to_string())?;
-    let status = trailers
-        .as_ref()
-        .and_then(|t| t.get("grpc-status"))
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("none");
-    if status != "0" {
-        let detail = trailers
-            .as_ref()
-            .and_then(|t| t.get("grpc-message"))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        return Err(format!("grpc-status {status}: {detail}"));
+    let trailers = received
+        .trailers()
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    if trailers
+        .get("grpc-status")
+        .is_none_or(|status| status != "0")
+    {
+        return Err(grpc_error(&trailers));
     }
     let decoded = message
         .get(5..)
@@ -272,6 +284,23 @@ async fn grpc_call(
         Some(bytes) if !bytes.is_empty() => Ok(()),
         _ => Err(format!("an answer without raw output: {decoded:?}")),
     }
+}
+
+/// A failed call's `grpc-status`, `error-type` and `grpc-message`, as one line.
+fn grpc_error(fields: &http::HeaderMap) -> String {
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("none")
+            .to_owned()
+    };
+    format!(
+        "grpc-status {} ({}): {}",
+        field("grpc-status"),
+        field("error-type"),
+        field("grpc-message")
+    )
 }
 
 /// The whole HTTP/1.1 request, headers and body, as `benches/k6/v2.js` sends it.
@@ -286,13 +315,21 @@ fn http_request(args: &Args, mode: Mode) -> Vec<u8> {
         path = format!("/v1/models/{}/predict", args.model);
         let data: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
         let body = serde_json::json!({ "inputs": data });
-        ("application/json", String::new(), body.to_string().into_bytes())
+        (
+            "application/json",
+            String::new(),
+            body.to_string().into_bytes(),
+        )
     } else if mode == Mode::Json {
         let data: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
         let body = serde_json::json!({"inputs": [{
             "name": args.input, "shape": args.shape, "datatype": "FP32", "data": data,
         }]});
-        ("application/json", String::new(), body.to_string().into_bytes())
+        (
+            "application/json",
+            String::new(),
+            body.to_string().into_bytes(),
+        )
     } else {
         let header = serde_json::json!({
             "inputs": [{
@@ -319,7 +356,12 @@ fn http_request(args: &Args, mode: Mode) -> Vec<u8> {
     request
 }
 
-async fn http_user(mut stream: TcpStream, request: Vec<u8>, addr: SocketAddr, until: Instant) -> Tally {
+async fn http_user(
+    mut stream: TcpStream,
+    request: Vec<u8>,
+    addr: SocketAddr,
+    until: Instant,
+) -> Tally {
     let mut tally = Tally::default();
     let mut buffer = Vec::with_capacity(16 * 1024);
     while Instant::now() < until {
@@ -426,7 +468,11 @@ fn report(args: &Args, tallies: &[Tally], elapsed_s: f64) -> anyhow::Result<()> 
         "p95_ms": percentile_ms(&latencies, 0.95),
         "p99_ms": percentile_ms(&latencies, 0.99),
     });
-    let f = |key: &str| summary[key].as_f64().map_or("-".into(), |v| format!("{v:.2}"));
+    let f = |key: &str| {
+        summary[key]
+            .as_f64()
+            .map_or("-".into(), |v| format!("{v:.2}"))
+    };
     println!(
         "{}: {} connections, {requests} requests, {} req/s, p50 {} ms, p99 {} ms, failed {}",
         args.name,
