@@ -104,15 +104,35 @@ impl Tally {
     }
 }
 
+/// Most values one request carries (a 64 MiB FP32 tensor).
+const MAX_INPUT_VALUES: i64 = 1 << 24;
+
+/// The shape's element count, refused when a dimension is negative or the product is absurd.
+fn value_count(shape: &[i64]) -> anyhow::Result<i64> {
+    shape
+        .iter()
+        .try_fold(1i64, |count, &dim| {
+            (dim >= 0).then(|| count.checked_mul(dim)).flatten()
+        })
+        .filter(|&count| count <= MAX_INPUT_VALUES)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--shape {shape:?}: dimensions ≥ 0, at most {MAX_INPUT_VALUES} values")
+        })
+}
+
 fn input_values(shape: &[i64]) -> Vec<f32> {
-    let count: i64 = shape.iter().product();
-    (0..count.max(0))
-        .map(|i| (i % 255) as f32 / 255.0)
-        .collect()
+    let count = value_count(shape).unwrap_or(0);
+    (0..count).map(|i| (i % 255) as f32 / 255.0).collect()
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    value_count(&args.shape)?;
+    anyhow::ensure!(
+        args.duration_s.is_finite() && (0.0..=86_400.0).contains(&args.duration_s),
+        "--duration-s {}: between 0 and 86400 seconds",
+        args.duration_s
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
