@@ -10,6 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Raw tensor bytes as `bytes::Bytes`: decoded as a slice of tonic's receive buffer, not
         // copied into a Vec of their own.
         .bytes(".inference.ModelInferRequest.raw_input_contents")
+        // prost's codec, with a request that does not parse answered INVALID_ARGUMENT.
+        .codec_path("crate::grpc::codec::KServeCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

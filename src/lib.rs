@@ -5,9 +5,12 @@
 //! - [`server`] — start-up (registry, actors, model loading) and the actix-web server.
 //! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer and
 //!   shedding gates, the body deadline, request ids and the metrics port.
-//! - [`grpc`] — KServe v2 gRPC (tonic) and grpc.health.v1, through the same state as HTTP.
+//! - [`grpc`] — KServe v2 gRPC (tonic on hyper) and grpc.health.v1, through the same state as
+//!   HTTP; its listener's connection, stream and body limits.
 //! - [`gpu_metrics`] — GPU memory gauges read at scrape (`cuda` builds).
 //! - [`access`] — the admin token, tenant keys and per-tenant quotas.
+//! - [`guesses`] — failed credentials counted, admin-token guessers slowed.
+//! - [`budget`] — request body bytes in flight, server-wide and per gRPC connection.
 //! - [`limits`] — process limits raised at start.
 //! - [`shutdown`] — the graceful drain on SIGTERM/SIGINT.
 //! - [`telemetry`] — logging.
@@ -16,9 +19,10 @@
 
 pub mod access;
 pub mod api;
+pub mod budget;
 pub mod gpu_metrics;
 pub mod grpc;
-pub mod grpc_io;
+pub mod guesses;
 pub mod heap;
 pub mod limits;
 pub mod server;

@@ -96,20 +96,72 @@ fn keep_alive(server: &ServerSettings) -> KeepAlive {
     }
 }
 
+/// HTTP worker threads: `server.workers`, or one per core.
+fn http_workers(server: &ServerSettings) -> usize {
+    match server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// The gRPC listener's limits from `[grpc]`, with its connection cap as fitted.
+fn grpc_limits(settings: &Settings, max_connections: usize) -> crate::grpc::GrpcLimits {
+    let grpc = &settings.grpc;
+    crate::grpc::GrpcLimits {
+        max_message_bytes: settings.server.max_body_bytes,
+        max_connections,
+        max_concurrent_streams: grpc.max_concurrent_streams,
+        max_concurrent_calls: grpc.max_concurrent_calls,
+        max_connection_body_bytes: grpc.max_connection_body_bytes,
+        max_header_list_bytes: grpc.max_header_list_bytes,
+        handshake_timeout: millis(grpc.handshake_timeout_ms),
+        idle_timeout: match grpc.idle_timeout_ms {
+            0 => Duration::from_secs(365 * 24 * 3600),
+            ms => millis(ms),
+        },
+        keepalive_interval: millis(grpc.keepalive_interval_ms),
+        keepalive_timeout: millis(grpc.keepalive_timeout_ms),
+        body_timeout: millis(settings.server.body_timeout_ms),
+    }
+}
+
 /// Builds everything and binds the port; must run inside an actix system.
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     crate::heap::start_trimming();
-    match crate::limits::raise_open_file_limit() {
-        Ok((before, after)) if before != after => {
-            tracing::info!(
-                before,
-                after,
-                "raised the open-file limit to its hard limit"
-            );
+    let open_files = match crate::limits::raise_open_file_limit() {
+        Ok((before, after)) => {
+            if before != after {
+                tracing::info!(
+                    before,
+                    after,
+                    "raised the open-file limit to its hard limit"
+                );
+            }
+            after
         }
-        Ok(_) => {}
-        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
-    }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    let caps = crate::limits::ConnectionCaps::fit(
+        open_files,
+        http_workers(&settings.server),
+        settings.server.max_connections_per_worker,
+        settings
+            .grpc
+            .enabled
+            .then_some(settings.grpc.max_connections),
+    );
+    tracing::info!(
+        open_files,
+        http_per_worker = caps.http_per_worker,
+        http_workers = caps.http_workers,
+        grpc = caps.grpc,
+        reserved = caps.reserved,
+        "connection caps fitted under the open-file limit"
+    );
+    let body_budget = crate::budget::ByteBudget::new(settings.server.max_inflight_body_bytes);
     let registry = Registry::new();
     registry
         .register(Box::new(
@@ -119,6 +171,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let metrics = Metrics::register_with(&registry, &metrics_config(&settings))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     crate::gpu_metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
+    crate::budget::BudgetGauge::register(&registry, body_budget.clone())
+        .map_err(|e| StartError::Metrics(e.to_string()))?;
     let runtime = Runtime::start(settings.repository.path.clone(), metrics.clone());
     let report = runtime
         .control
@@ -172,6 +226,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         strict_readiness: settings.server.strict_readiness,
         settings_file: settings.source.clone(),
         max_body_bytes: settings.server.max_body_bytes,
+        body_budget: body_budget.clone(),
         metrics_listener: Arc::default(),
         jobs: jobs.clone(),
     });
@@ -209,14 +264,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .client_request_timeout(millis(limits.header_timeout_ms))
         .client_disconnect_timeout(millis(limits.disconnect_timeout_ms))
         .keep_alive(keep_alive(limits))
-        .max_connections(limits.max_connections_per_worker)
+        .max_connections(caps.http_per_worker)
         .backlog(limits.backlog)
         // `crate::shutdown` handles the signals: readiness first, then the stop.
         .disable_signals()
         .shutdown_timeout(limits.shutdown_timeout_ms.div_ceil(1000));
-    if limits.workers > 0 {
-        http = http.workers(limits.workers);
-    }
+    http = http.workers(caps.http_workers);
     let mut http = http.bind(&addr).map_err(|source| StartError::Bind {
         addr: addr.clone(),
         source,
@@ -250,11 +303,15 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         tracing::info!(%metrics_addr, "serving /metrics on its own port as well");
     }
     let grpc = if settings.grpc.enabled {
+        let connection_metrics = crate::grpc::serve::ConnectionMetrics::register(&registry)
+            .map_err(|e| StartError::Metrics(e.to_string()))?;
         let grpc = crate::grpc::start(
             &settings.server.host,
             settings.grpc.port,
             grpc_state,
-            settings.server.max_body_bytes,
+            grpc_limits(&settings, caps.grpc),
+            body_budget.clone(),
+            connection_metrics,
         )
         .map_err(|source| StartError::Bind {
             addr: format!(

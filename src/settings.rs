@@ -143,6 +143,9 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Request body bytes held at once by the whole server, HTTP and gRPC together (decoded,
+    /// for compressed bodies); a body that would pass it is refused 429 `overloaded`.
+    pub max_inflight_body_bytes: usize,
     /// Largest body of the embeddings route (text only: each text is cut to what its model
     /// tokenizes anyway, so a large body is only parsing work); never above `max_body_bytes`.
     pub max_text_body_bytes: usize,
@@ -205,13 +208,32 @@ pub const MAX_LATENCY_BUCKETS: usize = 64;
 /// Most HTTP workers `server.workers` may ask for.
 pub const MAX_WORKERS: usize = 1024;
 
-/// `[grpc]`: the KServe v2 gRPC listener (on `server.host`).
+/// `[grpc]`: the KServe v2 gRPC listener (on `server.host`) and what one client may hold of it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcSettings {
     pub enabled: bool,
     /// 0: any free port (tests).
     pub port: u16,
+    /// Open connections; more are closed at once. Fitted under the open-file limit at start.
+    pub max_connections: usize,
+    /// Streams one connection may open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Calls open on the listener at once, all connections together; more are refused
+    /// (RESOURCE_EXHAUSTED `overloaded`) before their message is read.
+    pub max_concurrent_calls: usize,
+    /// Request message bytes one connection may hold in flight (at least `server.max_body_bytes`).
+    pub max_connection_body_bytes: usize,
+    /// Bytes of a call's headers (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
+    pub max_header_list_bytes: u32,
+    /// A connection that has not sent the HTTP/2 preface within this is closed.
+    pub handshake_timeout_ms: u64,
+    /// A connection with no call open this long gets a GOAWAY (0: never).
+    pub idle_timeout_ms: u64,
+    /// A PING after this long without a frame from the client ...
+    pub keepalive_interval_ms: u64,
+    /// ... unanswered this long closes the connection.
+    pub keepalive_timeout_ms: u64,
 }
 
 /// `[jobs]`: the durable async jobs (`burnserve_actors::JobSettings`).
@@ -329,6 +351,7 @@ impl Settings {
             ));
         }
         self.validate_server()?;
+        self.validate_grpc()?;
         self.validate_tenants()?;
         self.validate_metrics()?;
         self.validate_jobs()?;
@@ -527,6 +550,12 @@ impl Settings {
         if !(1..=65_535).contains(&server.backlog) {
             return Err(invalid("server.backlog", "must be within 1..=65535"));
         }
+        if server.max_inflight_body_bytes < server.max_body_bytes {
+            return Err(invalid(
+                "server.max_inflight_body_bytes",
+                "must be at least server.max_body_bytes (else no body of that size is ever taken)",
+            ));
+        }
         Ok(())
     }
 
@@ -574,6 +603,74 @@ impl Settings {
                     "burst and max_inflight must be at least 1",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_grpc(&self) -> Result<(), SettingsError> {
+        let grpc = &self.grpc;
+        const HOUR_MS: u64 = 3_600_000;
+        for (key, value, min, max) in [
+            (
+                "grpc.max_connections",
+                grpc.max_connections as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "grpc.max_concurrent_streams",
+                u64::from(grpc.max_concurrent_streams),
+                1,
+                10_000,
+            ),
+            (
+                "grpc.max_concurrent_calls",
+                grpc.max_concurrent_calls as u64,
+                1,
+                1_000_000,
+            ),
+            (
+                "grpc.max_header_list_bytes",
+                u64::from(grpc.max_header_list_bytes),
+                1024,
+                1 << 20,
+            ),
+            (
+                "grpc.handshake_timeout_ms",
+                grpc.handshake_timeout_ms,
+                100,
+                HOUR_MS,
+            ),
+            (
+                "grpc.idle_timeout_ms",
+                grpc.idle_timeout_ms,
+                0,
+                24 * HOUR_MS,
+            ),
+            (
+                "grpc.keepalive_interval_ms",
+                grpc.keepalive_interval_ms,
+                1000,
+                HOUR_MS,
+            ),
+            (
+                "grpc.keepalive_timeout_ms",
+                grpc.keepalive_timeout_ms,
+                1000,
+                HOUR_MS,
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(key, format!("must be within {min}..={max}")));
+            }
+        }
+        if grpc.max_connection_body_bytes < self.server.max_body_bytes
+            || grpc.max_connection_body_bytes > self.server.max_inflight_body_bytes
+        {
+            return Err(invalid(
+                "grpc.max_connection_body_bytes",
+                "must be within server.max_body_bytes..=server.max_inflight_body_bytes",
+            ));
         }
         Ok(())
     }

@@ -664,7 +664,7 @@ fn literal_header(name: &str, value: &str) -> Vec<u8> {
 
 #[actix_web::test]
 async fn ping_acks_arrive_after_a_hold_first_with_the_next_answer_and_all_of_a_flood() {
-    use burnserve::grpc_io::MAX_PING_ACK_HOLD;
+    use burnserve::grpc::ping::MAX_PING_ACK_HOLD;
     let fixture = Fixture::new();
     let server = TestServer::start(fixture.settings()).await;
     let mut raw = RawH2::connect(&server).await;

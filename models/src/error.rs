@@ -41,13 +41,16 @@ pub enum ErrorType {
     /// The job store is at `jobs.max_pending` or `jobs.max_store_bytes` (503 with
     /// `Retry-After`).
     StoreFull,
+    /// The job store cannot write (a full disk, an I/O error) and is recovering by itself (503
+    /// with `Retry-After`).
+    StoreUnavailable,
     /// The server failed on its own side outside inference (the job store's disk) (500).
     Internal,
 }
 
 impl ErrorType {
     /// Every kind (the OpenAPI document lists their words).
-    pub const ALL: [ErrorType; 19] = [
+    pub const ALL: [ErrorType; 20] = [
         ErrorType::InvalidInput,
         ErrorType::SchemaMismatch,
         ErrorType::Unauthorized,
@@ -66,6 +69,7 @@ impl ErrorType {
         ErrorType::Inference,
         ErrorType::Conflict,
         ErrorType::StoreFull,
+        ErrorType::StoreUnavailable,
         ErrorType::Internal,
     ];
 
@@ -89,6 +93,7 @@ impl ErrorType {
             ErrorType::Inference => "inference_error",
             ErrorType::Conflict => "conflict",
             ErrorType::StoreFull => "store_full",
+            ErrorType::StoreUnavailable => "store_unavailable",
             ErrorType::Internal => "internal_error",
         }
     }

@@ -1,8 +1,10 @@
 //! The bearer gates, both run before any body or query string is read: `admin_gate` (the admin
 //! token on `/admin` and `/v2/repository`) and `tenant_gate` (a tenant key and its quota on the
-//! inference routes); and `Caller`, the tenant name a handler puts on its inference request.
+//! inference routes), over the protocol-neutral checks gRPC uses too ([`check_admin`],
+//! [`check_tenant`]); and `Caller`, the tenant name a handler puts on its inference request.
 
 use std::future::{ready, Ready};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +17,8 @@ use burnserve_actors::{InferRequest, ANONYMOUS};
 
 use super::body::Arrived;
 use super::{ApiError, AppState};
-use crate::access::{Access, Holder};
+use crate::access::{Access, Admission, Holder};
+use crate::guesses::Credential;
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -37,33 +40,92 @@ pub fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<Ei
     request.error_response(error).map_into_right_body()
 }
 
+/// The admin token's check, for HTTP's admin gate and gRPC's repository RPCs (`carrier` names
+/// where the token goes: "header" or "metadata"). A source that sent too many wrong tokens is
+/// refused unchecked until its penalty ends (`crate::guesses`); every failure is counted.
+pub fn check_admin(
+    access: &Access,
+    given: Option<&str>,
+    source: Option<IpAddr>,
+    carrier: &str,
+) -> Result<(), ApiError> {
+    if !access.admin_enabled() {
+        return Err(ApiError::Forbidden(
+            "the admin API is disabled: set admin.token (or BURNSERVE__ADMIN__TOKEN) to enable it"
+                .into(),
+        ));
+    }
+    let now = Instant::now();
+    if let Err(wait) = access.guesses.admin_allowed(source, now) {
+        return Err(ApiError::TooManyFailures { retry_after: wait });
+    }
+    let refusal = match given.map(|given| access.holder(given)) {
+        Some(Holder::Admin) => {
+            access.guesses.succeeded(source);
+            return Ok(());
+        }
+        Some(Holder::Tenant(_)) => {
+            return Err(ApiError::Forbidden(
+                "a tenant API key cannot use the admin API; it needs admin.token".into(),
+            ))
+        }
+        Some(Holder::Nobody) => ApiError::Unauthorized("wrong admin token".into()),
+        None => ApiError::Unauthorized(format!(
+            "the admin API needs `authorization: Bearer <admin.token>` ({carrier})"
+        )),
+    };
+    access.guesses.failed(Credential::Admin, source, now);
+    Err(refusal)
+}
+
+/// A tenant key and its quota, for HTTP's tenant gate and gRPC's inference: `Ok(None)` when no
+/// tenants are configured (everyone is `anonymous`), else the admission that holds the tenant's
+/// in-flight slot.
+pub fn check_tenant(
+    access: &Access,
+    given: Option<&str>,
+    carrier: &str,
+) -> Result<Option<Admission>, ApiError> {
+    if !access.tenants_enabled() {
+        return Ok(None);
+    }
+    let index = match given.map(|given| access.holder(given)) {
+        Some(Holder::Tenant(index)) => index,
+        Some(_) => {
+            access
+                .guesses
+                .failed(Credential::TenantKey, None, Instant::now());
+            return Err(ApiError::Unauthorized("unknown API key".into()));
+        }
+        None => {
+            access
+                .guesses
+                .failed(Credential::TenantKey, None, Instant::now());
+            return Err(ApiError::Unauthorized(format!(
+                "inference needs `authorization: Bearer <tenant API key>` ({carrier})"
+            )));
+        }
+    };
+    access.admit(index).map(Some).map_err(ApiError::RateLimited)
+}
+
 /// Guards `/admin` and `/v2/repository`: only the admin token passes; a tenant key is 403.
 pub async fn admin_gate<B: MessageBody>(
     request: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
     let access = access(&request);
-    let refusal = match access.as_deref() {
-        Some(access) if access.admin_enabled() => match bearer(request.headers()) {
-            None => ApiError::Unauthorized(
-                "admin routes need `Authorization: Bearer <admin.token>`".into(),
-            ),
-            Some(given) => match access.holder(given) {
-                Holder::Admin => {
-                    return Ok(next.call(request).await?.map_into_left_body());
-                }
-                Holder::Tenant(_) => ApiError::Forbidden(
-                    "a tenant API key cannot use the admin API; it needs admin.token".into(),
-                ),
-                Holder::Nobody => ApiError::Unauthorized("wrong admin token".into()),
-            },
-        },
-        _ => ApiError::Forbidden(
-            "the admin API is disabled: set admin.token (or BURNSERVE__ADMIN__TOKEN) to enable it"
-                .into(),
-        ),
+    let checked = match access.as_deref() {
+        Some(access) => {
+            let source = request.peer_addr().map(|peer| peer.ip());
+            check_admin(access, bearer(request.headers()), source, "header")
+        }
+        None => Err(ApiError::Forbidden("the admin API is disabled".into())),
     };
-    Ok(refuse(request, refusal))
+    match checked {
+        Ok(()) => Ok(next.call(request).await?.map_into_left_body()),
+        Err(refusal) => Ok(refuse(request, refusal)),
+    }
 }
 
 /// Guards the inference routes when tenants are configured: the caller's key names its tenant,
@@ -76,21 +138,10 @@ pub async fn tenant_gate<B: MessageBody>(
     let Some(access) = access(&request).filter(|access| access.tenants_enabled()) else {
         return Ok(next.call(request).await?.map_into_left_body());
     };
-    let Some(given) = bearer(request.headers()) else {
-        let refusal = ApiError::Unauthorized(
-            "inference needs `Authorization: Bearer <tenant API key>`".into(),
-        );
-        return Ok(refuse(request, refusal));
-    };
-    let Holder::Tenant(index) = access.holder(given) else {
-        return Ok(refuse(
-            request,
-            ApiError::Unauthorized("unknown API key".into()),
-        ));
-    };
-    let admission = match access.admit(index) {
-        Ok(admission) => admission,
-        Err(throttled) => return Ok(refuse(request, ApiError::RateLimited(throttled))),
+    let admission = match check_tenant(&access, bearer(request.headers()), "header") {
+        Ok(Some(admission)) => admission,
+        Ok(None) => return Ok(next.call(request).await?.map_into_left_body()),
+        Err(refusal) => return Ok(refuse(request, refusal)),
     };
     request
         .extensions_mut()

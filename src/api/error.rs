@@ -45,6 +45,44 @@ pub enum ApiError {
     /// The async jobs API: unknown job, conflict, full store, store failure.
     #[error(transparent)]
     Jobs(burnserve_actors::jobs::JobError),
+    /// A source that sent too many wrong admin tokens, refused unchecked for a while.
+    #[error("too many wrong admin tokens from this address; retry after {} s", retry_secs(*retry_after))]
+    TooManyFailures { retry_after: Duration },
+    /// The server holds as much as it takes of something strangers send (request bodies in
+    /// flight, open gRPC calls): `overloaded`, retry in a second.
+    #[error("{0}")]
+    Busy(String),
+}
+
+/// The longest error message sent (HTTP body, gRPC `grpc-message`): what a client sent and is
+/// echoed (a 10,000-character model name) is cut to fit, keeping both ends of the message.
+pub const MAX_ERROR_MESSAGE: usize = 1024;
+
+/// `message` cut to [`MAX_ERROR_MESSAGE`] bytes at character boundaries: its head, a note of
+/// how much was cut, and its tail.
+pub fn bounded_message(message: String) -> String {
+    if message.len() <= MAX_ERROR_MESSAGE {
+        return message;
+    }
+    let floor = |at: usize| {
+        (0..=at)
+            .rev()
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(0)
+    };
+    let ceil = |at: usize| {
+        (at..=message.len())
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(message.len())
+    };
+    let head = floor(MAX_ERROR_MESSAGE * 5 / 8);
+    let tail = ceil(message.len() - MAX_ERROR_MESSAGE / 4);
+    format!(
+        "{} …[{} bytes cut]… {}",
+        &message[..head],
+        tail - head,
+        &message[tail..]
+    )
 }
 
 /// `Retry-After` seconds: rounded up, at least 1.
@@ -66,7 +104,26 @@ impl ApiError {
             ApiError::RequestTimeout { .. } => ErrorType::RequestTimeout,
             ApiError::RateLimited(_) => ErrorType::RateLimited,
             ApiError::Jobs(err) => err.error_type(),
+            ApiError::Busy(_) => ErrorType::Overloaded,
+            ApiError::TooManyFailures { .. } => ErrorType::RateLimited,
         }
+    }
+
+    /// `Retry-After` of the answer, where it has one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Infer(err) => err.retry_after(),
+            ApiError::RateLimited(throttled) => Some(throttled.retry_after),
+            ApiError::Jobs(err) => err.retry_after(),
+            ApiError::Busy(_) => Some(Duration::from_secs(1)),
+            ApiError::TooManyFailures { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The message sent to the client (bounded: [`bounded_message`]).
+    pub fn message(&self) -> String {
+        bounded_message(self.to_string())
     }
 }
 
@@ -86,7 +143,7 @@ pub fn status_of(error_type: ErrorType) -> StatusCode {
         ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorType::Inference | ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorType::Conflict => StatusCode::CONFLICT,
-        ErrorType::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorType::StoreFull | ErrorType::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -97,12 +154,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
-        if let Some(retry_after) = match self {
-            ApiError::Infer(err) => err.retry_after(),
-            ApiError::RateLimited(throttled) => Some(throttled.retry_after),
-            ApiError::Jobs(err) => err.retry_after(),
-            _ => None,
-        } {
+        if let Some(retry_after) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, retry_secs(retry_after).to_string()));
         }
         if let ApiError::RequestTimeout { .. } = self {
@@ -114,7 +166,6 @@ impl ResponseError for ApiError {
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, *allow));
         }
-        response
-            .json(json!({ "error": self.to_string(), "error_type": self.error_type().as_str() }))
+        response.json(json!({ "error": self.message(), "error_type": self.error_type().as_str() }))
     }
 }

@@ -7,6 +7,7 @@ pub mod body;
 pub mod embeddings;
 pub mod error;
 pub mod health;
+pub mod inflate;
 pub mod jobs;
 pub mod openapi;
 pub mod predict;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub settings_file: Option<PathBuf>,
     /// `server.max_body_bytes`: the largest body any route reads.
     pub max_body_bytes: usize,
+    /// `server.max_inflight_body_bytes`: body bytes held at once, HTTP and gRPC together.
+    pub body_budget: Arc<crate::budget::ByteBudget>,
     /// The async jobs (`None` with `jobs.enabled = false`: the routes answer 403).
     pub jobs: Option<burnserve_actors::JobService>,
     /// The `metrics.port` listener once bound: it serves `/metrics` only.

@@ -9,12 +9,13 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use burnserve_actors::log_throttle::LogThrottle;
 use tracing::Instrument;
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -69,6 +70,17 @@ pub fn request_id(client_id: Option<&str>, traceparent: Option<&str>) -> String 
     }
 }
 
+/// The sampled log of one refusal status: 3 lines at once, then one per 10 s.
+fn refusal_log(status: u16) -> &'static LogThrottle {
+    static LOGS: LazyLock<[LogThrottle; 3]> =
+        LazyLock::new(|| std::array::from_fn(|_| LogThrottle::per_version()));
+    &LOGS[match status {
+        429 => 0,
+        503 => 1,
+        _ => 2,
+    }]
+}
+
 /// Wraps every request in its span, echoes the id and logs the outcome (app-wide, outermost).
 pub async fn correlate(
     request: ServiceRequest,
@@ -93,7 +105,17 @@ pub async fn correlate(
     let mut response = next.call(request).instrument(span.clone()).await?;
     let status = response.status().as_u16();
     span.in_scope(|| match status {
-        429 | 503 | 504 => tracing::warn!(status, "refused or timed out"),
+        // Refusals come in floods (a tenant over its quota, a shedding version): counted in
+        // `http_requests_total{status}`, logged as a sampled summary.
+        429 | 503 | 504 => {
+            if let Some(held_back) = refusal_log(status).admit() {
+                tracing::warn!(
+                    status,
+                    held_back,
+                    "refused or timed out (sampled: held_back more like it since the last line)"
+                );
+            }
+        }
         500.. => tracing::error!(status, "server fault"),
         400..=499 => tracing::debug!(status, "client error"),
         _ => tracing::trace!(status, "answered"),

@@ -2,6 +2,7 @@
 //! 127.0.0.1:0, a JSON client, and a Prometheus text reader.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod process;
 
 use std::path::{Path, PathBuf};
