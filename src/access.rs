@@ -142,7 +142,9 @@ impl Access {
             .iter()
             .map(|t| Self::tenant(t, &inflight, &throttled))
             .collect::<Result<_, _>>()?;
-        let guesses = crate::guesses::Guesses::register(registry).map_err(|e| e.to_string())?;
+        let guesses =
+            crate::guesses::Guesses::register(registry, settings.admin.wrong_tokens_before_penalty)
+                .map_err(|e| e.to_string())?;
         Ok(Self {
             guesses,
             admin: settings

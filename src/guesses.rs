@@ -1,6 +1,7 @@
 //! Failed credentials, counted and slowed: every wrong or missing admin token and tenant key is
 //! counted in `auth_failures_total{credential}`; a source address that sent
-//! [`FREE_FAILURES`] wrong admin tokens within [`WINDOW`] is refused (429 `rate_limited`, its
+//! `admin.wrong_tokens_before_penalty` ([`FREE_FAILURES`] by default) wrong admin tokens within
+//! [`WINDOW`] is refused (429 `rate_limited`, its
 //! token not even compared) for a penalty that doubles with each further failure, from one
 //! second up to [`MAX_PENALTY`] (`auth_penalized_total`). A success from the source clears it.
 //! The table is bounded ([`MAX_SOURCES`]): when full, sources whose window has passed are
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
-/// Wrong admin tokens a source may send within [`WINDOW`] before it is slowed.
+/// Wrong admin tokens a source may send within [`WINDOW`] before it is slowed, by default.
 pub const FREE_FAILURES: u32 = 5;
 /// The window failures are counted in.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -48,6 +49,7 @@ struct Strikes {
 
 /// The failure counts and penalties of one server.
 pub struct Guesses {
+    free_failures: u32,
     sources: Mutex<HashMap<IpAddr, Strikes>>,
     failures: IntCounterVec,
     penalized: IntCounter,
@@ -60,8 +62,9 @@ impl std::fmt::Debug for Guesses {
 }
 
 impl Guesses {
-    /// Registers `auth_failures_total` (both credentials at 0) and `auth_penalized_total`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+    /// Registers `auth_failures_total` (both credentials at 0) and `auth_penalized_total`;
+    /// `free_failures` wrong admin tokens a source may send before its penalty.
+    pub fn register(registry: &Registry, free_failures: u32) -> prometheus::Result<Self> {
         let failures = IntCounterVec::new(
             Opts::new(
                 "auth_failures_total",
@@ -79,6 +82,7 @@ impl Guesses {
             failures.with_label_values(&[credential.as_str()]);
         }
         Ok(Self {
+            free_failures: free_failures.max(1),
             sources: Mutex::default(),
             failures,
             penalized,
@@ -87,7 +91,8 @@ impl Guesses {
 
     /// An unregistered instance (tests, tools).
     pub fn unregistered() -> Self {
-        Self::register(&Registry::new()).expect("a fresh registry takes the series. This is a bug.")
+        Self::register(&Registry::new(), FREE_FAILURES)
+            .expect("a fresh registry takes the series. This is a bug.")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Strikes>> {
@@ -134,8 +139,8 @@ impl Guesses {
         }
         strikes.failures = strikes.failures.saturating_add(1);
         strikes.last = now;
-        if strikes.failures >= FREE_FAILURES {
-            let doublings = (strikes.failures - FREE_FAILURES).min(16);
+        if strikes.failures >= self.free_failures {
+            let doublings = (strikes.failures - self.free_failures).min(16);
             let penalty = Duration::from_secs(1u64 << doublings).min(MAX_PENALTY);
             strikes.blocked_until = Some(now + penalty);
         }

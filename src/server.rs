@@ -173,7 +173,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     crate::gpu_metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
     crate::budget::BudgetGauge::register(&registry, body_budget.clone())
         .map_err(|e| StartError::Metrics(e.to_string()))?;
-    let runtime = Runtime::start(settings.repository.path.clone(), metrics.clone());
+    let runtime = Runtime::start(settings.repository.runtime_config(), metrics.clone());
     let report = runtime
         .control
         .reconcile(&settings.models)

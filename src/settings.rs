@@ -35,12 +35,29 @@ pub struct Settings {
     pub source: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Bearer token for `/admin` and `/v2/repository`; unset = those routes answer 403.
     #[serde(default)]
     pub token: Option<Secret>,
+    /// Wrong admin tokens one source address may send within a minute before it is refused
+    /// unchecked (429 `rate_limited`) for a penalty that doubles from 1 s to 60 s.
+    #[serde(default = "default_wrong_tokens_before_penalty")]
+    pub wrong_tokens_before_penalty: u32,
+}
+
+fn default_wrong_tokens_before_penalty() -> u32 {
+    crate::guesses::FREE_FAILURES
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            wrong_tokens_before_penalty: default_wrong_tokens_before_penalty(),
+        }
+    }
 }
 
 /// A key or token: printed as `***` by `Debug` and `Display`, so no log or error shows it.
@@ -185,6 +202,42 @@ pub enum LoadFailurePolicy {
 #[serde(deny_unknown_fields)]
 pub struct RepositorySettings {
     pub path: PathBuf,
+    /// Symbolic links below `path` a load follows: `"inside"` (those resolving inside the
+    /// repository root; any other is refused) or `"none"` (no link at all).
+    #[serde(default)]
+    pub symlinks: burnserve_models::Symlinks,
+    /// The most bytes one version's estimate (weights twice, plus each instance's working
+    /// memory for a full batch) may reach; a load over it is refused before anything is built.
+    #[serde(default = "default_max_model_bytes")]
+    pub max_model_bytes: u64,
+    /// How long one load may take (request to warm-up); past it the load answers
+    /// `load_failed`, the version ends failed and its build is cancelled.
+    #[serde(default = "default_load_timeout_ms")]
+    pub load_timeout_ms: u64,
+}
+
+fn default_max_model_bytes() -> u64 {
+    burnserve_models::load::DEFAULT_MAX_MODEL_BYTES
+}
+
+fn default_load_timeout_ms() -> u64 {
+    burnserve_models::load::DEFAULT_LOAD_TIMEOUT_MS
+}
+
+impl RepositorySettings {
+    fn limits(&self) -> Result<burnserve_models::LoadLimits, SettingsError> {
+        burnserve_models::LoadLimits::new(self.max_model_bytes, self.load_timeout_ms)
+            .map_err(|(key, message)| invalid(key, message))
+    }
+
+    /// The repository as the runtime reads it (`Runtime::start`).
+    pub fn runtime_config(&self) -> burnserve_actors::control::RepositoryConfig {
+        burnserve_actors::control::RepositoryConfig {
+            path: self.path.clone(),
+            symlinks: self.symlinks,
+            limits: self.limits().unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -350,11 +403,18 @@ impl Settings {
                 format!("must be at least {MIN_SECRET_LEN} characters"),
             ));
         }
+        if !(1..=1_000_000).contains(&self.admin.wrong_tokens_before_penalty) {
+            return Err(invalid(
+                "admin.wrong_tokens_before_penalty",
+                "must be within 1..=1000000",
+            ));
+        }
         self.validate_server()?;
         self.validate_grpc()?;
         self.validate_tenants()?;
         self.validate_metrics()?;
         self.validate_jobs()?;
+        self.repository.limits()?;
         let mut names = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
@@ -559,54 +619,6 @@ impl Settings {
         Ok(())
     }
 
-    fn validate_tenants(&self) -> Result<(), SettingsError> {
-        let mut names = std::collections::HashSet::new();
-        let mut keys = Vec::new();
-        for (i, tenant) in self.tenants.iter().enumerate() {
-            let key = |field: &str| format!("tenants[{i}].{field}");
-            if !is_valid_name(&tenant.name) {
-                return Err(invalid(
-                    key("name"),
-                    "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (it becomes a metric label)",
-                ));
-            }
-            if !names.insert(tenant.name.as_str()) {
-                return Err(invalid(
-                    key("name"),
-                    format!("tenant '{}' is listed twice", tenant.name),
-                ));
-            }
-            let secret = tenant
-                .key()
-                .map_err(|message| invalid(key("api_key"), message))?;
-            if keys.contains(&secret) || self.admin.token.as_ref() == Some(&secret) {
-                return Err(invalid(
-                    key("api_key"),
-                    "every tenant needs its own key, different from admin.token",
-                ));
-            }
-            keys.push(secret);
-            if let Some(rps) = tenant.requests_per_second {
-                if !(rps.is_finite() && (0.001..=1_000_000.0).contains(&rps)) {
-                    return Err(invalid(
-                        key("requests_per_second"),
-                        "must be within 0.001..=1000000",
-                    ));
-                }
-            }
-            if tenant.burst.is_some() && tenant.requests_per_second.is_none() {
-                return Err(invalid(key("burst"), "needs requests_per_second"));
-            }
-            if tenant.burst == Some(0) || tenant.max_inflight == Some(0) {
-                return Err(invalid(
-                    key("quota"),
-                    "burst and max_inflight must be at least 1",
-                ));
-            }
-        }
-        Ok(())
-    }
-
     fn validate_grpc(&self) -> Result<(), SettingsError> {
         let grpc = &self.grpc;
         const HOUR_MS: u64 = 3_600_000;
@@ -671,6 +683,54 @@ impl Settings {
                 "grpc.max_connection_body_bytes",
                 "must be within server.max_body_bytes..=server.max_inflight_body_bytes",
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_tenants(&self) -> Result<(), SettingsError> {
+        let mut names = std::collections::HashSet::new();
+        let mut keys = Vec::new();
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            let key = |field: &str| format!("tenants[{i}].{field}");
+            if !is_valid_name(&tenant.name) {
+                return Err(invalid(
+                    key("name"),
+                    "must match [A-Za-z0-9][A-Za-z0-9._-]{0,127} (it becomes a metric label)",
+                ));
+            }
+            if !names.insert(tenant.name.as_str()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("tenant '{}' is listed twice", tenant.name),
+                ));
+            }
+            let secret = tenant
+                .key()
+                .map_err(|message| invalid(key("api_key"), message))?;
+            if keys.contains(&secret) || self.admin.token.as_ref() == Some(&secret) {
+                return Err(invalid(
+                    key("api_key"),
+                    "every tenant needs its own key, different from admin.token",
+                ));
+            }
+            keys.push(secret);
+            if let Some(rps) = tenant.requests_per_second {
+                if !(rps.is_finite() && (0.001..=1_000_000.0).contains(&rps)) {
+                    return Err(invalid(
+                        key("requests_per_second"),
+                        "must be within 0.001..=1000000",
+                    ));
+                }
+            }
+            if tenant.burst.is_some() && tenant.requests_per_second.is_none() {
+                return Err(invalid(key("burst"), "needs requests_per_second"));
+            }
+            if tenant.burst == Some(0) || tenant.max_inflight == Some(0) {
+                return Err(invalid(
+                    key("quota"),
+                    "burst and max_inflight must be at least 1",
+                ));
+            }
         }
         Ok(())
     }

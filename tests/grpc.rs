@@ -736,3 +736,127 @@ async fn ping_acks_arrive_after_a_hold_first_with_the_next_answer_and_all_of_a_f
     assert!(live.into_inner().live);
     server.stop().await;
 }
+
+/// What a hostile client sends gets the client's error codes: a message that is not protobuf is
+/// INVALID_ARGUMENT (not INTERNAL); a 10,000-character model name is NOT_FOUND with its echo cut
+/// (it used to overflow the client's metadata limit: RESOURCE_EXHAUSTED); `parameters.timeout`
+/// above an hour is INVALID_ARGUMENT, as over HTTP; admin-token guesses over gRPC are counted and
+/// the source is slowed after 5 (RESOURCE_EXHAUSTED `rate_limited`).
+#[actix_web::test]
+async fn hostile_calls_get_client_errors() {
+    let fixture = Fixture::new();
+    let extra = format!("[admin]\ntoken = \"{TOKEN}\"\n");
+    let server =
+        TestServer::start(burnserve::Settings::from_toml(&fixture.settings_toml(&extra)).unwrap())
+            .await;
+    let mut grpc = client(&server).await;
+
+    // Not protobuf: a field tag of 0 is invalid wire format.
+    let port: u16 = server
+        .grpc_url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("grpc port");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (h2_client, connection) = h2::client::handshake(tcp).await.expect("handshake");
+    actix_web::rt::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut h2_client = h2_client.ready().await.expect("ready");
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!(
+            "http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (response, mut send) = h2_client.send_request(request, false).expect("send");
+    send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 3, 0, 0, 0]), true)
+        .expect("garbage");
+    let response = response.await.expect("answer");
+    // The status comes in the trailers, or in the headers of a trailers-only answer.
+    let trailers = match response.headers().get("grpc-status") {
+        Some(_) => response.headers().clone(),
+        None => {
+            let mut body = response.into_body();
+            while let Some(chunk) = body.data().await {
+                chunk.expect("body");
+            }
+            body.trailers().await.expect("trailers").expect("status")
+        }
+    };
+    assert_eq!(trailers.get("grpc-status").unwrap(), "3", "{trailers:?}");
+    assert_eq!(trailers.get("error-type").unwrap(), "invalid_input");
+
+    // A 10,000-character model name.
+    let mut long = input("x", "FP32", &[1, 2]);
+    long.contents = Some(InferTensorContents {
+        fp32_contents: vec![1.0, 2.0],
+        ..Default::default()
+    });
+    let err = grpc
+        .model_infer(infer_request(&"m".repeat(10_000), long.clone()))
+        .await
+        .expect_err("no such model");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+    assert!(err.message().len() <= 1100, "{}", err.message().len());
+    assert!(err.message().contains("bytes cut"), "{}", err.message());
+
+    // parameters.timeout: an hour is the most, as over HTTP.
+    for (us, code) in [
+        (3_600_000_000i64, Code::Ok),
+        (1 << 62, Code::InvalidArgument),
+    ] {
+        let mut request = infer_request("echo", {
+            let mut i = input("x", "FP32", &[1, 4]);
+            i.contents = Some(InferTensorContents {
+                fp32_contents: vec![1.0, 2.0, 3.0, 4.0],
+                ..Default::default()
+            });
+            i
+        });
+        request.parameters.insert(
+            "timeout".into(),
+            InferParameter {
+                parameter_choice: Some(infer_parameter::ParameterChoice::Int64Param(us)),
+            },
+        );
+        let got = grpc
+            .model_infer(request)
+            .await
+            .err()
+            .map_or(Code::Ok, |e| e.code());
+        assert_eq!(got, code, "timeout {us} µs");
+    }
+
+    // Admin-token guesses: 5 are checked, then the source is refused unchecked.
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let err = grpc
+            .repository_index(with_token(
+                RepositoryIndexRequest::default(),
+                &format!("guess-{i:024}"),
+            ))
+            .await
+            .expect_err("wrong token");
+        codes.push(err.code());
+    }
+    assert_eq!(&codes[..5], &[Code::Unauthenticated; 5]);
+    assert_eq!(&codes[5..], &[Code::ResourceExhausted; 3]);
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "auth_failures_total",
+            &[("credential", "admin_token")]
+        ),
+        5.0
+    );
+    assert_eq!(metric(&metrics, "auth_penalized_total", &[]), 3.0);
+    server.stop().await;
+}

@@ -7,7 +7,7 @@
 //! - 40,000 header-only streams on one raw HTTP/2 connection: the server advertises its
 //!   `MAX_CONCURRENT_STREAMS`, refuses the streams past it, RSS growth < 50 MB;
 //! - up to 20,000 silent TCP connections to the gRPC port: `/health` over HTTP keeps a p99
-//!   under 50 ms, connections past `grpc.max_connections` are closed at once, the silent ones
+//!   under 50 ms, connections past `grpc.max_connections` (1,024 here) are closed at once, the silent ones
 //!   after `grpc.handshake_timeout_ms`, and gRPC serves again afterwards;
 //! - an HTTP/2 connection with no call gets a GOAWAY after `grpc.idle_timeout_ms`.
 //!
@@ -326,7 +326,11 @@ fn silent_connections_to_the_grpc_port_leave_http_answering() {
     );
     rlimit::increase_nofile_limit(u64::MAX).expect("raise our limit");
     let wanted = 20_000usize.min(hard as usize - 1_000);
-    let server = Server::start("", "handshake_timeout_ms = 3000", "");
+    let server = Server::start(
+        "",
+        "handshake_timeout_ms = 3000\nmax_connections = 1024",
+        "",
+    );
     let probe = {
         let port = server.http;
         std::thread::spawn(move || {
@@ -393,7 +397,7 @@ fn silent_connections_to_the_grpc_port_leave_http_answering() {
         .count();
     println!(
         "{wanted} silent connections to the gRPC port ({refused} not connected) in {opened:?} \
-         (grpc.max_connections 4096); HTTP /health meanwhile: {} answered, {failed} failed, p50 {:?}, p99 {p99:?}; \
+         (grpc.max_connections 1024); HTTP /health meanwhile: {} answered, {failed} failed, p50 {:?}, p99 {p99:?}; \
          the server closed {at_capacity} at capacity and {silent} after the handshake timeout, \
          {open_now} open 4 s later, {still_open} still open on our side",
         times.len(),

@@ -2,15 +2,17 @@
 //! List, describe, load, reload, unload, route, and reconcile with a settings file; it keeps the
 //! settings as last given (`reconcile`), so an admin load of a configured model takes its device
 //! from there, and the routing a model had when the repository unloaded it, so a repository load
-//! restores it. Callers never see an actor (ARCHITECTURE.md, "Handles").
+//! restores it. It holds the repository's settings (`RepositoryConfig`: its root, which links a
+//! load follows, the memory cap and deadline of a load), which every load carries to the
+//! supervisor and the scan obeys. Callers never see an actor (ARCHITECTURE.md, "Handles").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
-use burnserve_models::spec::{is_valid_name, scan_repository};
-use burnserve_models::{Device, ModelSpec};
+use burnserve_models::spec::is_valid_name;
+use burnserve_models::{Device, Jail, LoadLimits, ModelSpec, Symlinks};
 
 use crate::error::ControlError;
 use crate::guardian::SupervisorGuardian;
@@ -22,6 +24,29 @@ use crate::router::{
     VersionInfo,
 };
 use crate::supervisor::{ListInstances, LoadAction, LoadReport, LoadVersion, UnloadVersion};
+
+/// The model repository as the runtime reads it (`[repository]` settings): its root, the links
+/// a load follows inside it, and what one load may spend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryConfig {
+    pub path: std::path::PathBuf,
+    /// `repository.symlinks`: links below the root are followed only when they resolve inside
+    /// it (`Inside`, the default), or never (`None`).
+    pub symlinks: Symlinks,
+    /// `repository.max_model_bytes` and `repository.load_timeout_ms`.
+    pub limits: LoadLimits,
+}
+
+impl From<std::path::PathBuf> for RepositoryConfig {
+    /// The repository at `path` with the default link policy and limits.
+    fn from(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            symlinks: Symlinks::default(),
+            limits: LoadLimits::default(),
+        }
+    }
+}
 
 /// How to load a version.
 #[derive(Debug, Clone, Default)]
@@ -94,7 +119,7 @@ struct Catalog {
 pub struct ModelControl {
     router: Addr<ModelRouter>,
     supervisor: SupervisorGuardian,
-    repository: std::path::PathBuf,
+    repository: RepositoryConfig,
     catalog: Arc<Mutex<Catalog>>,
 }
 
@@ -119,7 +144,7 @@ impl ModelControl {
     pub(crate) fn new(
         router: Addr<ModelRouter>,
         supervisor: SupervisorGuardian,
-        repository: std::path::PathBuf,
+        repository: RepositoryConfig,
     ) -> Self {
         Self {
             router,
@@ -210,6 +235,8 @@ impl ModelControl {
                 make_default: options.make_default,
                 spec: options.spec,
                 action: LoadAction::Load,
+                symlinks: self.repository.symlinks,
+                limits: self.repository.limits,
             })
             .await?
     }
@@ -224,6 +251,8 @@ impl ModelControl {
                 make_default: false,
                 spec: None,
                 action: LoadAction::Reload,
+                symlinks: self.repository.symlinks,
+                limits: self.repository.limits,
             })
             .await?
     }
@@ -390,11 +419,15 @@ impl ModelControl {
             .collect())
     }
 
+    /// The repository's versions a load would accept (no link leading out of the root, or
+    /// none at all with `Symlinks::None`).
     async fn scan(&self) -> Result<Vec<VersionKey>, ControlError> {
-        let root = self.repository.clone();
-        let found = tokio::task::spawn_blocking(move || scan_repository(&root))
-            .await
-            .map_err(|e| ControlError::LoadFailed(format!("scanning the repository: {e}")))?;
+        let (root, symlinks) = (self.repository.path.clone(), self.repository.symlinks);
+        let found = tokio::task::spawn_blocking(move || {
+            Jail::open(&root, symlinks).map_or_else(|_| Vec::new(), |jail| jail.scan())
+        })
+        .await
+        .map_err(|e| ControlError::LoadFailed(format!("scanning the repository: {e}")))?;
         Ok(found
             .into_iter()
             .map(|(model, version)| VersionKey::new(model, version))

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnserve_models::{
-    load_model, Device, InferenceModel, InputData, ModelError, ModelOutput, ModelSpec, BYTES,
+    load_version, Cancel, Device, InferenceModel, InputData, Jail, LoadBudget, LoadContext,
+    LoadLimits, ModelError, ModelOutput, ModelSpec, BYTES,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tokio::sync::oneshot;
@@ -35,6 +36,13 @@ pub struct ExecutorConfig {
     pub device: Device,
     /// Shared with the router and the admin listing.
     pub state: Arc<VersionState>,
+    /// The repository jail every file of the version is read through.
+    pub jail: Arc<Jail>,
+    /// What one build may spend (memory estimate cap, deadline from the build's start).
+    pub limits: LoadLimits,
+    /// Set by the loader when the load passed its deadline: the build stops at its next check
+    /// and the model is never served.
+    pub cancel: Cancel,
 }
 
 impl ExecutorConfig {
@@ -88,20 +96,29 @@ fn guarded_forward(
     })
 }
 
-/// Builds the model and runs one real forward pass (zeros, or a short text).
+/// Builds the model and runs one real forward pass (zeros, or a short text), within the load's
+/// budget (`limits.load_timeout` from now, or until the loader cancels): the build checks it
+/// between its steps, and it is checked once more after the warm-up.
 fn build_and_warm(
     config: &ExecutorConfig,
 ) -> Result<(Box<dyn InferenceModel>, Loaded), ModelError> {
     let start = Instant::now();
-    let mut model = catch_unwind(AssertUnwindSafe(|| {
-        load_model(&config.spec, &config.dir, config.device)
-    }))
-    .unwrap_or_else(|payload| {
-        Err(ModelError::Load(format!(
-            "loading panicked: {}",
-            panic_message(&*payload)
-        )))
-    })?;
+    let budget = LoadBudget::new(config.limits, config.cancel.clone());
+    let ctx = LoadContext::new(
+        &config.spec,
+        &config.dir,
+        config.device,
+        &config.jail,
+        config.limits,
+        &budget,
+    );
+    let mut model =
+        catch_unwind(AssertUnwindSafe(|| load_version(&ctx))).unwrap_or_else(|payload| {
+            Err(ModelError::Load(format!(
+                "loading panicked: {}",
+                panic_message(&*payload)
+            )))
+        })?;
     let warm_up = if config.spec.input.datatype == BYTES {
         InputData::Bytes(vec!["warm up".to_string()])
     } else {
@@ -124,6 +141,7 @@ fn build_and_warm(
             config.spec.output.shape
         )));
     }
+    budget.check()?;
     let weight_bytes = model.weight_bytes();
     Ok((
         model,
@@ -148,6 +166,9 @@ pub fn run(
     ready: ReadySender,
 ) -> ExecutorExit {
     let count = config.spec.batching.instances.resolve();
+    // Until the models are built and handed over (or dropped): the supervisor starts no other
+    // load of the version meanwhile.
+    let building = config.state.building();
     let mut models = Vec::with_capacity(count);
     let loaded = match build_and_warm(&config) {
         Ok((model, loaded)) => {
@@ -166,6 +187,12 @@ pub fn run(
         };
         models.push(extra);
     }
+    if config.cancel.is_cancelled() {
+        // The loader gave up (deadline): drop the models here rather than serve them.
+        drop(models);
+        return load_failed(&config, ready, config.limits.timeout_error());
+    }
+    drop(building);
     config.state.cost().set_instances(count);
     metrics.set_admission_margin(config.state.cost().margin());
     let _ = ready.send(Ok(loaded));

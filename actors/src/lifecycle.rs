@@ -137,6 +137,9 @@ pub struct VersionState {
     /// `phase == Ready`, readable without the lock on the request path.
     serving: AtomicBool,
     loaded_gauge: IntGauge,
+    /// Builds of its model running now (its executor between the start of a build and its
+    /// end, success or not): a load that missed its deadline may still be building.
+    building: AtomicUsize,
     restarts: AtomicU64,
     weight_bytes: AtomicUsize,
     inflight: AtomicUsize,
@@ -173,6 +176,7 @@ impl VersionState {
             }),
             serving: AtomicBool::new(false),
             loaded_gauge,
+            building: AtomicUsize::new(0),
             restarts: AtomicU64::new(0),
             weight_bytes: AtomicUsize::new(0),
             inflight: AtomicUsize::new(0),
@@ -292,6 +296,28 @@ impl VersionState {
     }
     pub fn sub_inflight(&self, n: usize) {
         self.inflight.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    /// Marks a build of the model as running until the guard is dropped (its end, an error or
+    /// a panic).
+    pub fn building(&self) -> Building<'_> {
+        self.building.fetch_add(1, Ordering::AcqRel);
+        Building(self)
+    }
+
+    /// Whether a build of the model runs now (the supervisor starts no second load of the
+    /// version beside it).
+    pub fn is_building(&self) -> bool {
+        self.building.load(Ordering::Acquire) > 0
+    }
+}
+
+/// A build of an instance's model in progress (see [`VersionState::building`]).
+pub struct Building<'a>(&'a VersionState);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        self.0.building.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

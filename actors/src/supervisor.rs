@@ -5,6 +5,13 @@
 //! version out of the route table at once, then drains it (accepted requests are answered, then
 //! the executor ends and its weights are freed). A failed load leaves what serves untouched.
 //!
+//! Every path a load reads goes through the repository jail (a version directory, or a
+//! `model.toml`, behind a link leading out of the root is refused before an instance exists);
+//! a load has a deadline (`repository.load_timeout_ms`, from its request): past it the load
+//! answers `load_failed`, the instance ends `Failed`, the build is cancelled (it stops at its
+//! next check, and a model built anyway is dropped, never served), and no second load of the
+//! version starts while the abandoned build still runs.
+//!
 //! It keeps every instance it started until the instance is `Stopped`; each instance's phase
 //! lives in its `VersionState` and changes only through the lifecycle's transition function
 //! (ARCHITECTURE.md, "Lifecycle"). The list lives in [`Instances`], outside the actor, so the
@@ -12,17 +19,19 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use burnserve_models::{Device, ModelSpec};
+use burnserve_models::spec::SPEC_FILE;
+use burnserve_models::{Cancel, Device, Jail, LoadLimits, ModelSpec, Symlinks};
+use crossbeam_channel::Sender;
 
 use crate::error::ControlError;
 use crate::executor::ExecutorConfig;
 use crate::lifecycle::{LifecycleEvent, VersionPhase, VersionState};
-use crate::messages::VersionKey;
+use crate::messages::{Job, VersionKey};
 use crate::metrics::Metrics;
-use crate::model_actor::{Drain, ModelActor};
+use crate::model_actor::{Drain, ModelActor, StartedVersion};
 use crate::router::{ModelRouter, RegisterVersion, RemoveVersion, VersionEntry};
 
 /// Every instance started and not yet `Stopped`, shared by the supervisor and its guardian.
@@ -37,10 +46,11 @@ impl Instances {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Forgets the instances that are `Stopped`.
+    /// Forgets the instances that are `Stopped`, once no build of theirs runs (an abandoned
+    /// build stays known until it ended, so no second one starts beside it).
     pub fn prune(&self) {
         self.lock()
-            .retain(|state| state.phase() != VersionPhase::Stopped);
+            .retain(|state| state.phase() != VersionPhase::Stopped || state.is_building());
     }
 }
 
@@ -111,6 +121,10 @@ pub struct LoadVersion {
     /// Used instead of the version's `model.toml` when given.
     pub spec: Option<ModelSpec>,
     pub action: LoadAction,
+    /// `repository.symlinks`: the links the load may follow inside the repository.
+    pub symlinks: Symlinks,
+    /// `repository.max_model_bytes` and `repository.load_timeout_ms`.
+    pub limits: LoadLimits,
 }
 
 /// A finished load.
@@ -133,41 +147,78 @@ async fn drain(entry: VersionEntry) {
     let _ = done.await;
 }
 
+/// Gives up on an instance whose load passed its deadline: its sender, then the actor's (by
+/// `Drain`), so that an executor that finished building anyway sees its queue close, ends, and
+/// frees the model; the actor stops with it.
+async fn abandon(addr: Addr<ModelActor>, queue: Sender<Job>) {
+    drop(queue);
+    let done = addr.send(Drain);
+    drop(addr);
+    let _ = done.await;
+}
+
+/// Where one load reads from and until when.
+struct LoadPlan {
+    jail: Arc<Jail>,
+    dir: PathBuf,
+    deadline: Instant,
+}
+
 /// Builds, warms and routes one instance; `Ok` carries the entry it replaced, if any.
 async fn load_instance(
     msg: LoadVersion,
-    dir: PathBuf,
+    plan: LoadPlan,
     state: Arc<VersionState>,
     router: Addr<ModelRouter>,
     metrics: Metrics,
 ) -> Result<(LoadReport, Option<VersionEntry>), ControlError> {
     let key = msg.key;
+    let limits = msg.limits;
+    let LoadPlan {
+        jail,
+        dir,
+        deadline,
+    } = plan;
     let spec = match msg.spec {
         Some(spec) => spec
             .validate()
             .map(|_| spec)
             .map_err(|e| ControlError::Invalid(e.to_string()))?,
-        None => ModelSpec::from_dir(&dir).map_err(|e| ControlError::LoadFailed(e.to_string()))?,
+        None => jail
+            .file(&dir, "model.toml", SPEC_FILE)
+            .and_then(|path| ModelSpec::from_file(&path))
+            .map_err(|e| ControlError::LoadFailed(e.to_string()))?,
     };
     let spec = Arc::new(spec);
     let device = state.device();
     let version_metrics = metrics.version(&key, &device.to_string());
+    let cancel = Cancel::default();
     let config = ExecutorConfig {
         key: key.clone(),
         spec: spec.clone(),
         dir,
         device,
         state: state.clone(),
+        jail,
+        limits,
+        cancel: cancel.clone(),
     };
-    let started = ModelActor::start(config, version_metrics.clone());
-    let loaded = started
-        .ready
-        .await
-        .map_err(|_| ControlError::LoadFailed("the version's actor stopped while loading".into()))?
-        .map_err(|e| ControlError::LoadFailed(e.to_string()))?;
+    let StartedVersion { addr, queue, ready } = ModelActor::start(config, version_metrics.clone());
+    let loaded = match tokio::time::timeout_at(deadline.into(), ready).await {
+        Ok(built) => built
+            .map_err(|_| {
+                ControlError::LoadFailed("the version's actor stopped while loading".into())
+            })?
+            .map_err(|e| ControlError::LoadFailed(e.to_string()))?,
+        Err(_) => {
+            cancel.cancel();
+            actix::spawn(abandon(addr, queue));
+            return Err(ControlError::LoadFailed(limits.timeout_error().to_string()));
+        }
+    };
     let entry = VersionEntry {
-        addr: started.addr,
-        queue: started.queue,
+        addr,
+        queue,
         spec,
         state: state.clone(),
         metrics: version_metrics,
@@ -226,14 +277,44 @@ impl Handler<LoadVersion> for ModelSupervisor {
         if let Err(err) = crate::control::check_names(&key.model, Some(&key.version)) {
             return Box::pin(std::future::ready(Err(err)));
         }
-        let dir = self.repository.join(&key.model).join(&key.version);
+        let refuse = |err: ControlError| -> Self::Result { Box::pin(std::future::ready(Err(err))) };
+        // The deadline counts from the request.
+        let deadline = Instant::now() + msg.limits.load_timeout;
+        let jail = match Jail::open(&self.repository, msg.symlinks) {
+            Ok(jail) => Arc::new(jail),
+            Err(err) => return refuse(ControlError::LoadFailed(err.to_string())),
+        };
         // Only versions present in the repository get an instance and metric labels: no label
-        // from raw input.
-        if !dir.is_dir() {
-            return Box::pin(std::future::ready(Err(ControlError::NotFound(format!(
-                "no version directory {}/{} in the repository",
+        // from raw input, and none for a directory behind a link leading out of the root.
+        let dir = match jail.version_dir(&key.model, &key.version) {
+            Ok(Some(dir)) => dir,
+            Ok(None) => {
+                return refuse(ControlError::NotFound(format!(
+                    "no version directory {}/{} in the repository",
+                    key.model, key.version
+                )))
+            }
+            Err(err) => return refuse(ControlError::LoadFailed(err.to_string())),
+        };
+        // One build of a version at a time: another load still building (or one abandoned at
+        // its deadline whose build has not stopped yet) would double what the version holds.
+        if let Some(busy) = self.instances_of(&key).into_iter().find(|s| {
+            s.phase() == VersionPhase::Loading
+                || (s.is_building()
+                    && matches!(
+                        s.phase(),
+                        VersionPhase::Failed | VersionPhase::Draining | VersionPhase::Stopped
+                    ))
+        }) {
+            let why = if busy.phase() == VersionPhase::Loading {
+                "is already loading"
+            } else {
+                "has an earlier load (past its deadline, or unloaded) whose build is still stopping"
+            };
+            return refuse(ControlError::Interrupted(format!(
+                "model '{}' version '{}' {why}; retry once it ended",
                 key.model, key.version
-            )))));
+            )));
         }
         let serving_device = self
             .instances_of(&key)
@@ -266,9 +347,14 @@ impl Handler<LoadVersion> for ModelSupervisor {
         self.instances.lock().push(state.clone());
         let action = msg.action;
         let metrics = self.metrics.clone();
+        let plan = LoadPlan {
+            jail,
+            dir,
+            deadline,
+        };
         let load = load_instance(
             msg,
-            dir,
+            plan,
             state.clone(),
             self.router.clone(),
             self.metrics.clone(),
@@ -383,6 +469,10 @@ impl Handler<ListInstances> for ModelSupervisor {
         MessageResult(self.instances.lock().clone())
     }
 }
+
+#[cfg(test)]
+#[path = "supervisor_tests.rs"]
+mod tests;
 
 /// Panics in the supervisor's handler (tests of its guardian only).
 #[cfg(test)]

@@ -2,7 +2,13 @@
 //!
 //! # Layout
 //! - [`spec`] — `model.toml`, the description of one model version (architecture, I/O schema,
-//!   batching and timeout settings), read and validated.
+//!   batching and timeout settings, value ranges, file digests), read and validated.
+//! - [`jail`] — the repository jail: every path a load reads resolved inside the canonical
+//!   repository root (`repository.symlinks`), and the repository scan.
+//! - [`digest`] — SHA-256 of files and the pinning rule (`sha256`, `[files]`).
+//! - [`header`] — a safetensors file's header (names, dtypes, shapes) without its data.
+//! - [`load`] — what one load may read and spend: limits, the deadline and cancel flag, the
+//!   memory estimate, and the `LoadContext` architectures read their files through.
 //! - [`device`] — where a version runs (`cpu`, `cuda:N`).
 //! - [`input`] — what crosses the seam: [`InputData`] (FP32 values or BYTES text) in,
 //!   [`ModelOutput`] (FP32 values, tokens per row for text models) out.
@@ -22,11 +28,15 @@
 
 pub mod arch;
 pub mod device;
+pub mod digest;
 pub mod error;
 #[cfg(feature = "test-util")]
 pub mod fakes;
 pub mod gpu;
+pub mod header;
 pub mod input;
+pub mod jail;
+pub mod load;
 pub mod model;
 pub mod pipeline;
 pub mod spec;
@@ -34,10 +44,12 @@ pub mod spec;
 pub mod testdata;
 pub mod weights;
 
-pub use arch::load_model;
+pub use arch::{load_model, load_version};
 pub use device::Device;
 pub use error::{ErrorType, ModelError};
 pub use input::{InputData, ModelOutput, BYTES, FP32};
+pub use jail::{Jail, Symlinks};
+pub use load::{Cancel, LoadBudget, LoadContext, LoadLimits, MemoryEstimate};
 pub use model::InferenceModel;
 pub use pipeline::{prepare_input, validate_input, RequestInput, UINT8};
 pub use spec::{Instances, ModelSpec, TensorSpec, Threads};

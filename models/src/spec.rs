@@ -1,16 +1,23 @@
 //! `ModelSpec`: one version's `model.toml` (architecture, I/O schema, batching, timeout),
 //! read from the model repository and validated before anything is built.
 
-use std::path::{Path, PathBuf};
+mod range;
+
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::digest::sha256_of;
 use crate::error::ModelError;
 use crate::input::{BYTES, FP32};
+pub use crate::jail::{file_in, scan_repository};
 
 /// The file name of a version's description inside `<repo>/<name>/<version>/`.
 pub const SPEC_FILE: &str = "model.toml";
+/// The longest `model.toml` read.
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +30,11 @@ pub struct ModelSpec {
     /// SHA-256 of the weights file (64 hex digits); when given, a load whose file differs fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// SHA-256 of the other files the version reads, by the name `model.toml` gives them
+    /// (`[files]`, e.g. `"config.json" = "…"`). A version that pins anything (`sha256` or an
+    /// entry here) must pin every file it reads ([`crate::digest`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     #[serde(default)]
     pub description: String,
     /// Architecture parameters (e.g. `hidden = [128]` for `mlp`).
@@ -282,85 +294,6 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Resolves `name`, a file that `model.toml` names in `field`, inside the version directory
-/// `dir`. Absolute paths, `..`, and symlinks whose target lies outside `dir` (or is missing) are
-/// all refused with one message, so the answer never tells whether a path outside exists.
-pub fn file_in(dir: &Path, field: &str, name: &str) -> Result<PathBuf, ModelError> {
-    let jailed = || {
-        ModelError::Load(format!(
-            "`{field}` must name a file inside the version directory"
-        ))
-    };
-    let relative = Path::new(name);
-    if name.is_empty()
-        || !relative
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(jailed());
-    }
-    let path = dir.join(relative);
-    if std::fs::symlink_metadata(&path).is_err() {
-        // Lexically inside the directory: saying it is missing reveals nothing outside.
-        return Err(ModelError::Load(format!(
-            "`{field}` file '{name}' is missing from the version directory"
-        )));
-    }
-    let root = dir.canonicalize().map_err(|_| jailed())?;
-    match path.canonicalize() {
-        Ok(real) if real.starts_with(&root) => Ok(real),
-        _ => Err(jailed()),
-    }
-}
-
-/// The SHA-256 of a file, as lowercase hex, read in 1 MiB pieces.
-pub fn sha256_of(path: &Path) -> Result<String, ModelError> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let unreadable = |e: std::io::Error| ModelError::Load(format!("cannot read the weights: {e}"));
-    let mut file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer).map_err(unreadable)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// Every `(model, version)` directory of a repository that holds a `model.toml`, sorted.
-pub fn scan_repository(root: &Path) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    let names = |dir: &Path| -> Vec<String> {
-        std::fs::read_dir(dir)
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter(|e| e.path().is_dir())
-                    .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| is_valid_name(n))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    for model in names(root) {
-        for version in names(&root.join(&model)) {
-            if root.join(&model).join(&version).join(SPEC_FILE).is_file() {
-                found.push((model.clone(), version));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 impl BatchingSpec {
     pub fn max_batch_delay(&self) -> Duration {
         Duration::from_secs_f64(self.max_batch_delay_ms / 1000.0)
@@ -381,9 +314,23 @@ impl TensorSpec {
 impl ModelSpec {
     /// Reads and validates `<dir>/model.toml`.
     pub fn from_dir(dir: &Path) -> Result<Self, ModelError> {
-        let path = dir.join(SPEC_FILE);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_file(&dir.join(SPEC_FILE))
+    }
+
+    /// Reads and validates a `model.toml` (at most [`MAX_SPEC_BYTES`]).
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        use std::io::Read;
+        let unreadable =
+            |e: String| ModelError::Load(format!("cannot read {}: {e}", path.display()));
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .map_err(|e| unreadable(e.to_string()))?
+            .take(MAX_SPEC_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| unreadable(e.to_string()))?;
+        if text.len() as u64 > MAX_SPEC_BYTES {
+            return Err(unreadable(format!("larger than {MAX_SPEC_BYTES} bytes")));
+        }
         Self::from_toml(&text).map_err(|e| match e {
             ModelError::Load(msg) => ModelError::Load(format!("{}: {msg}", path.display())),
             other => other,
@@ -464,34 +411,8 @@ impl ModelSpec {
         if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
             return fail(format!("timeout_ms must be within 1..={MAX_TIMEOUT_MS}"));
         }
-        if let Some(sha256) = &self.sha256 {
-            if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return fail("sha256 must be 64 hexadecimal digits".into());
-            }
-            if self.weights.is_none() {
-                return fail("sha256 needs a weights file".into());
-            }
-        }
-        Ok(())
-    }
-
-    /// The weights file inside the version directory `dir` (see [`file_in`]), if the
-    /// architecture has one, checked against `sha256` when model.toml gives it.
-    pub fn weights_path(&self, dir: &Path) -> Result<Option<PathBuf>, ModelError> {
-        let Some(name) = self.weights.as_deref() else {
-            return Ok(None);
-        };
-        let path = file_in(dir, "weights", name)?;
-        if let Some(expected) = &self.sha256 {
-            let actual = sha256_of(&path)?;
-            if !actual.eq_ignore_ascii_case(expected) {
-                return Err(ModelError::Load(format!(
-                    "weights file '{name}' has sha256 {actual}; model.toml expects {}",
-                    expected.to_ascii_lowercase()
-                )));
-            }
-        }
-        Ok(Some(path))
+        self.validate_pins()?;
+        range::validate(self)
     }
 
     pub fn default_timeout(&self) -> Duration {
@@ -701,69 +622,5 @@ mod tests {
         ] {
             assert!(!is_valid_name(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn files_stay_inside_the_version_directory() {
-        let root = std::env::temp_dir().join(format!("burnserve-jail-{}", std::process::id()));
-        let dir = root.join("m").join("1");
-        std::fs::create_dir_all(&dir).expect("dirs");
-        std::fs::write(dir.join("w.safetensors"), b"x").expect("file");
-        std::fs::write(root.join("secret"), b"s").expect("outside file");
-        assert_eq!(
-            file_in(&dir, "weights", "w.safetensors").expect("inside"),
-            dir.join("w.safetensors").canonicalize().expect("canonical")
-        );
-        let refusal = |name: &str| file_in(&dir, "weights", name).unwrap_err().to_string();
-        let jailed = refusal("/etc/passwd");
-        assert!(jailed.contains("inside the version directory"), "{jailed}");
-        // Existing or not, outside targets get the same answer.
-        assert_eq!(refusal("/etc/no-such-file"), jailed);
-        assert_eq!(refusal("../../secret"), jailed);
-        assert_eq!(refusal("../../no-such-file"), jailed);
-        assert_eq!(refusal(""), jailed);
-        #[cfg(unix)]
-        {
-            std::os::unix::fs::symlink(root.join("secret"), dir.join("to-secret")).expect("link");
-            std::os::unix::fs::symlink(root.join("gone"), dir.join("to-gone")).expect("link");
-            std::os::unix::fs::symlink(dir.join("w.safetensors"), dir.join("to-w")).expect("link");
-            assert_eq!(refusal("to-secret"), jailed);
-            assert_eq!(refusal("to-gone"), jailed);
-            assert!(
-                file_in(&dir, "weights", "to-w").is_ok(),
-                "a link inside is fine"
-            );
-        }
-        let missing = refusal("absent.safetensors");
-        assert!(missing.contains("missing"), "{missing}");
-        std::fs::remove_dir_all(&root).expect("clean up");
-    }
-
-    #[test]
-    fn weights_are_checked_against_their_sha256() {
-        let dir = std::env::temp_dir().join(format!("burnserve-sha-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        std::fs::write(dir.join("w.safetensors"), b"abc").expect("file");
-        // SHA-256 of "abc" (FIPS 180-2, appendix B.1).
-        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-        let spec = |sha: &str| {
-            ModelSpec::from_toml(&format!(
-                "architecture = \"mlp\"\nweights = \"w.safetensors\"\nsha256 = \"{sha}\"\n\
-                 [input]\nname = \"x\"\nshape = [2]\n[output]\nname = \"y\"\nshape = [2]"
-            ))
-        };
-        let good = spec(&abc.to_uppercase()).expect("valid spec");
-        assert_eq!(
-            good.weights_path(&dir).expect("matches"),
-            Some(dir.join("w.safetensors").canonicalize().expect("canonical"))
-        );
-        let wrong = spec(&"0".repeat(64)).expect("valid spec");
-        let err = wrong.weights_path(&dir).unwrap_err().to_string();
-        assert!(err.contains(abc) && err.contains("expects"), "{err}");
-        for bad in ["abc", &"g".repeat(64)] {
-            let err = spec(bad).unwrap_err().to_string();
-            assert!(err.contains("64 hexadecimal"), "{err}");
-        }
-        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -8,17 +8,26 @@ use std::path::Path;
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::attention::{attention, AttentionShape, KeyMask};
+use super::bert_config::MAX_CONFIG_BYTES;
 use super::kernels::gelu;
 use super::on_backend;
 use crate::error::ModelError;
 use crate::input::{InputData, ModelOutput};
+use crate::jail::{Jail, Symlinks};
+use crate::load::{LoadBudget, LoadContext, LoadLimits, MemoryEstimate};
 use crate::model::InferenceModel;
-use crate::spec::{file_in, ModelSpec};
+use crate::spec::ModelSpec;
 use crate::weights::{self, LoadOptions};
+
+/// The longest `tokenizer.json` read (the largest HuggingFace tokenizers are tens of MiB).
+pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
+
+/// Bytes a parsed tokenizer holds per byte of its `tokenizer.json`, for the memory estimate
+/// (vocabularies and merges as hash maps).
+pub const TOKENIZER_BYTES_PER_FILE_BYTE: u64 = 16;
 
 /// Longest input, in tokens, when `params.max_tokens` is absent (sentence-transformers'
 /// `max_seq_length` for all-MiniLM-L6-v2).
@@ -37,66 +46,13 @@ pub const GROUP_OVERHEAD_TOKENS: usize = 16;
 /// (3 texts of 133 tokens, one of 256) keeps most of the gain for 3 MiB of scores a layer.
 pub const ATTENTION_CELLS_PER_PASS: usize = 65_536;
 
-/// The fields of HuggingFace's BERT `config.json` the encoder needs.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct BertConfig {
-    pub vocab_size: usize,
-    pub hidden_size: usize,
-    pub num_hidden_layers: usize,
-    pub num_attention_heads: usize,
-    pub intermediate_size: usize,
-    pub max_position_embeddings: usize,
-    #[serde(default = "default_type_vocab")]
-    pub type_vocab_size: usize,
-    #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    #[serde(default = "default_act")]
-    pub hidden_act: String,
-}
+pub use super::bert_config::BertConfig;
 
-fn default_type_vocab() -> usize {
-    2
-}
-fn default_eps() -> f64 {
-    1e-12
-}
-fn default_act() -> String {
-    "gelu".into()
-}
-
-impl BertConfig {
-    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ModelError::Load(format!("cannot read {}: {e}", path.display())))?;
-        let config: BertConfig = serde_json::from_str(&text)
-            .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
-        if config.hidden_act != "gelu" {
-            return Err(ModelError::Load(format!(
-                "{}: hidden_act '{}' is not supported (gelu only)",
-                path.display(),
-                config.hidden_act
-            )));
-        }
-        if config.num_attention_heads == 0
-            || !config
-                .hidden_size
-                .is_multiple_of(config.num_attention_heads)
-        {
-            return Err(ModelError::Load(format!(
-                "{}: hidden_size {} is not a multiple of num_attention_heads {}",
-                path.display(),
-                config.hidden_size,
-                config.num_attention_heads
-            )));
-        }
-        Ok(config)
-    }
-
-    fn norm<B: Backend>(&self, device: &B::Device) -> LayerNorm<B> {
-        LayerNormConfig::new(self.hidden_size)
-            .with_epsilon(self.layer_norm_eps)
-            .init(device)
-    }
+/// A LayerNorm over the hidden size, with the config's epsilon.
+fn norm<B: Backend>(config: &BertConfig, device: &B::Device) -> LayerNorm<B> {
+    LayerNormConfig::new(config.hidden_size)
+        .with_epsilon(config.layer_norm_eps)
+        .init(device)
 }
 
 /// Word + position + token-type embeddings, then LayerNorm.
@@ -116,7 +72,7 @@ impl<B: Backend> Embeddings<B> {
             position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, h)
                 .init(device),
             token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, h).init(device),
-            layer_norm: config.norm(device),
+            layer_norm: norm(config, device),
         }
     }
 
@@ -252,10 +208,10 @@ impl<B: Backend> Layer<B> {
                 output: linear(h, h),
                 heads: config.num_attention_heads,
             },
-            attention_norm: config.norm(device),
+            attention_norm: norm(config, device),
             intermediate: linear(h, i),
             output: linear(i, h),
-            output_norm: config.norm(device),
+            output_norm: norm(config, device),
         }
     }
 
@@ -466,14 +422,38 @@ pub struct TextEmbedder<B: Backend> {
 }
 
 impl<B: Backend> TextEmbedder<B> {
-    /// Builds the model `spec` describes from the files in `dir`.
+    /// Builds the model `spec` describes from the files in `dir` (its own jail, default limits,
+    /// no deadline: tools, tests and benches).
     pub fn load(spec: &ModelSpec, dir: &Path, device: B::Device) -> Result<Self, ModelError> {
+        let jail = Jail::open(dir, Symlinks::Inside)?;
+        let budget = LoadBudget::unlimited();
+        let ctx = LoadContext::new(
+            spec,
+            dir,
+            crate::Device::Cpu,
+            &jail,
+            LoadLimits::default(),
+            &budget,
+        );
+        Self::load_in(&ctx, device)
+    }
+
+    /// Builds the model of a load's context on `device`: `config.json` and `tokenizer.json`
+    /// read and verified against their pins, the weights verified, every size of `config.json`
+    /// compared with the tensors the weights hold, the memory estimate admitted, and only then
+    /// the encoder built and loaded, the deadline checked between the steps.
+    pub fn load_in(ctx: &LoadContext, device: B::Device) -> Result<Self, ModelError> {
+        let spec = ctx.spec;
         let config_file: String = spec.param("config", "config.json".to_string())?;
         let tokenizer_file: String = spec.param("tokenizer", "tokenizer.json".to_string())?;
         let max_tokens: usize = spec.param("max_tokens", DEFAULT_MAX_TOKENS)?;
         let normalize: bool = spec.param("normalize", true)?;
         let group_by_length: bool = spec.param("group_by_length", true)?;
-        let config = BertConfig::from_file(&file_in(dir, "params.config", &config_file)?)?;
+        let config_bytes = ctx.read("params.config", &config_file, MAX_CONFIG_BYTES)?;
+        let config = BertConfig::from_bytes(&config_bytes, &config_file)?;
+        let tokenizer_bytes = ctx.read("params.tokenizer", &tokenizer_file, MAX_TOKENIZER_BYTES)?;
+        let weights = ctx.weights("bert-embedding")?;
+        config.check_weights(&weights.header, &config_file)?;
         if max_tokens < 2 || max_tokens > config.max_position_embeddings {
             return Err(ModelError::Load(format!(
                 "params.max_tokens {max_tokens} must be within 2..={}",
@@ -486,15 +466,33 @@ impl<B: Backend> TextEmbedder<B> {
                 spec.output.shape, config.hidden_size
             )));
         }
-        let tokenizer = load_tokenizer(
-            &file_in(dir, "params.tokenizer", &tokenizer_file)?,
-            max_tokens,
-        )?;
-        let mut bert = Bert::<B>::new(&config, &device);
-        let path = spec.weights_path(dir)?.ok_or_else(|| {
-            ModelError::Load("architecture 'bert-embedding' needs a `weights` file".into())
+        ctx.admit(&MemoryEstimate {
+            other: tokenizer_bytes.len() as u64 * TOKENIZER_BYTES_PER_FILE_BYTE,
+            ..ctx.estimate(
+                weights.header.loaded_bytes(),
+                config.working_bytes(
+                    spec.batching.max_batch_size,
+                    max_tokens,
+                    group_by_length.then_some(ATTENTION_CELLS_PER_PASS),
+                ),
+            )
         })?;
-        weights::load_safetensors_with(&mut bert, &path, &huggingface_bert())?;
+        ctx.check()?;
+        let tokenizer = load_tokenizer(&tokenizer_bytes, &tokenizer_file, max_tokens)?;
+        drop(tokenizer_bytes);
+        let tokens = tokenizer.get_vocab_size(true);
+        if tokens > config.vocab_size {
+            return Err(ModelError::Load(format!(
+                "{tokenizer_file} holds {tokens} tokens; {config_file} vocab_size = {} (the \
+                 embeddings have a row per token)",
+                config.vocab_size
+            )));
+        }
+        ctx.check()?;
+        let mut bert = Bert::<B>::new(&config, &device);
+        ctx.check()?;
+        weights::load_safetensors_with(&mut bert, &weights.path, &huggingface_bert())?;
+        ctx.check()?;
         bert.fuse_projections();
         Ok(Self {
             bert,
@@ -616,18 +614,18 @@ where
     }
 }
 
-/// The tokenizer from `tokenizer.json`, with its fixed padding removed (we pad per length
-/// group) and truncation at `max_tokens`.
-fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer, ModelError> {
-    let mut tokenizer = Tokenizer::from_file(path)
-        .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
+/// The tokenizer from `tokenizer.json`'s bytes (`name` in messages), with its fixed padding
+/// removed (we pad per length group) and truncation at `max_tokens`.
+fn load_tokenizer(bytes: &[u8], name: &str, max_tokens: usize) -> Result<Tokenizer, ModelError> {
+    let mut tokenizer =
+        Tokenizer::from_bytes(bytes).map_err(|e| ModelError::Load(format!("{name}: {e}")))?;
     tokenizer.with_padding(None);
     tokenizer
         .with_truncation(Some(TruncationParams {
             max_length: max_tokens,
             ..Default::default()
         }))
-        .map_err(|e| ModelError::Load(format!("{}: {e}", path.display())))?;
+        .map_err(|e| ModelError::Load(format!("{name}: {e}")))?;
     Ok(tokenizer)
 }
 
@@ -672,23 +670,18 @@ fn huggingface_bert() -> LoadOptions {
     }
 }
 
-/// Loads a `bert-embedding` version on `device`.
-pub fn load(
-    spec: &ModelSpec,
-    dir: &Path,
-    device: crate::Device,
-) -> Result<Box<dyn InferenceModel>, ModelError> {
+/// Loads a `bert-embedding` version.
+pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
     fn build<B: Backend>(
         device: B::Device,
-        spec: &ModelSpec,
-        dir: &Path,
+        ctx: &LoadContext,
     ) -> Result<Box<dyn InferenceModel>, ModelError>
     where
         B::Device: Send,
     {
-        Ok(Box::new(TextEmbedder::<B>::load(spec, dir, device)?))
+        Ok(Box::new(TextEmbedder::<B>::load_in(ctx, device)?))
     }
-    on_backend!(device, build, spec, dir)
+    on_backend!(ctx.device, build, ctx)
 }
 
 #[cfg(test)]

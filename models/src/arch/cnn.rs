@@ -14,7 +14,6 @@
 //! parallel over images), 3-4x faster again.
 
 use std::any::TypeId;
-use std::path::Path;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -23,9 +22,12 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 
+use super::bounds::{check as bounded, MAX_CHANNELS, MAX_WIDTH};
 use super::conv::{conv_blocks, Conv3x3};
 use super::{load_network, Network};
 use crate::error::ModelError;
+use crate::header::WeightsHeader;
+use crate::load::LoadContext;
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
 
@@ -220,12 +222,41 @@ impl<B: Backend> Network<B> for Cnn<B> {
 }
 
 /// Loads a `cnn` version: the network from `spec`, its weights from the safetensors file.
-pub fn load(
-    spec: &ModelSpec,
-    dir: &Path,
-    device: crate::Device,
-) -> Result<Box<dyn InferenceModel>, ModelError> {
-    load_network!(Cnn, "cnn", spec, dir, device)
+pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
+    load_network!(Cnn, "cnn", check_weights, ctx)
+}
+
+/// Compares `params.channels` and `params.hidden` (and the image and class sizes) with the
+/// tensors the weights hold, then with the absolute bounds; answers one instance's working
+/// memory for a full batch (the padded, widened input and every block's output, twice).
+pub fn check_weights(spec: &ModelSpec, header: &WeightsHeader) -> Result<u64, ModelError> {
+    let shape = CnnShape::from_spec(spec)?;
+    let [c1, c2] = shape.channels;
+    let (hidden, classes, side) = (shape.hidden, shape.classes, shape.side);
+    let because = || format!("params.channels = [{c1}, {c2}], params.hidden = {hidden}");
+    let flat = c2.saturating_mul((side / 4) * (side / 4));
+    for (name, expected) in [
+        ("conv1.weight", vec![c1, 1, 3, 3]),
+        ("conv1.bias", vec![c1]),
+        ("conv2.weight", vec![c2, c1, 3, 3]),
+        ("conv2.bias", vec![c2]),
+        ("dense.weight", vec![flat, hidden]),
+        ("dense.bias", vec![hidden]),
+        ("classifier.weight", vec![hidden, classes]),
+        ("classifier.bias", vec![classes]),
+    ] {
+        header.expect_shape(name, &expected, &because)?;
+    }
+    bounded("params.channels[0]", c1, MAX_CHANNELS)?;
+    bounded("params.channels[1]", c2, MAX_CHANNELS)?;
+    bounded("params.hidden", hidden, MAX_WIDTH)?;
+    let padded = ((side + 2) * (side + 2)) as u64;
+    let per_image = 3 * padded * 9
+        + (side * side * c1) as u64
+        + (side * side / 4 * c1) as u64 * 4
+        + (side * side / 4 * c2) as u64
+        + (hidden + classes) as u64;
+    Ok(per_image * 2 * 4 * spec.batching.max_batch_size as u64)
 }
 
 #[cfg(test)]
@@ -301,5 +332,29 @@ mod tests {
         let x = Tensor::<B, 4>::random([2, 3, 6, 4], Distribution::Default, &device);
         let expected = pool.forward(x.clone()).permute([0, 2, 3, 1]);
         close(max_pool2x2_nhwc(x.permute([0, 2, 3, 1])), expected);
+    }
+
+    #[test]
+    fn channels_and_hidden_must_be_what_the_weights_hold() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("repository/fashion/2");
+        let mut spec = ModelSpec::from_dir(&dir).expect("bundled spec");
+        let header = WeightsHeader::read(&dir.join("model.safetensors")).expect("header");
+        assert!(check_weights(&spec, &header).expect("matches") > 0);
+        let ints = |v: &[i64]| toml::Value::Array(v.iter().map(|&n| n.into()).collect());
+        spec.params.insert("channels".into(), ints(&[16, 64]));
+        let err = check_weights(&spec, &header).unwrap_err().to_string();
+        assert!(
+            err.contains("params.channels = [16, 64]")
+                && err.contains("'conv2.weight' of shape [32, 16, 3, 3]"),
+            "{err}"
+        );
+        spec.params.insert("channels".into(), ints(&[16, 32]));
+        spec.params.insert("hidden".into(), 1_000_000_000i64.into());
+        let err = check_weights(&spec, &header).unwrap_err().to_string();
+        assert!(
+            err.contains("params.hidden = 1000000000")
+                && err.contains("'dense.weight' of shape [1568, 128]"),
+            "{err}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod bert;
+pub mod bert_config;
 pub mod cnn;
 pub mod conv;
 pub mod identity;
@@ -18,11 +19,15 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use crate::device::Device;
 use crate::error::ModelError;
 use crate::input::{InputData, ModelOutput};
+use crate::jail::{Jail, Symlinks};
+use crate::load::{LoadBudget, LoadContext, LoadLimits};
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
 
-/// Builds one architecture's model from its spec, its version directory and a device.
-pub type Loader = fn(&ModelSpec, &Path, Device) -> Result<Box<dyn InferenceModel>, ModelError>;
+/// Builds one architecture's model from a load's context (spec, version directory inside the
+/// repository jail, device, limits, deadline). Every loader compares its parameters with the
+/// tensors the weights' header holds and admits its memory estimate before building anything.
+pub type Loader = fn(&LoadContext) -> Result<Box<dyn InferenceModel>, ModelError>;
 
 /// One architecture `model.toml` may name.
 pub struct Architecture {
@@ -46,20 +51,31 @@ pub const ARCHITECTURES: &[Architecture] = &[
     },
     Architecture {
         name: "identity",
-        load: |spec, _dir, _device| identity::load(spec),
+        load: |ctx| identity::load(ctx.spec),
     },
 ];
 
-/// Builds the version described by `spec` (read from `dir`) on `device`. With the `test-util`
-/// feature, `fake-*` architectures build the test fakes.
+/// Builds the version described by `spec` (read from `dir`) on `device`, outside the runtime:
+/// `dir` is its own jail, the limits are the defaults, and there is no deadline. With the
+/// `test-util` feature, `fake-*` architectures build the test fakes.
 pub fn load_model(
     spec: &ModelSpec,
     dir: &Path,
     device: Device,
 ) -> Result<Box<dyn InferenceModel>, ModelError> {
-    if !device.is_supported() {
+    let jail = Jail::open(dir, Symlinks::Inside)?;
+    let budget = LoadBudget::unlimited();
+    let limits = LoadLimits::default();
+    load_version(&LoadContext::new(spec, dir, device, &jail, limits, &budget))
+}
+
+/// Builds the version `ctx` describes (the runtime's loads).
+pub fn load_version(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
+    let spec = ctx.spec;
+    if !ctx.device.is_supported() {
         return Err(ModelError::Load(format!(
-            "device {device} needs burnserve built with the `cuda` feature"
+            "device {} needs burnserve built with the `cuda` feature",
+            ctx.device
         )));
     }
     #[cfg(feature = "test-util")]
@@ -77,7 +93,7 @@ pub fn load_model(
                 known.join(", ")
             ))
         })?;
-    (architecture.load)(spec, dir, device)
+    (architecture.load)(ctx)
 }
 
 /// A burn classifier taking flattened items: `[rows, input len] -> [rows, classes]`.
@@ -192,29 +208,64 @@ macro_rules! on_backend {
 pub(crate) use on_backend;
 
 /// Builds network type `$network` (which has `from_spec(spec, device)`) on the backend serving
-/// `$device`, loads its weights from the spec's safetensors file, and wraps it as an
-/// `InferenceModel`.
+/// the context's device: reads the weights' header, compares the spec's parameters with it
+/// (`$check(spec, header)`, which answers one instance's working memory), admits the memory
+/// estimate, then builds the network, loads the weights and wraps it as an `InferenceModel`,
+/// checking the load's deadline between the steps.
 macro_rules! load_network {
-    ($network:ident, $arch:literal, $spec:expr, $dir:expr, $device:expr) => {{
+    ($network:ident, $arch:literal, $check:path, $ctx:expr) => {{
         fn build<B: burn::tensor::backend::Backend>(
             device: B::Device,
-            spec: &$crate::ModelSpec,
-            dir: &std::path::Path,
+            ctx: &$crate::LoadContext,
         ) -> Result<Box<dyn $crate::InferenceModel>, $crate::ModelError> {
-            let mut network = $network::<B>::from_spec(spec, &device)?;
-            let path = spec.weights_path(dir)?.ok_or_else(|| {
-                $crate::ModelError::Load(
-                    concat!("architecture '", $arch, "' needs a `weights` file").into(),
-                )
-            })?;
-            $crate::weights::load_safetensors(&mut network, &path)?;
+            let weights = ctx.weights($arch)?;
+            let working = $check(ctx.spec, &weights.header)?;
+            ctx.admit(&ctx.estimate(weights.header.loaded_bytes(), working))?;
+            ctx.check()?;
+            let mut network = $network::<B>::from_spec(ctx.spec, &device)?;
+            ctx.check()?;
+            $crate::weights::load_safetensors(&mut network, &weights.path)?;
+            ctx.check()?;
             Ok(Box::new($crate::arch::BurnModel::new(
                 network,
                 device,
-                spec.input.item_len(),
+                ctx.spec.input.item_len(),
             )))
         }
-        $crate::arch::on_backend!($device, build, $spec, $dir)
+        let ctx: &$crate::LoadContext = $ctx;
+        $crate::arch::on_backend!(ctx.device, build, ctx)
     }};
 }
 pub(crate) use load_network;
+
+/// Absolute bounds of the architecture parameters that size memory, whatever the weights hold:
+/// a header cannot ask for more than these.
+pub mod bounds {
+    /// Layers of a network (`params.hidden`'s length, BERT's `num_hidden_layers`).
+    pub const MAX_LAYERS: usize = 1024;
+    /// Width of one layer (`params.hidden`'s sizes, BERT's `hidden_size`).
+    pub const MAX_WIDTH: usize = 1 << 16;
+    /// A feed-forward layer's width (BERT's `intermediate_size`).
+    pub const MAX_INTERMEDIATE: usize = 1 << 18;
+    /// Channels of a convolution (`params.channels`).
+    pub const MAX_CHANNELS: usize = 1 << 12;
+    /// Rows of a token table (BERT's `vocab_size`).
+    pub const MAX_VOCAB: usize = 1 << 22;
+    /// Rows of a position table (BERT's `max_position_embeddings`).
+    pub const MAX_POSITIONS: usize = 1 << 20;
+    /// Rows of a token-type table (BERT's `type_vocab_size`).
+    pub const MAX_TYPE_VOCAB: usize = 1024;
+    /// Attention heads (BERT's `num_attention_heads`).
+    pub const MAX_HEADS: usize = 1024;
+
+    /// `Err` naming `key` and its `value` when it is 0 or over `max`.
+    pub fn check(key: &str, value: usize, max: usize) -> Result<(), crate::ModelError> {
+        if (1..=max).contains(&value) {
+            Ok(())
+        } else {
+            Err(crate::ModelError::Load(format!(
+                "{key} = {value} is outside 1..={max}"
+            )))
+        }
+    }
+}

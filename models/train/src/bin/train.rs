@@ -49,6 +49,7 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
         architecture: architecture.into(),
         weights: Some("model.safetensors".into()),
         sha256: None,
+        files: Default::default(),
         description,
         params,
         input: TensorSpec {
