@@ -51,19 +51,33 @@ impl ByteBudget {
     }
 }
 
-/// What one body holds of one or more budgets; all of it goes back when dropped.
+/// What one body holds of one or two budgets (the server's, a connection's); all of it goes
+/// back when dropped.
 #[derive(Debug, Default)]
 pub struct Charge {
-    budgets: Vec<Arc<ByteBudget>>,
+    budgets: [Option<Arc<ByteBudget>>; 2],
     bytes: AtomicUsize,
 }
 
 impl Charge {
-    pub fn new(budgets: Vec<Arc<ByteBudget>>) -> Self {
+    /// A charge to `budget` alone.
+    pub fn to(budget: Arc<ByteBudget>) -> Self {
         Self {
-            budgets,
+            budgets: [Some(budget), None],
             bytes: AtomicUsize::new(0),
         }
+    }
+
+    /// A charge to both budgets.
+    pub fn to_both(first: Arc<ByteBudget>, second: Arc<ByteBudget>) -> Self {
+        Self {
+            budgets: [Some(first), Some(second)],
+            bytes: AtomicUsize::new(0),
+        }
+    }
+
+    fn budgets(&self) -> impl Iterator<Item = &Arc<ByteBudget>> {
+        self.budgets.iter().flatten()
     }
 
     /// Bytes charged so far.
@@ -74,9 +88,9 @@ impl Charge {
     /// Charges `bytes` more to every budget, or to none: `Err(limit)` names the budget's limit
     /// that refused them.
     pub fn add(&self, bytes: usize) -> Result<(), usize> {
-        for (i, budget) in self.budgets.iter().enumerate() {
+        for (i, budget) in self.budgets().enumerate() {
             if !budget.try_take(bytes) {
-                for taken in &self.budgets[..i] {
+                for taken in self.budgets().take(i) {
                     taken.give_back(bytes);
                 }
                 return Err(budget.limit());
@@ -89,8 +103,9 @@ impl Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        for budget in &self.budgets {
-            budget.give_back(*self.bytes.get_mut());
+        let bytes = *self.bytes.get_mut();
+        for budget in self.budgets() {
+            budget.give_back(bytes);
         }
     }
 }
@@ -134,11 +149,11 @@ mod tests {
     fn a_charge_takes_from_every_budget_or_none_and_gives_back_on_drop() {
         let server = ByteBudget::new(100);
         let connection = ByteBudget::new(30);
-        let a = Charge::new(vec![server.clone(), connection.clone()]);
+        let a = Charge::to_both(server.clone(), connection.clone());
         assert_eq!(a.add(20), Ok(()));
         assert_eq!(a.add(20), Err(30), "the connection's budget refuses");
         assert_eq!((server.used(), connection.used()), (20, 20));
-        let b = Charge::new(vec![server.clone()]);
+        let b = Charge::to(server.clone());
         assert_eq!(b.add(80), Ok(()));
         assert_eq!(b.add(1), Err(100));
         assert_eq!(server.used(), 100);

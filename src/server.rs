@@ -207,8 +207,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     // Jobs start once the configured versions are loaded: a job of a version that is not
     // loaded now fails `model_not_found` instead of waiting forever.
     let jobs = if settings.jobs.enabled {
-        let jobs = JobService::open(settings.jobs.runtime(), runtime.service.clone(), metrics)
-            .map_err(|e| StartError::Jobs(e.to_string()))?;
+        let jobs = JobService::open(
+            settings.jobs.runtime(settings.tenants.len()),
+            runtime.service.clone(),
+            metrics,
+        )
+        .map_err(|e| StartError::Jobs(e.to_string()))?;
         jobs.start(std::rc::Rc::new(api::jobs::HttpJobRunner {
             service: runtime.service.clone(),
         }));

@@ -305,12 +305,25 @@ pub struct JobsSettings {
     /// Seconds a job may stay PENDING before it ends EXPIRED.
     pub max_pending_age_s: u64,
     pub max_pending: usize,
+    /// PENDING jobs one tenant may hold. Unset: a fair split, `max_pending` divided by the
+    /// number of configured tenants (all of it when none is configured).
+    #[serde(default)]
+    pub max_pending_per_tenant: Option<usize>,
+    /// Bytes the store's file may hold, as redb allocates them.
     pub max_store_bytes: u64,
     pub max_attempts: u32,
 }
 
 impl JobsSettings {
-    pub fn runtime(&self) -> burnserve_actors::JobSettings {
+    /// `max_pending_per_tenant` as set, or the fair split among `tenants` configured tenants.
+    pub fn pending_per_tenant(&self, tenants: usize) -> usize {
+        self.max_pending_per_tenant
+            .unwrap_or(self.max_pending / tenants.max(1))
+            .max(1)
+    }
+
+    /// The runtime's settings, with `tenants` configured tenants (for the per-tenant share).
+    pub fn runtime(&self, tenants: usize) -> burnserve_actors::JobSettings {
         burnserve_actors::JobSettings {
             path: self.path.clone(),
             max_running_per_version: self.max_running_per_version,
@@ -318,6 +331,7 @@ impl JobsSettings {
             retention: std::time::Duration::from_secs(self.retention_s),
             max_pending_age: std::time::Duration::from_secs(self.max_pending_age_s),
             max_pending: self.max_pending,
+            max_pending_per_tenant: self.pending_per_tenant(tenants),
             max_store_bytes: self.max_store_bytes,
             max_attempts: self.max_attempts,
         }
@@ -496,6 +510,14 @@ impl Settings {
         }
         if !(1..=10_000_000).contains(&jobs.max_pending) {
             return Err(invalid("jobs.max_pending", "must be 1 to 10000000"));
+        }
+        if let Some(share) = jobs.max_pending_per_tenant {
+            if !(1..=jobs.max_pending).contains(&share) {
+                return Err(invalid(
+                    "jobs.max_pending_per_tenant",
+                    format!("must be 1 to jobs.max_pending ({})", jobs.max_pending),
+                ));
+            }
         }
         if jobs.max_store_bytes < 1 << 20 {
             return Err(invalid(

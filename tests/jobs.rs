@@ -1,7 +1,9 @@
 //! Async jobs over real HTTP: submit, poll, results equal to the synchronous route and to the
 //! network run in-process, idempotency keys, cancel, expiry and retention, a full store, tenants,
-//! unloaded versions, hostile input, a store that cannot open, and a `kill -9` in the middle of
-//! 500 jobs with `job_queue_depth` checked against the store at every sample.
+//! unloaded versions, hostile input, a store that cannot open, jobs stored before the compact
+//! body form, and a `kill -9` in the middle of 500 jobs with `job_queue_depth` checked against
+//! the store at every sample. (A full disk, big bodies and per-tenant shares:
+//! `tests/hostile_jobs.rs`.)
 
 mod common;
 
@@ -694,6 +696,11 @@ fn jobs_settings_out_of_bounds_are_refused() {
         ("max_store_bytes = 1000", "jobs.max_store_bytes"),
         ("max_attempts = 0", "jobs.max_attempts"),
         ("path = \"\"", "jobs.path"),
+        ("max_pending_per_tenant = 0", "jobs.max_pending_per_tenant"),
+        (
+            "max_pending = 10\nmax_pending_per_tenant = 11",
+            "jobs.max_pending_per_tenant",
+        ),
     ] {
         let toml = fixture.settings_toml(&format!("[jobs]\n{setting}\n"));
         let err = burnserve::Settings::from_toml(&toml)
@@ -701,6 +708,106 @@ fn jobs_settings_out_of_bounds_are_refused() {
             .to_string();
         assert!(err.contains(key), "{setting}: {err}");
     }
+}
+
+#[test]
+fn the_per_tenant_share_defaults_to_a_fair_split() {
+    let fixture = Fixture::new();
+    let three = format!(
+        "{}{}{}[jobs]\nmax_pending = 100\n",
+        tenant("alpha", ALPHA),
+        tenant("beta", BETA),
+        tenant("gamma", "gamma-key-0123456789abcdef")
+    );
+    let settings = burnserve::Settings::from_toml(&fixture.settings_toml(&three)).unwrap();
+    assert_eq!(settings.jobs.max_pending_per_tenant, None);
+    let runtime = settings.jobs.runtime(settings.tenants.len());
+    assert_eq!(
+        (runtime.max_pending, runtime.max_pending_per_tenant),
+        (100, 33)
+    );
+    // No tenants: the one anonymous tenant has all of it; a setting wins.
+    let none = burnserve::Settings::from_toml(&fixture.settings_toml("")).unwrap();
+    assert_eq!(none.jobs.runtime(0).max_pending_per_tenant, 100_000);
+    let set = format!("{three}max_pending_per_tenant = 70\n");
+    let set = burnserve::Settings::from_toml(&fixture.settings_toml(&set)).unwrap();
+    assert_eq!(set.jobs.runtime(3).max_pending_per_tenant, 70);
+}
+
+/// A store written before bodies were stored compactly holds each body as canonical JSON
+/// (`body_format` 0): its jobs still run, with the same results, and an `Idempotency-Key`
+/// replay of a job still pending is recognised by content.
+#[actix_web::test]
+async fn jobs_stored_before_the_compact_form_still_run_and_replay() {
+    use burnserve_actors::jobs::{record::JobKind, store};
+    let fixture = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs");
+    let mut ids = Vec::new();
+    {
+        let old = store::JobStore::open(&path).unwrap();
+        let room = store::Room {
+            pending: 0,
+            max_pending: 100,
+            tenant_pending: 0,
+            max_pending_per_tenant: 100,
+            used_bytes: 0,
+            reserved_bytes: 0,
+            max_store_bytes: 1 << 30,
+            may_measure: false,
+        };
+        for n in 0..8 {
+            // What the old submit stored: serde_json's canonical form of the body.
+            let body: Value = json!({ "inputs": [[n as f64, 0.5]], "top_k": 1 });
+            let job = store::NewJob {
+                tenant: "anonymous".into(),
+                model: "slow".into(),
+                version: "1".into(),
+                kind: JobKind::Predict,
+                body_format: 0,
+                idempotency_key: Some(format!("old-{n}")),
+                body: serde_json::to_vec(&body).unwrap(),
+                result_reserve: 0,
+                now_ms: 1,
+            };
+            ids.push(old.submit(job, room).unwrap().record.id.to_string());
+        }
+    }
+    let mut settings = burnserve::Settings::from_toml(
+        &fixture.settings_toml("[jobs]\nmax_running_per_version = 1\n"),
+    )
+    .unwrap();
+    settings.jobs.path = path;
+    let server = TestServer::start(settings).await;
+    // The last one waits behind seven runs of 300 ms: a replay finds it pending, whatever the
+    // spacing and key order; another body under its key is a conflict.
+    let replay = r#"{ "top_k": 1, "inputs": [[7, 0.50]] }"#;
+    let path = "/v1/models/slow/jobs";
+    let (status, job, _) = call(&server, "POST", path, replay, None, Some("old-7")).await;
+    assert_eq!(
+        (status, job["job_id"].as_str()),
+        (200, Some(ids[7].as_str())),
+        "{job}"
+    );
+    let other = r#"{"inputs": [[7, 0.6]], "top_k": 1}"#;
+    let (status, err, _) = call(&server, "POST", path, other, None, Some("old-7")).await;
+    assert_eq!(
+        (status, err["error_type"].as_str()),
+        (409, Some("conflict")),
+        "{err}"
+    );
+    let (status, ready) = server.get("/ready").await;
+    assert_eq!(
+        (status, &ready["jobs"]["store_available"]),
+        (200, &json!(true)),
+        "{ready}"
+    );
+    for (n, id) in ids.iter().enumerate() {
+        let done = wait_final(&server, id, None).await;
+        assert_eq!(done["status"], "SUCCEEDED", "{done}");
+        assert_eq!(floats(&done["result"]["outputs"][0]), [n as f32, 0.5]);
+    }
+    server.stop().await;
 }
 
 /// A config file serving the fixture (and `extra` models) for the binary.

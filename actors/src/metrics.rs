@@ -93,6 +93,8 @@ pub struct Metrics {
     job_queue_depth: IntGaugeVec,
     jobs: IntCounterVec,
     job_duration: HistogramVec,
+    /// 1 while the job store can write, 0 while it cannot (and when jobs are switched off).
+    job_store_available: IntGauge,
     /// Versions loaded now: the job series are written for these only, so a job finishing
     /// after its version was unloaded cannot bring the version's series back.
     loaded: Arc<Mutex<HashSet<VersionKey>>>,
@@ -313,6 +315,15 @@ impl Metrics {
                 MV,
                 buckets,
             )?,
+            job_store_available: {
+                let gauge = IntGauge::new(
+                    "job_store_available",
+                    "0 while the async job store cannot write (a full disk, an I/O error) and re-opens by itself; 1 otherwise (jobs switched off included, so an alert on 0 never fires for them)",
+                )?;
+                gauge.set(1);
+                registry.register(Box::new(gauge.clone()))?;
+                gauge
+            },
             loaded: Arc::default(),
         };
         // Requests for models that are not loaded count under `unknown`: those series exist at
@@ -461,6 +472,11 @@ impl Metrics {
                 .with_label_values(&[key.model.as_str(), key.version.as_str()])
                 .set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Sets `job_store_available`: whether the job store can write.
+    pub fn set_job_store_available(&self, available: bool) {
+        self.job_store_available.set(i64::from(available));
     }
 
     /// Counts a job that ended with `outcome` (a `jobs_total` outcome), and its time from submit

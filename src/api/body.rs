@@ -221,7 +221,7 @@ pub async fn body_deadline(
         (inner, Some((timeout, max_body_bytes, budget))) => {
             let finished = Rc::new(Cell::new(false));
             let inner = Rc::new(RefCell::new(inner));
-            let held = Arc::new(Charge::new(vec![budget]));
+            let held = Arc::new(Charge::to(budget));
             let inflater = Inflater::new(coding, max_body_bytes, held.clone());
             if inflater.is_some() {
                 // Handlers and extractors see the decoded body: no coding, no length.

@@ -1,7 +1,9 @@
 //! Liveness and readiness: the process (`/health`, `/v2/health/live`), every loaded version
-//! (`/ready`, `/v2/health/ready`), one model or version (`/v2/models/{m}[/versions/{v}]/ready`).
+//! and the async job store (`/ready`, `/v2/health/ready`), one model or version
+//! (`/v2/models/{m}[/versions/{v}]/ready`).
 
 use actix_web::{web, HttpResponse};
+use burnserve_actors::jobs::JobError;
 use burnserve_actors::{InferError, VersionKey, VersionPhase};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -21,6 +23,20 @@ pub struct Ready {
     pub ready: bool,
     /// Versions serving.
     pub versions: usize,
+    /// The async jobs (absent when `jobs.enabled = false`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobsReady>,
+}
+
+/// The async jobs' part of readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobsReady {
+    /// The job store can write (else `/ready` answers 503 `store_unavailable`).
+    pub store_available: bool,
+    /// Jobs PENDING now.
+    pub pending: usize,
+    /// Workers paused by an operator (`/admin/jobs/pause`).
+    pub paused: bool,
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/ready`.
@@ -64,13 +80,22 @@ async fn failed_versions(state: &AppState) -> Result<Vec<(VersionKey, String)>, 
 }
 
 /// Strict (`server.strict_readiness`, the default): every routed version serves and none
-/// failed to load. Otherwise: at least one version serves. Answers how many serve.
+/// failed to load. Otherwise: at least one version serves. Either way, with async jobs on, the
+/// job store can write (503 `store_unavailable` while it cannot: it re-opens by itself). Answers
+/// how many versions serve.
 pub async fn check_ready(state: &AppState) -> Result<usize, ApiError> {
     if state.drain.is_draining() {
         return Err(InferError::ShuttingDown.into());
     }
     if !state.control.is_alive() {
         return Err(control_plane_gone());
+    }
+    if let Some(cause) = state
+        .jobs
+        .as_ref()
+        .and_then(|jobs| jobs.store_unavailable())
+    {
+        return Err(JobError::Unavailable(cause).into());
     }
     let versions = state.service.readiness().await?;
     let serving = versions.iter().filter(|(_, ready)| *ready).count();
@@ -103,9 +128,15 @@ pub async fn check_ready(state: &AppState) -> Result<usize, ApiError> {
 #[utoipa::path(get, path = "/ready", tag = "health", responses((status = 200, body = Ready)))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let serving = check_ready(&state).await?;
+    let jobs = state.jobs.as_ref().map(|jobs| JobsReady {
+        store_available: jobs.store_unavailable().is_none(),
+        pending: jobs.pending(),
+        paused: jobs.is_paused(),
+    });
     Ok(HttpResponse::Ok().json(Ready {
         ready: true,
         versions: serving,
+        jobs,
     }))
 }
 

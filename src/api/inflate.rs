@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn a_bomb_stops_at_the_limit_and_charges_only_what_was_decoded() {
         let budget = ByteBudget::new(1 << 30);
-        let charge = Arc::new(Charge::new(vec![budget.clone()]));
+        let charge = Arc::new(Charge::to(budget.clone()));
         let bomb = gzip(&vec![b'0'; 64 << 20]);
         assert!(bomb.len() < 100_000, "{}", bomb.len());
         let limit = 1 << 20;
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn the_budget_refuses_while_decoding_and_a_whole_body_decodes_exactly() {
         let budget = ByteBudget::new(1000);
-        let charge = Arc::new(Charge::new(vec![budget.clone()]));
+        let charge = Arc::new(Charge::to(budget.clone()));
         let mut inflater = Inflater::new(Coding::Gzip, 1 << 20, charge).expect("gzip");
         let err = inflater
             .feed(&gzip(&[7u8; 5000]))
@@ -212,7 +212,7 @@ mod tests {
         ));
 
         let budget = ByteBudget::new(1 << 20);
-        let charge = Arc::new(Charge::new(vec![budget.clone()]));
+        let charge = Arc::new(Charge::to(budget.clone()));
         let text = b"{\"inputs\": [1, 2, 3]}".repeat(100);
         let compressed = gzip(&text);
         let mut inflater = Inflater::new(Coding::Gzip, 1 << 20, charge).expect("gzip");

@@ -4,6 +4,9 @@
 //! `DELETE /v1/jobs/{id}` cancels a pending one, `GET /v1/jobs` lists the caller's jobs with a
 //! cursor. `Idempotency-Key` on submit answers the job the key already names. Also the
 //! `JobRunner` the workers use: the same code as the synchronous routes.
+//!
+//! A submit's body is parsed straight into the synchronous route's typed request (never a
+//! generic JSON tree) and stored in the compact form of [`body`].
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -22,6 +25,8 @@ use super::embeddings::{self, EmbeddingsRequest};
 use super::openapi::{AnyJson, ErrorBody, JobErrors, ModelPath, VersionPath};
 use super::predict::{self, PredictRequest};
 use super::{ApiError, AppState};
+
+pub mod body;
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -120,47 +125,75 @@ fn jobs(state: &AppState) -> Result<&JobService, ApiError> {
     })
 }
 
-/// Resolves the version now (a job runs on the version it was submitted to) and stores the job.
+/// Resolves the version now (a job runs on the version it was submitted to) and stores the job,
+/// its body already in the compact form (`body`).
 async fn submit(
     state: &AppState,
     request: &HttpRequest,
     caller: &Caller,
     (model, version): (String, Option<String>),
     kind: JobKind,
-    body: Value,
+    (body, asked): (Vec<u8>, body::Asked),
 ) -> Result<HttpResponse, ApiError> {
     let service = jobs(state)?;
     let key = idempotency_key(request)?;
     let described = state.service.describe(&model, version.as_deref()).await?;
-    // The keys come out sorted (serde_json's map), so the same body, however spaced or
-    // ordered, has the same digest for `Idempotency-Key`.
-    let body = serde_json::to_vec(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let result_reserve = body::result_reserve(&described.spec, asked);
+    let tenant = caller.tenant();
     let submitted = service
         .submit(NewSubmission {
-            tenant: caller.tenant(),
+            tenant: tenant.clone(),
             key: VersionKey::new(described.name, described.version),
             kind,
+            body_format: body::COMPACT_FORMAT,
             idempotency_key: key,
             body,
+            result_reserve,
         })
-        .await?;
-    let record = &submitted.record;
-    let mut response = if submitted.created {
+        .await;
+    let (record, created) = match submitted {
+        Ok(submitted) => (submitted.record, submitted.created),
+        Err(JobError::KeyConflict { existing, digest }) => {
+            match legacy_replay(service, &tenant, &existing, &digest).await? {
+                true => (*existing, false),
+                false => return Err(JobError::KeyConflict { existing, digest }.into()),
+            }
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut response = if created {
         HttpResponse::Accepted()
     } else {
         HttpResponse::Ok()
     };
     Ok(response
-        .insert_header((header::LOCATION, location(record)))
-        .json(view(record, None)))
+        .insert_header((header::LOCATION, location(&record)))
+        .json(view(&record, None)))
 }
 
-/// Checks a predict body as the synchronous route would read it.
-fn predict_body(body: &Value) -> Result<(), ApiError> {
-    let parsed: PredictRequest = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    parsed.check()
+/// Whether a job stored before the compact form (its digest is of canonical JSON) holds the
+/// body whose compact digest is `digest`: its stored body is read again (while the job is live;
+/// once final the body is gone and a replay is a conflict).
+async fn legacy_replay(
+    service: &JobService,
+    tenant: &str,
+    existing: &JobRecord,
+    digest: &str,
+) -> Result<bool, ApiError> {
+    if existing.body_format != body::LEGACY_FORMAT {
+        return Ok(false);
+    }
+    let Some(stored) = service
+        .stored_body(tenant, &existing.id.to_string())
+        .await?
+    else {
+        return Ok(false);
+    };
+    let compact = match existing.kind {
+        JobKind::Predict => body::decode_predict(&stored).map(body::encode_predict),
+        JobKind::Embeddings => body::decode_embeddings(&stored).map(body::encode_embeddings),
+    };
+    Ok(compact.is_ok_and(|compact| burnserve_actors::jobs::store::body_digest(&compact) == digest))
 }
 
 /// Queues a simple predict body on the model's default version; `202` with the job (`200` with
@@ -174,12 +207,14 @@ pub async fn submit_predict(
     request: HttpRequest,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: web::Json<PredictRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    predict_body(&body)?;
+    body.check()?;
     let target = (path.into_inner(), None);
-    submit(&state, &request, &caller, target, JobKind::Predict, body).await
+    let asked = body::Asked::predict(&body);
+    let stored = (body::encode_predict(body), asked);
+    submit(&state, &request, &caller, target, JobKind::Predict, stored).await
 }
 
 /// Queues a simple predict body on one version.
@@ -192,13 +227,15 @@ pub async fn submit_predict_version(
     request: HttpRequest,
     caller: Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: web::Json<PredictRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    predict_body(&body)?;
+    body.check()?;
     let (model, version) = path.into_inner();
     let target = (model, Some(version));
-    submit(&state, &request, &caller, target, JobKind::Predict, body).await
+    let asked = body::Asked::predict(&body);
+    let stored = (body::encode_predict(body), asked);
+    submit(&state, &request, &caller, target, JobKind::Predict, stored).await
 }
 
 /// Queues an embeddings body.
@@ -210,13 +247,21 @@ pub async fn submit_embeddings(
     state: web::Data<AppState>,
     request: HttpRequest,
     caller: Caller,
-    body: web::Json<Value>,
+    body: web::Json<EmbeddingsRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let parsed: EmbeddingsRequest = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-    let target = embeddings::model_and_version(&parsed.model);
-    submit(&state, &request, &caller, target, JobKind::Embeddings, body).await
+    let target = embeddings::model_and_version(&body.model);
+    let asked = body::Asked::embeddings(&body);
+    let stored = (body::encode_embeddings(body), asked);
+    submit(
+        &state,
+        &request,
+        &caller,
+        target,
+        JobKind::Embeddings,
+        stored,
+    )
+    .await
 }
 
 /// A job id of a path.
@@ -347,24 +392,21 @@ impl JobRunner for HttpJobRunner {
         Box::pin(async move {
             let caller = Caller::background(&job.tenant);
             let (model, version) = (job.key.model.clone(), Some(job.key.version.clone()));
-            let invalid = |e: serde_json::Error| {
-                ApiError::BadRequest(format!("the stored body does not parse: {e}"))
-            };
+            let invalid =
+                |e: String| ApiError::BadRequest(format!("the stored body does not parse: {e}"));
             let answer: Result<Vec<u8>, ApiError> = match job.kind {
-                JobKind::Predict => match serde_json::from_slice::<PredictRequest>(&job.body) {
+                JobKind::Predict => match body::decode_predict(&job.body) {
                     Ok(body) => predict::compute(&service, &caller, model, version, body)
                         .await
                         .map(|(_, answer)| serde_json::to_vec(&answer).unwrap_or_default()),
                     Err(e) => Err(invalid(e)),
                 },
-                JobKind::Embeddings => {
-                    match serde_json::from_slice::<EmbeddingsRequest>(&job.body) {
-                        Ok(body) => embeddings::compute(&service, &caller, model, version, body)
-                            .await
-                            .map(|(_, answer)| serde_json::to_vec(&answer).unwrap_or_default()),
-                        Err(e) => Err(invalid(e)),
-                    }
-                }
+                JobKind::Embeddings => match body::decode_embeddings(&job.body) {
+                    Ok(body) => embeddings::compute(&service, &caller, model, version, body)
+                        .await
+                        .map(|(_, answer)| serde_json::to_vec(&answer).unwrap_or_default()),
+                    Err(e) => Err(invalid(e)),
+                },
             };
             answer.map_err(|err| (err.error_type(), err.to_string()))
         })

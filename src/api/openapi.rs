@@ -217,7 +217,7 @@ const COMMON_ERRORS: [(u16, &str); 7] = [
     (413, "`payload_too_large`: the body passed its limit"),
     (
         429,
-        "`overloaded` / `rate_limited`: shed before any compute; retry after `Retry-After` seconds",
+        "`overloaded` / `rate_limited`: shed before any compute (a full queue, the server's request bodies in flight, a tenant's quota, a source guessing the admin token); retry after `Retry-After` seconds",
     ),
     (
         500,
@@ -225,7 +225,7 @@ const COMMON_ERRORS: [(u16, &str); 7] = [
     ),
     (
         503,
-        "`not_ready` / `shutting_down` / `store_full`: not serving this now; retry (elsewhere)",
+        "`not_ready` / `shutting_down` / `store_full` / `store_unavailable`: not serving this now; retry (elsewhere)",
     ),
 ];
 

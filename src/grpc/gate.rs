@@ -65,6 +65,8 @@ pub struct Shared {
     pub calls: Arc<ByteBudget>,
     /// `server.body_timeout_ms`.
     pub body_timeout: Duration,
+    /// The tenant of calls without one (`anonymous`), shared.
+    pub anonymous: Arc<str>,
 }
 
 /// The gate in front of tonic's routes on one connection.
@@ -104,15 +106,15 @@ impl Gate {
                     let tenant = admission.tenant.clone();
                     Ok((Some(admission), tenant))
                 }
-                Ok(None) => Ok((None, Arc::from(burnserve_actors::ANONYMOUS))),
+                Ok(None) => Ok((None, self.shared.anonymous.clone())),
                 Err(err) => Err(Box::new(refuse(err))),
             },
             Guarded::Admin => {
                 let source = self.connection.peer.map(|peer: SocketAddr| peer.ip());
                 check_admin(access, given, source, "metadata").map_err(|e| Box::new(refuse(e)))?;
-                Ok((None, Arc::from(burnserve_actors::ANONYMOUS)))
+                Ok((None, self.shared.anonymous.clone()))
             }
-            Guarded::Public => Ok((None, Arc::from(burnserve_actors::ANONYMOUS))),
+            Guarded::Public => Ok((None, self.shared.anonymous.clone())),
         }
     }
 }
@@ -136,10 +138,10 @@ impl hyper::service::Service<http::Request<Incoming>> for Gate {
             Ok(admitted) => admitted,
             Err(answer) => return Box::pin(std::future::ready(Ok(*answer))),
         };
-        let charge = Arc::new(Charge::new(vec![
+        let charge = Arc::new(Charge::to_both(
             self.shared.body_budget.clone(),
             self.connection.body_budget.clone(),
-        ]));
+        ));
         let timeout = self.shared.body_timeout;
         let mut request = request.map(|body| {
             Body::new(GuardedBody {

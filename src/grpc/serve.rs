@@ -332,6 +332,7 @@ async fn serve(
             body_budget,
             calls: ByteBudget::new(limits.max_concurrent_calls),
             body_timeout: limits.body_timeout,
+            anonymous: Arc::from(burnserve_actors::ANONYMOUS),
         }),
         http2,
         limits: limits.clone(),

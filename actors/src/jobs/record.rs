@@ -94,6 +94,10 @@ pub struct JobRecord {
     /// Resolved at submit: a job runs on the version that was the default (or named) then.
     pub version: String,
     pub kind: JobKind,
+    /// How the HTTP layer encoded the stored body: its own tag, which the store keeps and never
+    /// reads. 0 (records written before the tag existed): canonical JSON.
+    #[serde(default)]
+    pub body_format: u8,
     pub status: JobStatus,
     /// Unix milliseconds.
     pub created_ms: u64,
@@ -102,11 +106,16 @@ pub struct JobRecord {
     /// Times a worker took it; above 1 after a retry or a restart (at-least-once).
     pub attempts: u32,
     pub idempotency_key: Option<String>,
-    /// SHA-256 of the submitted body, hex: what an `Idempotency-Key` replay must match.
+    /// SHA-256 of the stored body, hex: what an `Idempotency-Key` replay must match.
     pub body_sha256: String,
     pub error: Option<JobFailure>,
-    /// Bytes this job holds in the store (metadata, body, result), for `jobs.max_store_bytes`.
+    /// Bytes this job is counted for in the store (its record, and its body or result as redb
+    /// allocates them: `store::value_cost`), for `jobs.max_store_bytes`.
     pub stored_bytes: u64,
+    /// The most its result may take (as the caller estimated it at submit): held against
+    /// `jobs.max_store_bytes` while the job is live, so results fit under the cap too.
+    #[serde(default)]
+    pub result_reserve: u64,
 }
 
 impl JobRecord {
@@ -217,6 +226,22 @@ mod tests {
         assert_eq!(parse_cursor(&cursor_of(7)), Some(7));
         assert_eq!(parse_cursor("7"), None);
         assert_eq!(parse_cursor("-00000000007"), None);
+    }
+
+    #[test]
+    fn records_written_before_the_body_format_read_as_format_0() {
+        let old = r#"{"id":"00000000002adeadbeef01234567","tenant":"t","model":"m","version":"1",
+            "kind":"predict","status":"PENDING","created_ms":5,"started_ms":null,
+            "finished_ms":null,"attempts":0,"idempotency_key":"k","body_sha256":"ab",
+            "error":null,"stored_bytes":519}"#;
+        let record: JobRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (record.body_format, record.id.seq, record.stored_bytes),
+            (0, 42, 519)
+        );
+        let again: JobRecord =
+            serde_json::from_slice(&serde_json::to_vec(&record).unwrap()).unwrap();
+        assert_eq!(again, record);
     }
 
     #[test]
