@@ -21,8 +21,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::hostile::{metric_value, RssSampler, Server};
-use common::process::{http, wait_until_ready};
+use common::hostile::{metric_value, HealthProbe, RssSampler, Server};
+use common::process::wait_until_ready;
 use common::quantile;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -387,26 +387,7 @@ fn silent_connections_to_the_grpc_port_leave_http_answering() {
         "",
     );
     // /health on a fresh connection every 20 ms, for as long as the attack lasts.
-    let attacking = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let probe = {
-        let (port, attacking) = (server.http, attacking.clone());
-        std::thread::spawn(move || {
-            let mut times = Vec::new();
-            let mut failed = 0;
-            while attacking.load(std::sync::atomic::Ordering::Acquire) {
-                let start = Instant::now();
-                match http(
-                    port,
-                    "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                ) {
-                    Ok(reply) if reply.starts_with("HTTP/1.1 200") => times.push(start.elapsed()),
-                    _ => failed += 1,
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (times, failed)
-        })
-    };
+    let probe = HealthProbe::start(server.http);
     let started = Instant::now();
     let attackers: Vec<_> = (0..ATTACKERS)
         .map(|_| {
@@ -441,8 +422,7 @@ fn silent_connections_to_the_grpc_port_leave_http_answering() {
         still_open += numbers[2];
     }
     let opened = started.elapsed();
-    attacking.store(false, std::sync::atomic::Ordering::Release);
-    let (times, failed) = probe.join().expect("probe");
+    let (times, failed) = probe.stop();
     let p99 = quantile(&times, 0.99);
     let text = server.metrics();
     let series = |reason: &str| {

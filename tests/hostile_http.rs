@@ -18,8 +18,7 @@ use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::hostile::{metric_value, RssSampler, Server};
-use common::process::http;
+use common::hostile::{metric_value, HealthProbe, RssSampler, Server};
 use common::quantile;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -44,26 +43,6 @@ fn send(port: u16, head: &str, body: &[u8]) -> (u16, String) {
     (status, text)
 }
 
-/// `/health` latencies on fresh connections every 20 ms for `span`.
-fn probe_health(port: u16, span: Duration) -> std::thread::JoinHandle<(Vec<Duration>, usize)> {
-    std::thread::spawn(move || {
-        let (mut times, mut failed) = (Vec::new(), 0);
-        let end = Instant::now() + span;
-        while Instant::now() < end {
-            let start = Instant::now();
-            match http(
-                port,
-                "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            ) {
-                Ok(reply) if reply.starts_with("HTTP/1.1 200") => times.push(start.elapsed()),
-                _ => failed += 1,
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        (times, failed)
-    })
-}
-
 #[test]
 fn gzip_bombs_stop_at_the_limit_as_they_stream() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
@@ -77,7 +56,7 @@ fn gzip_bombs_stop_at_the_limit_as_they_stream() {
     let bomb = encoder.finish().expect("bomb");
     let base = server.rss_mb();
     let sampler = RssSampler::start(server.pid());
-    let probe = probe_health(server.http, Duration::from_secs(4));
+    let probe = HealthProbe::start(server.http);
     let started = Instant::now();
     let attackers: Vec<_> = (0..16)
         .map(|i| {
@@ -102,7 +81,7 @@ fn gzip_bombs_stop_at_the_limit_as_they_stream() {
         .map(|a| a.join().expect("attacker"))
         .collect();
     let took = started.elapsed();
-    let (times, failed) = probe.join().expect("probe");
+    let (times, failed) = probe.stop();
     let peak = sampler.peak_mb();
     let too_large = answers
         .iter()

@@ -127,3 +127,43 @@ impl RssSampler {
         self.thread.join().expect("RSS sampler")
     }
 }
+
+/// `/health` probed on a fresh connection every 20 ms on a thread of its own, from `start` to
+/// `stop`: what an orchestrator's probe sees during an attack.
+pub struct HealthProbe {
+    running: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(Vec<Duration>, usize)>,
+}
+
+impl HealthProbe {
+    pub fn start(port: u16) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let thread = {
+            let running = running.clone();
+            std::thread::spawn(move || {
+                let (mut times, mut failed) = (Vec::new(), 0);
+                while running.load(Ordering::Acquire) {
+                    let start = std::time::Instant::now();
+                    match http(
+                        port,
+                        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    ) {
+                        Ok(reply) if reply.starts_with("HTTP/1.1 200") => {
+                            times.push(start.elapsed())
+                        }
+                        _ => failed += 1,
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                (times, failed)
+            })
+        };
+        Self { running, thread }
+    }
+
+    /// The latencies of the probes answered 200, and how many were not.
+    pub fn stop(self) -> (Vec<Duration>, usize) {
+        self.running.store(false, Ordering::Release);
+        self.thread.join().expect("health probe")
+    }
+}
