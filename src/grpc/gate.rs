@@ -23,7 +23,6 @@ use tonic::Status;
 use super::serve::Connection;
 use super::status;
 use crate::api::auth::{check_admin, check_tenant};
-use crate::api::body::Arrived;
 use crate::api::{ApiError, AppState};
 use crate::budget::{ByteBudget, Charge};
 
@@ -147,13 +146,13 @@ impl hyper::service::Service<http::Request<Incoming>> for Gate {
             Body::new(GuardedBody {
                 inner: body,
                 charge: charge.clone(),
-                deadline: Box::pin(tokio::time::sleep(timeout)),
+                due: arrived + timeout,
+                deadline: None,
                 timeout,
                 ended: false,
             })
         });
         request.extensions_mut().insert(CallOf { tenant, arrived });
-        request.extensions_mut().insert(Arrived(arrived));
         let mut routes = self.routes.clone();
         Box::pin(async move {
             let answer = routes.call(request).await;
@@ -183,7 +182,11 @@ impl Drop for CallSlot {
 struct GuardedBody {
     inner: Incoming,
     charge: Arc<Charge>,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the message must be whole.
+    due: Instant,
+    /// Its timer, armed the first time the body waits (a unary call's message usually came
+    /// with its headers, and then no timer is made at all).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     timeout: Duration,
     ended: bool,
 }
@@ -224,7 +227,16 @@ impl HttpBody for GuardedBody {
                 this.ended = true;
                 Poll::Ready(None)
             }
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+            Poll::Pending => match this
+                .deadline
+                .get_or_insert_with(|| {
+                    Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                        this.due,
+                    )))
+                })
+                .as_mut()
+                .poll(cx)
+            {
                 Poll::Ready(()) => {
                     this.ended = true;
                     Poll::Ready(Some(Err(status(ApiError::RequestTimeout {
