@@ -1,10 +1,11 @@
 //! Pure batching state: which queued jobs still deserve compute (triage), how jobs gather into
-//! a batch bounded by rows, when gathering stops (and whether waiting is worth it), and how
-//! inputs and outputs are joined and split.
+//! a batch bounded by rows and by shape (requests whose variable dimensions differ never share
+//! a pass), when gathering stops (and whether waiting is worth it), and how typed inputs and
+//! outputs are joined along the batch dimension and split back per job.
 
 use std::time::{Duration, Instant};
 
-use burnserve_models::{InputData, ModelError};
+use burnserve_models::{ModelError, NamedTensor, TensorData};
 
 use crate::messages::Job;
 
@@ -169,9 +170,13 @@ impl Batch {
         }
     }
 
-    /// Whether `job` can join without passing `max_rows` (an empty batch takes any job).
+    /// Whether `job` can join without passing `max_rows` and with the same inputs, each of the
+    /// same item shape, as the batch's first job (an empty batch takes any job).
     pub fn fits(&self, job: &Job) -> bool {
-        self.jobs.is_empty() || self.rows + job.rows <= self.max_rows
+        let Some(first) = self.jobs.first() else {
+            return true;
+        };
+        self.rows + job.rows <= self.max_rows && same_items(&first.inputs, &job.inputs)
     }
 
     pub fn push(&mut self, job: Job) {
@@ -195,19 +200,31 @@ impl Batch {
         self.rows
     }
 
-    /// Every job's input in one buffer, rows in job order. Each job keeps its own input, so a
-    /// failed batch can run its jobs again one by one; a lone job's input is moved (no copy).
-    pub fn joined_input(&mut self) -> Result<InputData, ModelError> {
-        let Some(first) = self.jobs.first() else {
-            return Ok(InputData::default());
-        };
+    /// Every job's inputs joined along the batch dimension, rows in job order. Each job keeps
+    /// its own inputs, so a failed batch can run its jobs again one by one; a lone job's inputs
+    /// are moved (no copy).
+    pub fn joined_inputs(&mut self) -> Result<Vec<NamedTensor>, ModelError> {
         if self.jobs.len() == 1 {
-            return Ok(std::mem::take(&mut self.jobs[0].input));
+            return Ok(std::mem::take(&mut self.jobs[0].inputs));
         }
-        let total = self.jobs.iter().map(|j| j.input.len()).sum();
-        let mut joined = first.input.empty_like(total);
-        for job in &self.jobs {
-            joined.extend_from(&job.input)?;
+        let Some(first) = self.jobs.first() else {
+            return Ok(Vec::new());
+        };
+        let mut joined = Vec::with_capacity(first.inputs.len());
+        for (index, head) in first.inputs.iter().enumerate() {
+            let total = self.jobs.iter().map(|j| j.inputs[index].data.len()).sum();
+            let mut data = TensorData::with_capacity(head.datatype(), total);
+            for job in &self.jobs {
+                if !data.extend_from(&job.inputs[index].data) {
+                    return Err(ModelError::Inference(format!(
+                        "cannot batch input '{}' of two datatypes",
+                        head.name
+                    )));
+                }
+            }
+            let mut shape = head.shape.clone();
+            shape[0] = self.rows;
+            joined.push(NamedTensor::new(head.name.clone(), shape, data));
         }
         Ok(joined)
     }
@@ -231,29 +248,66 @@ impl Batch {
     }
 }
 
-/// Splits a row-major batch output back into one buffer per job.
-pub fn split_rows(
-    mut output: Vec<f32>,
+/// Whether two jobs' inputs are the same tensors with the same item shapes (all but the batch
+/// dimension), so they can run in one pass.
+fn same_items(a: &[NamedTensor], b: &[NamedTensor]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.name == y.name
+                && x.shape.len() == y.shape.len()
+                && x.shape.get(1..) == y.shape.get(1..)
+        })
+}
+
+/// Splits a batch's outputs back into each job's rows: every output must be `[rows, ..]` of the
+/// batch's rows with as many elements as its shape says. A model without a batch dimension runs
+/// one job a pass, whose outputs are passed through whole.
+pub fn split_outputs(
+    outputs: Vec<NamedTensor>,
     rows_per_job: &[usize],
-    item_len: usize,
-) -> Result<Vec<Vec<f32>>, ModelError> {
+    batched: bool,
+) -> Result<Vec<Vec<NamedTensor>>, ModelError> {
     let total_rows: usize = rows_per_job.iter().sum();
-    if output.len() != total_rows * item_len {
-        return Err(ModelError::Inference(format!(
-            "model returned {} values for {total_rows} rows of {item_len}",
-            output.len()
-        )));
+    for output in &outputs {
+        let count = output
+            .shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d));
+        if count != Some(output.data.len()) {
+            return Err(ModelError::Inference(format!(
+                "output '{}' has {} elements for shape {:?}",
+                output.name,
+                output.data.len(),
+                output.shape
+            )));
+        }
+        if batched && output.shape.first() != Some(&total_rows) {
+            return Err(ModelError::Inference(format!(
+                "output '{}' has shape {:?} for a batch of {total_rows} rows",
+                output.name, output.shape
+            )));
+        }
     }
-    if rows_per_job.len() == 1 {
-        return Ok(vec![output]);
+    if rows_per_job.len() == 1 || !batched {
+        return Ok(vec![outputs]);
     }
-    let mut parts = Vec::with_capacity(rows_per_job.len());
-    // Split from the back so each split_off is O(part).
-    for rows in rows_per_job.iter().rev() {
-        let at = output.len() - rows * item_len;
-        parts.push(output.split_off(at));
+    let mut parts: Vec<Vec<NamedTensor>> = (0..rows_per_job.len())
+        .map(|_| Vec::with_capacity(outputs.len()))
+        .collect();
+    for mut output in outputs {
+        let per_row = output.data.len() / total_rows.max(1);
+        // Split from the back so each split_off is O(part).
+        let mut end = total_rows;
+        for (job, rows) in rows_per_job.iter().enumerate().rev() {
+            let start = end - rows;
+            let data = output.data.split_off(start * per_row);
+            let mut shape = output.shape.clone();
+            shape[0] = *rows;
+            parts[job].push(NamedTensor::new(output.name.clone(), shape, data));
+            end = start;
+        }
     }
-    parts.reverse();
+    // Each job's outputs were pushed in the outputs' order.
     Ok(parts)
 }
 
@@ -273,7 +327,11 @@ mod tests {
         let (reply, rx) = crate::reply::JobReply::direct();
         let now = Instant::now();
         let job = Job {
-            input: InputData::Fp32(vec![first; rows * 2]),
+            inputs: vec![NamedTensor::new(
+                "x",
+                vec![rows, 2],
+                TensorData::F32(vec![first; rows * 2]),
+            )],
             rows,
             deadline: now + deadline_in,
             enqueued_at: now,
@@ -309,10 +367,12 @@ mod tests {
         assert!(!batch.fits(&c));
         assert_eq!((batch.len(), batch.rows()), (2, 4));
         assert_eq!(
-            batch.joined_input(),
-            Ok(InputData::Fp32(vec![
-                1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0
-            ]))
+            batch.joined_inputs(),
+            Ok(vec![NamedTensor::new(
+                "x",
+                vec![4, 2],
+                TensorData::F32(vec![1.0, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0])
+            )])
         );
         // An oversized job still runs alone.
         let (big, _rbig) = job(9, 0.0, Duration::from_secs(1));
@@ -407,17 +467,43 @@ mod tests {
     }
 
     #[test]
-    fn split_rows_returns_each_jobs_rows() {
-        let out: Vec<f32> = (0..10).map(|v| v as f32).collect();
-        let parts = split_rows(out, &[1, 3, 1], 2).unwrap();
-        assert_eq!(
-            parts,
-            vec![
-                vec![0.0, 1.0],
-                vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
-                vec![8.0, 9.0]
-            ]
+    fn jobs_of_other_item_shapes_start_another_batch() {
+        let mut batch = Batch::new(8);
+        let (a, _ra) = job(1, 1.0, Duration::from_secs(1));
+        let (mut b, _rb) = job(1, 2.0, Duration::from_secs(1));
+        batch.push(a);
+        b.inputs[0].shape = vec![1, 1, 2];
+        assert!(!batch.fits(&b), "another rank");
+        b.inputs[0].shape = vec![2, 1];
+        b.rows = 2;
+        assert!(!batch.fits(&b), "another item shape");
+        b.inputs[0].shape = vec![1, 2];
+        b.rows = 1;
+        b.inputs[0].name = "other".into();
+        assert!(!batch.fits(&b), "another input");
+        b.inputs[0].name = "x".into();
+        assert!(batch.fits(&b));
+    }
+
+    #[test]
+    fn split_outputs_returns_each_jobs_rows_of_every_output() {
+        let a = NamedTensor::new("a", vec![5, 2], TensorData::I64((0..10).collect()));
+        let b = NamedTensor::new(
+            "b",
+            vec![5],
+            TensorData::Bytes((0..5u8).map(|i| vec![i]).collect()),
         );
-        assert!(split_rows(vec![0.0; 3], &[1], 2).is_err());
+        let parts = split_outputs(vec![a, b], &[1, 3, 1], true).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[1][0].shape, vec![3, 2]);
+        assert_eq!(parts[1][0].data, TensorData::I64(vec![2, 3, 4, 5, 6, 7]));
+        assert_eq!(parts[2][1].data, TensorData::Bytes(vec![vec![4]]));
+        assert_eq!(parts[0][1].name, "b");
+        let short = NamedTensor::new("a", vec![2, 2], TensorData::F32(vec![0.0; 3]));
+        assert!(split_outputs(vec![short], &[2], true).is_err());
+        let rows = NamedTensor::new("a", vec![3], TensorData::F32(vec![0.0; 3]));
+        assert!(split_outputs(vec![rows.clone()], &[1, 1], true).is_err());
+        // No batch dimension: passed through whole.
+        assert_eq!(split_outputs(vec![rows.clone()], &[1], false).unwrap()[0][0], rows);
     }
 }

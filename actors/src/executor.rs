@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnserve_models::{
-    load_version, Cancel, Device, InferenceModel, InputData, Jail, LoadBudget, LoadContext,
-    LoadLimits, ModelError, ModelOutput, ModelSpec, BYTES,
+    check_outputs, load_version, warm_up_inputs, Cancel, Device, InferenceModel, Jail,
+    LoadBudget, LoadContext, LoadLimits, ModelError, ModelOutput, ModelSpec, NamedTensor,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tokio::sync::oneshot;
 
 use crate::batching::{
-    gather_until, split_rows, triage, Batch, BatchPolicy, DelayGovernor, Triage,
+    gather_until, split_outputs, triage, Batch, BatchPolicy, DelayGovernor, Triage,
 };
 use crate::cost::CostModel;
 use crate::error::InferError;
@@ -48,7 +48,7 @@ pub struct ExecutorConfig {
 impl ExecutorConfig {
     pub fn policy(&self) -> BatchPolicy {
         BatchPolicy {
-            max_rows: self.spec.batching.max_batch_size,
+            max_rows: self.spec.batching.max_rows(),
             max_delay: self.spec.batching.max_batch_delay(),
             adaptive: self.spec.batching.adaptive_delay,
         }
@@ -82,18 +82,24 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_string())
 }
 
-/// Runs `model.forward`, turning a panic into an error.
+/// Runs `model.forward`, turning a panic into an error, and checks its outputs against the
+/// signature.
 fn guarded_forward(
     model: &mut dyn InferenceModel,
-    input: InputData,
+    spec: &ModelSpec,
+    inputs: Vec<NamedTensor>,
     rows: usize,
 ) -> Result<ModelOutput, ModelError> {
-    catch_unwind(AssertUnwindSafe(|| model.forward(input, rows))).unwrap_or_else(|payload| {
-        Err(ModelError::Inference(format!(
-            "forward pass panicked: {}",
-            panic_message(&*payload)
-        )))
-    })
+    let output = catch_unwind(AssertUnwindSafe(|| model.forward(inputs, rows))).unwrap_or_else(
+        |payload| {
+            Err(ModelError::Inference(format!(
+                "forward pass panicked: {}",
+                panic_message(&*payload)
+            )))
+        },
+    )?;
+    check_outputs(spec, &output.tensors, rows)?;
+    Ok(output)
 }
 
 /// Builds the model and runs one real forward pass (zeros, or a short text), within the load's
@@ -119,27 +125,16 @@ fn build_and_warm(
                 panic_message(&*payload)
             )))
         })?;
-    let warm_up = if config.spec.input.datatype == BYTES {
-        InputData::Bytes(vec!["warm up".to_string()])
-    } else {
-        InputData::Fp32(vec![0.0; config.spec.input.item_len()])
-    };
-    // Two passes: the second, warm one seeds the cost estimate of admission.
-    let mut output = ModelOutput::default();
+    let warm_up = warm_up_inputs(&config.spec);
+    // Two passes: the second, warm one seeds the cost estimate of admission. Each output is
+    // checked against the signature.
     for pass in 0..2 {
         let started = Instant::now();
-        output = guarded_forward(model.as_mut(), warm_up.clone(), 1)
+        guarded_forward(model.as_mut(), &config.spec, warm_up.clone(), 1)
             .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
         if pass == 1 {
             config.state.cost().record_pass(1, started.elapsed());
         }
-    }
-    if output.values.len() != config.spec.output.item_len() {
-        return Err(ModelError::Load(format!(
-            "warm-up returned {} values; model.toml declares output shape {:?}",
-            output.values.len(),
-            config.spec.output.shape
-        )));
     }
     budget.check()?;
     let weight_bytes = model.weight_bytes();
@@ -339,7 +334,7 @@ fn serve(
 ) -> ExecutorExit {
     fine_timer_slack();
     let policy = config.policy();
-    let output_len = config.spec.output.item_len();
+    let spec = &*config.spec;
     let restart_after = config.spec.restart_after_failed_batches;
     let mut failed_in_a_row = 0u32;
     let mut gathering = Gathering::default();
@@ -357,7 +352,7 @@ fn serve(
         let rows = batch.rows();
         let started = Instant::now();
         let outcome = spread.run(queue, || {
-            execute(model.as_mut(), batch, output_len, metrics, &config.state)
+            execute(model.as_mut(), batch, spec, metrics, &config.state)
         });
         let ended = Instant::now();
         gathering
@@ -566,11 +561,17 @@ enum BatchOutcome {
 }
 
 /// Answers one job with its rows of a forward pass.
-fn answer(answers: &mut Answers, job: Job, output: Vec<f32>, tokens: usize, run: &RunInfo) {
+fn answer(
+    answers: &mut Answers,
+    job: Job,
+    outputs: Vec<NamedTensor>,
+    tokens: usize,
+    run: &RunInfo,
+) {
     answers.push(
         job.reply,
         Ok(JobOutput {
-            output,
+            outputs,
             rows: job.rows,
             queue_time: run.started.saturating_duration_since(job.enqueued_at),
             inference_time: run.inference_time,
@@ -584,8 +585,8 @@ fn fail(job: Job, err: &ModelError) {
     job.reply.send(Err(InferError::Inference(err.to_string())));
 }
 
-/// One job's rows of a forward pass, and the tokens they were encoded to.
-type JobRows = (Vec<f32>, usize);
+/// One job's rows of every output of a forward pass, and the tokens they were encoded to.
+type JobRows = (Vec<NamedTensor>, usize);
 
 /// When and how long a forward pass ran, and for how many jobs.
 struct RunInfo {
@@ -598,10 +599,10 @@ struct RunInfo {
 /// batch of `jobs` jobs; the output split per job, with each job's tokens.
 fn forward_rows(
     model: &mut dyn InferenceModel,
-    input: Result<InputData, ModelError>,
+    inputs: Result<Vec<NamedTensor>, ModelError>,
     rows_per_job: &[usize],
     enqueued: impl Iterator<Item = Instant>,
-    output_len: usize,
+    spec: &ModelSpec,
     metrics: &VersionMetrics,
     state: &VersionState,
 ) -> (Result<Vec<JobRows>, ModelError>, RunInfo) {
@@ -613,13 +614,13 @@ fn forward_rows(
         .collect();
     metrics.batch_started(size, queue_times.iter().copied());
     state.add_inflight(size);
-    let result = input.and_then(|input| guarded_forward(model, input, rows));
+    let result = inputs.and_then(|inputs| guarded_forward(model, spec, inputs, rows));
     state.sub_inflight(size);
     let inference_time = started.elapsed();
     metrics.batch_finished(size);
     let outputs = result.and_then(|output| {
         let tokens = tokens_per_job(&output.tokens, rows_per_job);
-        split_rows(output.values, rows_per_job, output_len)
+        split_outputs(output.tensors, rows_per_job, spec.batching.is_batched())
             .map(|parts| parts.into_iter().zip(tokens).collect::<Vec<_>>())
     });
     state.cost().record_pass(rows, inference_time);
@@ -640,11 +641,11 @@ fn forward_rows(
 fn execute(
     model: &mut dyn InferenceModel,
     mut batch: Batch,
-    output_len: usize,
+    spec: &ModelSpec,
     metrics: &VersionMetrics,
     state: &VersionState,
 ) -> Result<BatchOutcome, ModelError> {
-    let input = batch.joined_input();
+    let input = batch.joined_inputs();
     let rows_per_job: Vec<usize> = batch.jobs().iter().map(|j| j.rows).collect();
     let enqueued: Vec<Instant> = batch.jobs().iter().map(|j| j.enqueued_at).collect();
     let (outputs, run) = forward_rows(
@@ -652,7 +653,7 @@ fn execute(
         input,
         &rows_per_job,
         enqueued.into_iter(),
-        output_len,
+        spec,
         metrics,
         state,
     );
@@ -679,7 +680,7 @@ fn execute(
             jobs.into_iter().for_each(|job| fail(job, &err));
             Err(err)
         }
-        Err(_) if jobs.len() > 1 => retry_alone(model, jobs, output_len, metrics, state),
+        Err(_) if jobs.len() > 1 => retry_alone(model, jobs, spec, metrics, state),
         Err(err) => {
             jobs.into_iter().for_each(|job| fail(job, &err));
             Ok(BatchOutcome::Failed)
@@ -692,7 +693,7 @@ fn execute(
 fn retry_alone(
     model: &mut dyn InferenceModel,
     jobs: Vec<Job>,
-    output_len: usize,
+    spec: &ModelSpec,
     metrics: &VersionMetrics,
     state: &VersionState,
 ) -> Result<BatchOutcome, ModelError> {
@@ -709,13 +710,13 @@ fn retry_alone(
             }
             Triage::Abandoned => continue,
         }
-        let input = Ok(std::mem::take(&mut job.input));
+        let input = Ok(std::mem::take(&mut job.inputs));
         let (outputs, run) = forward_rows(
             model,
             input,
             &[job.rows],
             std::iter::once(job.enqueued_at),
-            output_len,
+            spec,
             metrics,
             state,
         );
@@ -769,13 +770,13 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
     use crate::reply::JobReply;
-    use burnserve_models::InputData;
+    use burnserve_models::TensorData;
 
     fn job() -> (Job, oneshot::Receiver<crate::reply::Answer>) {
         let (reply, answer) = JobReply::direct();
         let now = Instant::now();
         let job = Job {
-            input: InputData::Fp32(vec![0.0]),
+            inputs: vec![NamedTensor::new("x", vec![1, 1], TensorData::F32(vec![0.0]))],
             rows: 1,
             deadline: now + Duration::from_secs(60),
             enqueued_at: now,

@@ -157,7 +157,7 @@ mod tests {
     async fn echo(runtime: &Runtime, model: &str) -> Vec<f32> {
         let request = InferRequest::new(model, None, RequestInput::new(vec![2], vec![3.0, 4.0]));
         let answer = runtime.service.infer(request).await.expect("served");
-        answer.output.output
+        answer.output.values().expect("FP32").to_vec()
     }
 
     async fn until_dead(addr: &Addr<ModelSupervisor>) {

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 pub use crate::reply::JobReply;
-use burnserve_models::InputData;
+use burnserve_models::{NamedTensor, TensorData};
 
 /// `model`/`version` of one loaded version; also its metric label values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,8 +32,9 @@ impl fmt::Display for VersionKey {
 /// when it is gone (client left, deadline passed) the executor skips the job.
 #[derive(Debug)]
 pub struct Job {
-    /// FP32: row-major `[rows, input item length]`; BYTES: one string per row.
-    pub input: InputData,
+    /// The request's inputs checked against the signature, in its order, each `[rows, ..]`
+    /// (its whole shape for a model without a batch dimension).
+    pub inputs: Vec<NamedTensor>,
     pub rows: usize,
     pub deadline: Instant,
     pub enqueued_at: Instant,
@@ -49,8 +50,8 @@ pub struct Job {
 /// What the executor sends back for one job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobOutput {
-    /// Row-major `[rows, output item length]`.
-    pub output: Vec<f32>,
+    /// This job's rows of every output the model gave, in the signature's order.
+    pub outputs: Vec<NamedTensor>,
     pub rows: usize,
     /// From enqueue to the start of its batch.
     pub queue_time: Duration,
@@ -60,4 +61,15 @@ pub struct JobOutput {
     pub batch_size: usize,
     /// Tokens its rows were encoded to (text models; 0 otherwise).
     pub tokens: usize,
+}
+
+impl JobOutput {
+    /// The first output's values when they are FP32 (single-output models: classifiers,
+    /// embedders).
+    pub fn values(&self) -> Option<&[f32]> {
+        match self.outputs.first().map(|t| &t.data) {
+            Some(TensorData::F32(values)) => Some(values),
+            _ => None,
+        }
+    }
 }

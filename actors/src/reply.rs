@@ -223,7 +223,11 @@ mod tests {
 
     fn output(value: f32) -> Answer {
         Ok(JobOutput {
-            output: vec![value],
+            outputs: vec![burnserve_models::NamedTensor::new(
+                "y",
+                vec![1],
+                burnserve_models::TensorData::F32(vec![value]),
+            )],
             rows: 1,
             queue_time: Default::default(),
             inference_time: Default::default(),
@@ -237,7 +241,10 @@ mod tests {
     }
 
     fn value(answer: Answer) -> f32 {
-        answer.map(|out| out.output[0]).unwrap_or(f32::NAN)
+        answer
+            .ok()
+            .and_then(|out| out.values().map(|v| v[0]))
+            .unwrap_or(f32::NAN)
     }
 
     #[actix::test]

@@ -149,24 +149,20 @@ impl RouteTable {
                 }
             }
         };
-        let unknown_output = msg
-            .output_names
-            .iter()
-            .find(|name| **name != entry.spec.output.name);
         let result = match msg.output_len {
-            _ if unknown_output.is_some() => Err(InferError::InvalidInput(format!(
-                "'{key}' has no output '{}'; its output is '{}'",
-                unknown_output.map(String::as_str).unwrap_or_default(),
-                entry.spec.output.name
-            ))),
-            Some(wanted) if wanted != entry.spec.output.item_len() => {
+            _ if !msg.output_names.is_empty() => {
+                burnserve_models::check_requested_outputs(&entry.spec, &msg.output_names)
+                    .map_err(InferError::from)
+            }
+            Some(wanted) if wanted != entry.spec.output().item_len() => {
                 Err(InferError::InvalidInput(format!(
                     "dimensions {wanted} is not supported: '{key}' returns {}",
-                    entry.spec.output.item_len()
+                    entry.spec.output().item_len()
                 )))
             }
-            _ => enqueue(&key, entry, msg.input, msg.timeout, msg.received_at),
-        };
+            _ => Ok(()),
+        }
+        .and_then(|()| enqueue(&key, entry, msg.input, msg.timeout, msg.received_at));
         if result.is_err() {
             // Refused before the queue: a failure with no time spent.
             entry.state.stats().record_request(Err(Duration::ZERO));
@@ -235,7 +231,7 @@ impl ModelRouter {
                     let load = VersionLoad {
                         state: entry.state.clone(),
                         default_timeout: entry.spec.default_timeout(),
-                        max_rows: entry.spec.batching.max_batch_size,
+                        max_rows: entry.spec.batching.max_rows(),
                         queue_capacity: entry.spec.batching.queue_capacity,
                     };
                     (version.clone(), load)
@@ -349,7 +345,7 @@ impl Handler<CollectStats> for ModelRouter {
 fn enqueue(
     key: &VersionKey,
     entry: &RoutedEntry,
-    mut input: RequestInput,
+    input: RequestInput,
     timeout: Option<Duration>,
     received_at: Option<Instant>,
 ) -> Result<Ticket, InferError> {
@@ -359,14 +355,15 @@ fn enqueue(
             key.model, key.version
         )));
     }
-    let rows = prepare_input(&entry.spec, &mut input)?;
+    let prepared = prepare_input(&entry.spec, input)?;
+    let rows = prepared.rows;
     let default_timeout = entry.spec.default_timeout();
     let timeout = timeout.map_or(default_timeout, |t| t.min(default_timeout));
     let now = Instant::now();
     let deadline = received_at.map_or(now, |arrived| arrived.min(now)) + timeout;
     let remaining = deadline.saturating_duration_since(now);
     let cost = entry.state.cost();
-    let max_rows = entry.spec.batching.max_batch_size;
+    let max_rows = entry.spec.batching.max_rows();
     let mut probe = false;
     let estimate = cost.time_to_finish(rows, max_rows);
     if let Some(expected) = estimate.map(|ahead| cost.with_margin(ahead)) {
@@ -387,7 +384,7 @@ fn enqueue(
     }
     let (reply, reply_rx) = JobReply::channel(deadline);
     let job = Job {
-        input: input.data,
+        inputs: prepared.tensors,
         rows,
         deadline,
         enqueued_at: now,

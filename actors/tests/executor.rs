@@ -23,7 +23,7 @@ async fn concurrent_requests_share_batches_and_get_their_own_rows() {
     let results = join_all((0..16).map(|i| h.infer("echo", None, [i as f32, -(i as f32)]))).await;
     for (i, result) in results.into_iter().enumerate() {
         let response = result.expect("served");
-        assert_eq!(response.output.output, vec![i as f32, -(i as f32)]);
+        assert_eq!(response.output.values().expect("FP32").to_vec(), vec![i as f32, -(i as f32)]);
     }
     let echo = [("model", "echo"), ("version", "1")];
     let batches = h.metric("inference_batch_size_count", &echo);
@@ -48,7 +48,7 @@ async fn an_abandoned_request_is_never_computed() {
     assert!(busy.is_ok());
     assert!(gave_up.is_err(), "the caller left");
     let third = h.infer("slow", None, [3.0, 3.0]).await.expect("served");
-    assert_eq!(third.output.output, vec![3.0, 3.0]);
+    assert_eq!(third.output.values().expect("FP32").to_vec(), vec![3.0, 3.0]);
     let slow = [("model", "slow"), ("version", "1")];
     assert_eq!(
         h.metric("inference_batch_size_count", &slow),
@@ -77,7 +77,7 @@ async fn a_panicking_batch_fails_alone() {
         .infer("panic", None, [1.0, 0.0])
         .await
         .expect("keeps serving");
-    assert_eq!(ok.output.output, vec![1.0, 0.0]);
+    assert_eq!(ok.output.values().expect("FP32").to_vec(), vec![1.0, 0.0]);
     assert_eq!(h.metric("actor_restarts_total", &[("model", "panic")]), 0.0);
 }
 
@@ -117,7 +117,7 @@ async fn a_fatal_error_restarts_the_version_through_its_supervisor() {
         .infer("fail", None, [3.0, 0.0])
         .await
         .expect("serves again");
-    assert_eq!(back.output.output, vec![3.0, 0.0]);
+    assert_eq!(back.output.values().expect("FP32").to_vec(), vec![3.0, 0.0]);
     let labels = [("model", "fail"), ("version", "1")];
     assert_eq!(h.metric("actor_restarts_total", &labels), 1.0);
     assert_eq!(h.metric("model_loaded", &labels), 1.0);

@@ -46,7 +46,7 @@ async fn load_reload_unload_walk_the_phases() {
         .infer("echo", None, [5.0, 6.0])
         .await
         .expect("serves after a reload");
-    assert_eq!(served.output.output, vec![5.0, 6.0]);
+    assert_eq!(served.output.values().expect("FP32").to_vec(), vec![5.0, 6.0]);
     let lifecycle = |action: &str| {
         h.metric(
             "model_lifecycle_total",
@@ -203,7 +203,9 @@ async fn a_reload_drains_the_old_instance_while_the_new_one_serves() {
     assert_eq!(
         busy.expect("the accepted request is answered")
             .output
-            .output,
+            .values()
+            .expect("FP32")
+            .to_vec(),
         vec![1.0, 2.0]
     );
     assert!(report.expect("reloads").replaced);

@@ -16,9 +16,10 @@
 use std::time::Duration;
 
 use crate::error::ModelError;
-use crate::input::{InputData, ModelOutput};
+use crate::input::{take_f32, ModelOutput};
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
+use crate::tensor::{DataType, NamedTensor};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Misbehaviour {
@@ -32,6 +33,8 @@ enum Misbehaviour {
 #[derive(Debug, Clone)]
 pub struct FakeModel {
     item_len: usize,
+    /// The output's name and item shape.
+    output: (String, Vec<usize>),
     delay: Duration,
     warm_up_delay: Duration,
     passes: u64,
@@ -39,7 +42,8 @@ pub struct FakeModel {
 }
 
 pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
-    if spec.input.item_len() != spec.output.item_len() {
+    spec.require_single(&spec.architecture, &[DataType::F32], DataType::F32)?;
+    if spec.input().item_len() != spec.output().item_len() {
         return Err(ModelError::Load(
             "fake models echo: input and output sizes must match".into(),
         ));
@@ -63,7 +67,11 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
         std::thread::sleep(Duration::from_millis(load_delay_ms));
     }
     Ok(Box::new(FakeModel {
-        item_len: spec.input.item_len(),
+        item_len: spec.input().item_len(),
+        output: (
+            spec.output().name.clone(),
+            spec.output().fixed_shape().unwrap_or_default(),
+        ),
         delay: Duration::from_millis(delay_ms),
         warm_up_delay: Duration::from_millis(warm_up_delay_ms),
         passes: 0,
@@ -72,8 +80,12 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
 }
 
 impl InferenceModel for FakeModel {
-    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError> {
-        let input = input.into_fp32()?;
+    fn forward(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        rows: usize,
+    ) -> Result<ModelOutput, ModelError> {
+        let input = take_f32(inputs)?;
         if input.len() != rows * self.item_len {
             return Err(ModelError::Inference(
                 "batch size does not match its rows".into(),
@@ -100,10 +112,12 @@ impl InferenceModel for FakeModel {
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
-        if self.misbehaviour == Misbehaviour::ReportThreads {
-            return Ok(vec![rayon::current_num_threads() as f32; input.len()].into());
-        }
-        Ok(input.into())
+        let values = if self.misbehaviour == Misbehaviour::ReportThreads {
+            vec![rayon::current_num_threads() as f32; input.len()]
+        } else {
+            input
+        };
+        Ok(ModelOutput::f32(&self.output.0, rows, &self.output.1, values))
     }
 
     fn share(&self) -> Option<Box<dyn InferenceModel>> {

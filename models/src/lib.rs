@@ -10,16 +10,19 @@
 //! - [`load`] — what one load may read and spend: limits, the deadline and cancel flag, the
 //!   memory estimate, and the `LoadContext` architectures read their files through.
 //! - [`device`] — where a version runs (`cpu`, `cuda:N`).
-//! - [`input`] — what crosses the seam: [`InputData`] (FP32 values or BYTES text) in,
-//!   [`ModelOutput`] (FP32 values, tokens per row for text models) out.
+//! - [`tensor`] — typed tensors: [`DataType`] (every KServe v2 datatype), [`TensorData`],
+//!   [`NamedTensor`], and their little-endian wire form.
+//! - [`input`] — what a request gives ([`RequestInput`]: tensors, named or not) and what a
+//!   forward pass gives back ([`ModelOutput`]: named tensors, tokens per row for text models).
 //! - [`error`] — [`ErrorType`], the one table of error kinds every crate maps to, and
 //!   [`ModelError`].
-//! - [`model`] — the [`InferenceModel`] seam the actors see (plain data in and out).
+//! - [`model`] — the [`InferenceModel`] seam the actors see (named, typed tensors in and out).
 //! - [`arch`] — burn architectures, one module each, and their registry: [`load_model`] builds
 //!   the architecture a spec names on the right backend.
 //! - [`weights`] — safetensors loading and saving through burn-store.
-//! - [`pipeline`] — the request stages before `forward`: preprocess (UINT8) and validate (shape,
-//!   datatype, finiteness, range).
+//! - [`pipeline`] — the request stage before `forward`, the same for every protocol: the
+//!   request's tensors checked against the signature (names, datatypes, shapes with variable
+//!   dimensions, counts, rows, the values an input asks to check), UINT8 pixels scaled.
 //! - `fakes` (feature `test-util`): echo, slow, panicking and failing models for tests and benches.
 //! - `testdata` (feature `test-util`): tests that need installed data fail naming the installer.
 //!
@@ -40,6 +43,7 @@ pub mod load;
 pub mod model;
 pub mod pipeline;
 pub mod spec;
+pub mod tensor;
 #[cfg(feature = "test-util")]
 pub mod testdata;
 pub mod weights;
@@ -47,9 +51,12 @@ pub mod weights;
 pub use arch::{load_model, load_version};
 pub use device::Device;
 pub use error::{ErrorType, ModelError};
-pub use input::{InputData, ModelOutput, BYTES, FP32};
+pub use input::{take_f32, take_texts, ModelOutput, RequestInput, RequestTensor};
 pub use jail::{Jail, Symlinks};
 pub use load::{Cancel, LoadBudget, LoadContext, LoadLimits, MemoryEstimate};
 pub use model::InferenceModel;
-pub use pipeline::{prepare_input, validate_input, RequestInput, UINT8};
+pub use pipeline::{
+    check_outputs, check_requested_outputs, prepare_input, warm_up_inputs, Prepared, UINT8,
+};
 pub use spec::{Instances, ModelSpec, TensorSpec, Threads};
+pub use tensor::{DataType, NamedTensor, TensorData};

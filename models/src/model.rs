@@ -1,15 +1,18 @@
-//! The `InferenceModel` seam: what the actors see of a model (plain data in and out). Which
+//! The `InferenceModel` seam: what the actors see of a model (named, typed tensors in and out). Which
 //! architecture builds one is `arch`'s registry ([`crate::arch::load_model`]).
 
 use crate::error::ModelError;
-use crate::input::{InputData, ModelOutput};
+use crate::input::ModelOutput;
+use crate::tensor::NamedTensor;
 
 /// A loaded network, owned by one executor thread.
 pub trait InferenceModel: Send {
-    /// Runs one batch of `rows` items: FP32 input is row-major `[rows, input item length]`,
-    /// BYTES input one string per row; the output values are row-major
-    /// `[rows, output item length]`.
-    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError>;
+    /// Runs one batch of `rows` items. `inputs` are the inputs the request gave, in the
+    /// signature's order, checked against it: each `[rows, ..its shape]` when the model has a
+    /// batch dimension (`rows` is 1 and each is its whole shape when it has none). The outputs
+    /// are named as the signature names them, each `[rows, ..]` when batched.
+    fn forward(&mut self, inputs: Vec<NamedTensor>, rows: usize)
+        -> Result<ModelOutput, ModelError>;
 
     /// Bytes of parameters held on the device.
     fn weight_bytes(&self) -> usize {

@@ -2,6 +2,7 @@
 //! read from the model repository and validated before anything is built.
 
 mod range;
+mod signature;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::digest::sha256_of;
 use crate::error::ModelError;
-use crate::input::{BYTES, FP32};
 pub use crate::jail::{file_in, scan_repository};
+use crate::tensor::DataType;
+pub use signature::{TensorSpec, MAX_RANK, MAX_TENSORS, MAX_TENSOR_NAME, VARIABLE};
 
 /// The file name of a version's description inside `<repo>/<name>/<version>/`.
 pub const SPEC_FILE: &str = "model.toml";
@@ -40,8 +42,18 @@ pub struct ModelSpec {
     /// Architecture parameters (e.g. `hidden = [128]` for `mlp`).
     #[serde(default)]
     pub params: toml::Table,
-    pub input: TensorSpec,
-    pub output: TensorSpec,
+    /// The inputs (`[[inputs]]`), in the order metadata lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<TensorSpec>,
+    /// The outputs (`[[outputs]]`), in the order responses give them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<TensorSpec>,
+    /// The single `[input]` of older files: read into `inputs`, never written.
+    #[serde(default, rename = "input", skip_serializing)]
+    pub legacy_input: Option<TensorSpec>,
+    /// The single `[output]` of older files: read into `outputs`, never written.
+    #[serde(default, rename = "output", skip_serializing)]
+    pub legacy_output: Option<TensorSpec>,
     #[serde(default)]
     pub batching: BatchingSpec,
     /// Default per-request deadline; a request may only shorten it.
@@ -53,31 +65,11 @@ pub struct ModelSpec {
     pub restart_after_failed_batches: u32,
 }
 
-/// One named tensor of the schema. `shape` is per item: a request carries `[n, ..shape]`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TensorSpec {
-    pub name: String,
-    #[serde(default = "default_datatype")]
-    pub datatype: String,
-    pub shape: Vec<usize>,
-    /// Inclusive value range the input must lie in, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<f32>,
-    /// Class names, one per output value, for classifiers.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub labels: Vec<String>,
-    /// Also accept `UINT8` values (0–255), scaled to `[0, 1]` by the preprocess stage.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub accept_uint8: bool,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BatchingSpec {
-    /// Most requests run in one forward pass.
+    /// Most items (rows) one forward pass runs; 0: the model has no batch dimension (each
+    /// request's tensors are its whole inputs, and requests are never batched together).
     #[serde(default = "default_max_batch_size")]
     pub max_batch_size: usize,
     /// Longest a request waits for others to join its batch.
@@ -245,9 +237,6 @@ impl Default for BatchingSpec {
     }
 }
 
-fn default_datatype() -> String {
-    "FP32".to_string()
-}
 fn default_max_batch_size() -> usize {
     32
 }
@@ -298,16 +287,16 @@ impl BatchingSpec {
     pub fn max_batch_delay(&self) -> Duration {
         Duration::from_secs_f64(self.max_batch_delay_ms / 1000.0)
     }
-}
 
-impl TensorSpec {
-    /// Values per item (product of `shape`); `usize::MAX` when the product overflows, which
-    /// validation refuses (see [`MAX_ITEM_LEN`]).
-    pub fn item_len(&self) -> usize {
-        self.shape
-            .iter()
-            .try_fold(1usize, |len, &dim| len.checked_mul(dim))
-            .unwrap_or(usize::MAX)
+    /// Whether the model has a batch dimension (`max_batch_size` > 0).
+    pub fn is_batched(&self) -> bool {
+        self.max_batch_size > 0
+    }
+
+    /// Most rows of one forward pass: `max_batch_size`, or 1 for a model without a batch
+    /// dimension (each request runs alone).
+    pub fn max_rows(&self) -> usize {
+        self.max_batch_size.max(1)
     }
 }
 
@@ -338,53 +327,113 @@ impl ModelSpec {
     }
 
     pub fn from_toml(text: &str) -> Result<Self, ModelError> {
-        let spec: ModelSpec = toml::from_str(text).map_err(|e| ModelError::Load(e.to_string()))?;
+        let mut spec: ModelSpec =
+            toml::from_str(text).map_err(|e| ModelError::Load(e.to_string()))?;
+        spec.adopt_legacy_tensors()?;
         spec.validate()?;
         Ok(spec)
     }
 
+    /// Moves an older file's `[input]` / `[output]` into `inputs` / `outputs`.
+    pub fn adopt_legacy_tensors(&mut self) -> Result<(), ModelError> {
+        for (legacy, list, kind) in [
+            (&mut self.legacy_input, &mut self.inputs, "input"),
+            (&mut self.legacy_output, &mut self.outputs, "output"),
+        ] {
+            if let Some(tensor) = legacy.take() {
+                if !list.is_empty() {
+                    return Err(ModelError::Load(format!(
+                        "give either [{kind}] or [[{kind}s]] tables, not both"
+                    )));
+                }
+                list.push(tensor);
+            }
+        }
+        Ok(())
+    }
+
+    /// The first input (the only one of single-input architectures). Validation guarantees
+    /// one.
+    pub fn input(&self) -> &TensorSpec {
+        &self.inputs[0]
+    }
+
+    /// The first output (the only one of single-output architectures).
+    pub fn output(&self) -> &TensorSpec {
+        &self.outputs[0]
+    }
+
+    /// The input named `name`.
+    pub fn input_named(&self, name: &str) -> Option<&TensorSpec> {
+        self.inputs.iter().find(|t| t.name == name)
+    }
+
+    /// The output named `name`.
+    pub fn output_named(&self, name: &str) -> Option<&TensorSpec> {
+        self.outputs.iter().find(|t| t.name == name)
+    }
+
+    /// For architectures of one fixed-shape input of `inputs` datatypes and one fixed-shape
+    /// output of `output` datatype: `Err` naming the architecture and what it takes.
+    pub fn require_single(
+        &self,
+        architecture: &str,
+        inputs: &[DataType],
+        output: DataType,
+    ) -> Result<(), ModelError> {
+        let fail = |what: String| Err(ModelError::Load(format!("{architecture}: {what}")));
+        if self.inputs.len() != 1 || self.outputs.len() != 1 {
+            return fail(format!(
+                "takes one input and gives one output; model.toml declares {} and {}",
+                self.inputs.len(),
+                self.outputs.len()
+            ));
+        }
+        let (input, out) = (self.input(), self.output());
+        if !inputs.contains(&input.datatype) {
+            let names: Vec<&str> = inputs.iter().map(|d| d.as_str()).collect();
+            return fail(format!(
+                "input '{}' is {}; this architecture takes {}",
+                input.name,
+                input.datatype,
+                names.join(" or ")
+            ));
+        }
+        if out.datatype != output {
+            return fail(format!(
+                "output '{}' is {}; this architecture gives {output}",
+                out.name, out.datatype
+            ));
+        }
+        if input.optional {
+            return fail(format!("input '{}' cannot be optional", input.name));
+        }
+        for t in [input, out] {
+            if t.fixed_shape().is_none() {
+                return fail(format!(
+                    "'{}' has shape {:?}; this architecture needs every dimension fixed",
+                    t.name, t.shape
+                ));
+            }
+        }
+        if !self.batching.is_batched() {
+            return fail("needs a batch dimension (batching.max_batch_size >= 1)".into());
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), ModelError> {
         let fail = |msg: String| Err(ModelError::Load(msg));
-        for (field, tensor) in [("input", &self.input), ("output", &self.output)] {
-            if tensor.shape.is_empty() || tensor.item_len() == 0 {
-                return fail(format!(
-                    "{field}.shape must be non-empty with no zero dimension"
-                ));
-            }
-            if tensor.item_len() > MAX_ITEM_LEN {
-                return fail(format!(
-                    "{field}.shape {:?} holds more than {MAX_ITEM_LEN} values per item",
-                    tensor.shape
-                ));
-            }
+        if self.legacy_input.is_some() || self.legacy_output.is_some() {
+            return fail("[input] / [output] must be adopted into inputs / outputs".into());
         }
-        match self.input.datatype.as_str() {
-            FP32 => {}
-            BYTES if self.input.shape == [1] => {}
-            BYTES => return fail("a BYTES input takes one string per item: shape = [1]".into()),
-            other => {
-                return fail(format!(
-                    "input.datatype '{other}' is not supported (FP32, or BYTES for text)"
-                ))
-            }
-        }
-        if self.output.datatype != FP32 {
-            return fail(format!(
-                "output.datatype '{}' is not supported (FP32 only)",
-                self.output.datatype
-            ));
-        }
-        if !self.output.labels.is_empty() && self.output.labels.len() != self.output.item_len() {
-            return fail(format!(
-                "output.labels has {} names for {} output values",
-                self.output.labels.len(),
-                self.output.item_len()
-            ));
-        }
+        signature::validate_list("inputs", &self.inputs).map_err(ModelError::Load)?;
+        signature::validate_list("outputs", &self.outputs).map_err(ModelError::Load)?;
         let batching = &self.batching;
-        if !(1..=MAX_BATCH_SIZE).contains(&batching.max_batch_size) {
+        if batching.max_batch_size > MAX_BATCH_SIZE {
             return fail(format!(
-                "batching.max_batch_size must be within 1..={MAX_BATCH_SIZE}"
+                "batching.max_batch_size must be within 0..={MAX_BATCH_SIZE} (0: no batch \
+                 dimension)"
             ));
         }
         if !(batching.max_batch_delay_ms >= 0.0
@@ -459,8 +508,8 @@ mod tests {
     #[test]
     fn parses_a_full_spec_with_defaults() {
         let spec = ModelSpec::from_toml(MLP).expect("valid spec");
-        assert_eq!(spec.input.item_len(), 4);
-        assert_eq!(spec.input.datatype, "FP32");
+        assert_eq!(spec.input().item_len(), 4);
+        assert_eq!(spec.input().datatype, crate::DataType::F32);
         assert_eq!(spec.batching.max_batch_size, 8);
         assert_eq!(spec.batching.queue_capacity, 256);
         assert_eq!(spec.batching.max_batch_delay(), Duration::from_micros(1500));
@@ -475,7 +524,10 @@ mod tests {
     fn rejects_inconsistent_specs_with_the_key_named() {
         let bad_labels = MLP.replace(r#"["a", "b", "c"]"#, r#"["a"]"#);
         let err = ModelSpec::from_toml(&bad_labels).unwrap_err().to_string();
-        assert!(err.contains("output.labels"), "{err}");
+        assert!(
+            err.contains("outputs 'probabilities': labels has 1 names for 3 values"),
+            "{err}"
+        );
         for (value, instances) in [
             ("1", Some(crate::Instances::Count(1))),
             ("64", Some(crate::Instances::Count(64))),
@@ -544,7 +596,7 @@ mod tests {
         assert_eq!(Threads::Count(3).pool_size(1, 8), Some(3));
         assert_eq!(crate::Instances::Count(3).resolve(), 3);
         assert!(crate::Instances::Auto.resolve() >= 1);
-        let bad_batch = MLP.replace("max_batch_size = 8", "max_batch_size = 0");
+        let bad_batch = MLP.replace("max_batch_size = 8", "max_batch_size = 4097");
         let err = ModelSpec::from_toml(&bad_batch).unwrap_err().to_string();
         assert!(err.contains("max_batch_size"), "{err}");
         let unknown = MLP.replace("timeout_ms = 500", "timeout = 500");
@@ -552,17 +604,14 @@ mod tests {
         assert!(err.contains("unknown field"), "{err}");
         let dtype = MLP.replace(
             r#"name = "pixels""#,
-            "name = \"pixels\"\ndatatype = \"INT8\"",
+            "name = \"pixels\"\ndatatype = \"FP8\"",
         );
         let err = ModelSpec::from_toml(&dtype).unwrap_err().to_string();
-        assert!(err.contains("input.datatype"), "{err}");
+        assert!(err.contains("datatype 'FP8' is not a KServe v2 datatype"), "{err}");
         // 2^60 + 1 times 784 overflows a usize: refused, not wrapped.
         let huge = MLP.replace("shape = [4]", "shape = [1152921504606846977, 784]");
         let err = ModelSpec::from_toml(&huge).unwrap_err().to_string();
-        assert!(
-            err.contains("input.shape") && err.contains("more than"),
-            "{err}"
-        );
+        assert!(err.contains("inputs[0].shape") && err.contains("more than"), "{err}");
     }
 
     fn fuzz_cases() -> u32 {
@@ -591,7 +640,7 @@ mod tests {
         ) {
             let toml = MLP.replace("shape = [4]", &format!("shape = {dims:?}"));
             if let Ok(spec) = ModelSpec::from_toml(&toml) {
-                let len = spec.input.item_len();
+                let len = spec.input().item_len();
                 proptest::prop_assert!(len > 0 && len <= MAX_ITEM_LEN, "{len}");
             }
             // One line replaced by random text: still a clean answer.
@@ -600,6 +649,51 @@ mod tests {
             lines[index] = value;
             let _ = ModelSpec::from_toml(&lines.join("\n"));
         }
+    }
+
+    #[test]
+    fn signatures_of_many_typed_tensors_load_and_older_files_keep_loading() {
+        let many = ModelSpec::from_toml(
+            "architecture = \"identity\"\n[batching]\nmax_batch_size = 0\n\
+             [[inputs]]\nname = \"ids\"\ndatatype = \"INT64\"\nshape = [-1, 3]\n\
+             [[inputs]]\nname = \"mask\"\ndatatype = \"BOOL\"\nshape = [4]\noptional = true\n\
+             [[outputs]]\nname = \"a\"\ndatatype = \"INT64\"\nshape = [-1, 3]\n\
+             [[outputs]]\nname = \"b\"\ndatatype = \"BOOL\"\nshape = [4]\n",
+        )
+        .expect("valid");
+        assert_eq!(many.inputs.len(), 2);
+        assert_eq!(many.input_named("mask").map(|t| t.optional), Some(true));
+        assert_eq!(many.inputs[0].fixed_shape(), None);
+        assert_eq!(many.inputs[0].item_len(), 0);
+        assert!(!many.batching.is_batched());
+        assert_eq!(many.batching.max_rows(), 1);
+        // A written spec reads back the same.
+        let text = toml::to_string(&many).expect("serializes");
+        assert_eq!(ModelSpec::from_toml(&text).expect("reads back"), many);
+        let legacy = ModelSpec::from_toml(MLP).expect("valid");
+        assert_eq!(legacy.inputs.len(), 1);
+        assert_eq!(legacy.output().labels.len(), 3);
+        for (bad, says) in [
+            (MLP.replace("[output]", "[[outputs]]\nname = \"z\"\nshape = [1]\n[output]"), "not both"),
+            (MLP.replace("shape = [4]", "shape = [0]"), "dimension 0"),
+            (MLP.replace("shape = [4]", "shape = [-2]"), "dimension -2"),
+            (MLP.replace("shape = [4]", "shape = []"), "1..=16 dimensions"),
+        ] {
+            let err = ModelSpec::from_toml(&bad).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(says), "{says}: {err}");
+        }
+        let twice = ModelSpec::from_toml(
+            "architecture = \"identity\"\n\
+             [[inputs]]\nname = \"x\"\nshape = [1]\n[[inputs]]\nname = \"x\"\nshape = [1]\n\
+             [[outputs]]\nname = \"y\"\nshape = [1]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(twice.contains("inputs name 'x' appears twice"), "{twice}");
+        let none = ModelSpec::from_toml("architecture = \"identity\"\n[[outputs]]\nname = \"y\"\nshape = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(none.contains("1..=64 inputs"), "{none}");
     }
 
     #[test]

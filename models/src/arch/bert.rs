@@ -15,11 +15,12 @@ use super::bert_config::MAX_CONFIG_BYTES;
 use super::kernels::gelu;
 use super::on_backend;
 use crate::error::ModelError;
-use crate::input::{InputData, ModelOutput};
+use crate::input::{take_texts, ModelOutput};
 use crate::jail::{Jail, Symlinks};
 use crate::load::{LoadBudget, LoadContext, LoadLimits, MemoryEstimate};
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
+use crate::tensor::{DataType, NamedTensor};
 use crate::weights::{self, LoadOptions};
 
 /// The longest `tokenizer.json` read (the largest HuggingFace tokenizers are tens of MiB).
@@ -419,6 +420,8 @@ pub struct TextEmbedder<B: Backend> {
     normalize: bool,
     group_by_length: bool,
     counts: TokenCounts,
+    /// The output's name (the spec's).
+    output_name: String,
 }
 
 impl<B: Backend> TextEmbedder<B> {
@@ -444,6 +447,7 @@ impl<B: Backend> TextEmbedder<B> {
     /// the encoder built and loaded, the deadline checked between the steps.
     pub fn load_in(ctx: &LoadContext, device: B::Device) -> Result<Self, ModelError> {
         let spec = ctx.spec;
+        spec.require_single("bert-embedding", &[DataType::Bytes], DataType::F32)?;
         let config_file: String = spec.param("config", "config.json".to_string())?;
         let tokenizer_file: String = spec.param("tokenizer", "tokenizer.json".to_string())?;
         let max_tokens: usize = spec.param("max_tokens", DEFAULT_MAX_TOKENS)?;
@@ -460,10 +464,11 @@ impl<B: Backend> TextEmbedder<B> {
                 config.max_position_embeddings
             )));
         }
-        if spec.output.shape != [config.hidden_size] {
+        if spec.output().shape != [config.hidden_size as i64] {
             return Err(ModelError::Load(format!(
                 "output.shape {:?} does not match the encoder's hidden size {}",
-                spec.output.shape, config.hidden_size
+                spec.output().shape,
+                config.hidden_size
             )));
         }
         ctx.admit(&MemoryEstimate {
@@ -503,6 +508,7 @@ impl<B: Backend> TextEmbedder<B> {
             normalize,
             group_by_length,
             counts: TokenCounts::default(),
+            output_name: spec.output().name.clone(),
         })
     }
 
@@ -584,8 +590,12 @@ impl<B: Backend> InferenceModel for TextEmbedder<B>
 where
     B::Device: Send,
 {
-    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError> {
-        let texts = input.into_texts()?;
+    fn forward(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        rows: usize,
+    ) -> Result<ModelOutput, ModelError> {
+        let texts = take_texts(inputs)?;
         if texts.len() != rows {
             return Err(ModelError::Inference(format!(
                 "batch has {} texts for {rows} rows",
@@ -593,7 +603,9 @@ where
             )));
         }
         let (values, tokens) = self.embed(texts)?;
-        Ok(ModelOutput { values, tokens })
+        let mut output = ModelOutput::f32(&self.output_name, rows, &[self.hidden], values);
+        output.tokens = tokens;
+        Ok(output)
     }
 
     fn weight_bytes(&self) -> usize {
@@ -610,6 +622,7 @@ where
             normalize: self.normalize,
             group_by_length: self.group_by_length,
             counts: TokenCounts::default(),
+            output_name: self.output_name.clone(),
         }))
     }
 }

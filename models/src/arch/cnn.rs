@@ -52,7 +52,7 @@ pub struct CnnShape {
 
 impl CnnShape {
     pub fn from_spec(spec: &ModelSpec) -> Result<Self, ModelError> {
-        let pixels = spec.input.item_len();
+        let pixels = spec.input().item_len();
         let side = (pixels as f64).sqrt().round() as usize;
         if side * side != pixels || !side.is_multiple_of(4) {
             return Err(ModelError::Load(format!(
@@ -67,7 +67,7 @@ impl CnnShape {
             side,
             channels,
             hidden: spec.param("hidden", 128)?,
-            classes: spec.output.item_len(),
+            classes: spec.output().item_len(),
         })
     }
 }

@@ -46,9 +46,9 @@ impl<B: Backend> Mlp<B> {
         let hidden: Vec<usize> = spec.param("hidden", DEFAULT_HIDDEN.to_vec())?;
         Ok(Self::new(
             device,
-            spec.input.item_len(),
+            spec.input().item_len(),
             &hidden,
-            spec.output.item_len(),
+            spec.output().item_len(),
         ))
     }
 
@@ -92,9 +92,9 @@ pub fn check_weights(spec: &ModelSpec, header: &WeightsHeader) -> Result<u64, Mo
             describe_indices("layers.", &held)
         )));
     }
-    let mut sizes = vec![spec.input.item_len()];
+    let mut sizes = vec![spec.input().item_len()];
     sizes.extend_from_slice(&hidden);
-    sizes.push(spec.output.item_len());
+    sizes.push(spec.output().item_len());
     for (i, pair) in sizes.windows(2).enumerate() {
         header.expect_shape(&format!("layers.{i}.weight"), pair, &because)?;
         header.expect_shape(&format!("layers.{i}.bias"), &pair[1..], &because)?;
@@ -163,8 +163,8 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(1));
         // The input and output sizes come from model.toml: checked too.
         let (mut spec, header) = fashion();
-        spec.output.shape = vec![11];
-        spec.output.labels.clear();
+        spec.outputs[0].shape = vec![11];
+        spec.outputs[0].labels.clear();
         let err = check_weights(&spec, &header).unwrap_err().to_string();
         assert!(
             err.contains("'layers.2.weight' of shape [128, 10]"),

@@ -18,11 +18,12 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 
 use crate::device::Device;
 use crate::error::ModelError;
-use crate::input::{InputData, ModelOutput};
+use crate::input::{take_f32, ModelOutput};
 use crate::jail::{Jail, Symlinks};
 use crate::load::{LoadBudget, LoadContext, LoadLimits};
 use crate::model::InferenceModel;
 use crate::spec::ModelSpec;
+use crate::tensor::NamedTensor;
 
 /// Builds one architecture's model from a load's context (spec, version directory inside the
 /// repository jail, device, limits, deadline). Every loader compares its parameters with the
@@ -33,6 +34,8 @@ pub type Loader = fn(&LoadContext) -> Result<Box<dyn InferenceModel>, ModelError
 pub struct Architecture {
     pub name: &'static str,
     pub load: Loader,
+    /// It reads its BYTES inputs as UTF-8 text (checked before a request is queued).
+    pub text: bool,
 }
 
 /// The architecture registry: the one table that names every architecture and its loader.
@@ -40,20 +43,29 @@ pub const ARCHITECTURES: &[Architecture] = &[
     Architecture {
         name: "mlp",
         load: mlp::load,
+        text: false,
     },
     Architecture {
         name: "cnn",
         load: cnn::load,
+        text: false,
     },
     Architecture {
         name: "bert-embedding",
         load: bert::load,
+        text: true,
     },
     Architecture {
         name: "identity",
         load: |ctx| identity::load(ctx.spec),
+        text: false,
     },
 ];
+
+/// Whether architecture `name` reads its BYTES inputs as UTF-8 text.
+pub fn takes_text(name: &str) -> bool {
+    ARCHITECTURES.iter().any(|a| a.name == name && a.text)
+}
 
 /// Builds the version described by `spec` (read from `dir`) on `device`, outside the runtime:
 /// `dir` is its own jail, the limits are the defaults, and there is no deadline. With the
@@ -107,19 +119,26 @@ pub trait Network<B: Backend>: Module<B> {
     }
 }
 
-/// A burn network on one device, behind the plain-data seam.
+/// A burn network on one device, behind the tensor seam: one FP32 input, one FP32 output.
 pub struct BurnModel<B: Backend, N: Network<B>> {
     network: N,
     device: B::Device,
     input_len: usize,
+    /// The output's name and item shape (the spec's).
+    output: (String, Vec<usize>),
 }
 
 impl<B: Backend, N: Network<B>> BurnModel<B, N> {
-    pub fn new(network: N, device: B::Device, input_len: usize) -> Self {
+    pub fn new(network: N, device: B::Device, spec: &ModelSpec) -> Self {
+        let output = spec.output();
         Self {
             network,
             device,
-            input_len,
+            input_len: spec.input().item_len(),
+            output: (
+                output.name.clone(),
+                output.fixed_shape().unwrap_or_default(),
+            ),
         }
     }
 
@@ -132,8 +151,12 @@ impl<B: Backend, N: Network<B> + Send + 'static> InferenceModel for BurnModel<B,
 where
     B::Device: Send,
 {
-    fn forward(&mut self, input: InputData, rows: usize) -> Result<ModelOutput, ModelError> {
-        let input = input.into_fp32()?;
+    fn forward(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        rows: usize,
+    ) -> Result<ModelOutput, ModelError> {
+        let input = take_f32(inputs)?;
         if input.len() != rows * self.input_len {
             return Err(ModelError::Inference(format!(
                 "batch has {} values for {rows} rows of {}",
@@ -146,10 +169,11 @@ where
             Tensor::<B, 2>::from_data(TensorData::new(input, [rows, self.input_len]), &self.device);
         // [rows, output_len]
         let y = self.network.infer(x);
-        y.into_data()
+        let values = y
+            .into_data()
             .into_vec::<f32>()
-            .map(ModelOutput::from)
-            .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))
+            .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))?;
+        Ok(ModelOutput::f32(&self.output.0, rows, &self.output.1, values))
     }
 
     fn weight_bytes(&self) -> usize {
@@ -161,6 +185,7 @@ where
             network: self.network.clone(),
             device: self.device.clone(),
             input_len: self.input_len,
+            output: self.output.clone(),
         }))
     }
 }
@@ -218,6 +243,8 @@ macro_rules! load_network {
             device: B::Device,
             ctx: &$crate::LoadContext,
         ) -> Result<Box<dyn $crate::InferenceModel>, $crate::ModelError> {
+            ctx.spec
+                .require_single($arch, &[$crate::DataType::F32], $crate::DataType::F32)?;
             let weights = ctx.weights($arch)?;
             let working = $check(ctx.spec, &weights.header)?;
             ctx.admit(&ctx.estimate(weights.header.loaded_bytes(), working))?;
@@ -226,11 +253,7 @@ macro_rules! load_network {
             ctx.check()?;
             $crate::weights::load_safetensors(&mut network, &weights.path)?;
             ctx.check()?;
-            Ok(Box::new($crate::arch::BurnModel::new(
-                network,
-                device,
-                ctx.spec.input.item_len(),
-            )))
+            Ok(Box::new($crate::arch::BurnModel::new(network, device, ctx.spec)))
         }
         let ctx: &$crate::LoadContext = $ctx;
         $crate::arch::on_backend!(ctx.device, build, ctx)

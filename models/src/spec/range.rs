@@ -1,41 +1,31 @@
-//! The value ranges of `model.toml` (`input.min`, `input.max`, and the same keys of `output`),
-//! checked at validation: a range no finite value can satisfy (NaN, `min > max`, `min = +inf`,
-//! `max = -inf`) or one on a non-numeric datatype would load as ready and then refuse every
-//! request, so it is refused at load, naming the key.
+//! The value checks of `model.toml`'s inputs (`finite`, `min`, `max`), checked at validation:
+//! a range no value can satisfy (NaN, `min > max`, `min = +inf`, `max = -inf`) would load as
+//! ready and then refuse every request, so it is refused at load, naming the input and key.
 
 use super::{ModelSpec, TensorSpec};
 use crate::error::ModelError;
-use crate::input::BYTES;
 
-/// Checks `input` and `output`'s ranges.
+/// Checks every input's range.
 pub(super) fn validate(spec: &ModelSpec) -> Result<(), ModelError> {
-    for (field, tensor) in [("input", &spec.input), ("output", &spec.output)] {
-        check(field, tensor).map_err(ModelError::Load)?;
+    for tensor in &spec.inputs {
+        check(tensor).map_err(ModelError::Load)?;
     }
     Ok(())
 }
 
-fn check(field: &str, tensor: &TensorSpec) -> Result<(), String> {
-    if tensor.min.is_none() && tensor.max.is_none() {
-        return Ok(());
-    }
-    if tensor.datatype == BYTES {
-        let key = if tensor.min.is_some() { "min" } else { "max" };
-        return Err(format!(
-            "{field}.{key} applies to numeric data; {field}.datatype is {BYTES}"
-        ));
-    }
+fn check(tensor: &TensorSpec) -> Result<(), String> {
+    let field = format!("input '{}'", tensor.name);
     for (key, value) in [("min", tensor.min), ("max", tensor.max)] {
         match value {
-            Some(v) if v.is_nan() => return Err(format!("{field}.{key} is NaN")),
-            Some(v) if key == "min" && v == f32::INFINITY => {
+            Some(v) if v.is_nan() => return Err(format!("{field}: {key} is NaN")),
+            Some(v) if key == "min" && v == f64::INFINITY => {
                 return Err(format!(
-                    "{field}.min is +inf: no finite value is at least that"
+                    "{field}: min is +inf: no finite value is at least that"
                 ))
             }
-            Some(v) if key == "max" && v == f32::NEG_INFINITY => {
+            Some(v) if key == "max" && v == f64::NEG_INFINITY => {
                 return Err(format!(
-                    "{field}.max is -inf: no finite value is at most that"
+                    "{field}: max is -inf: no finite value is at most that"
                 ))
             }
             _ => {}
@@ -44,7 +34,7 @@ fn check(field: &str, tensor: &TensorSpec) -> Result<(), String> {
     if let (Some(min), Some(max)) = (tensor.min, tensor.max) {
         if min > max {
             return Err(format!(
-                "{field}.min ({min}) is greater than {field}.max ({max}): no value is in range"
+                "{field}: min ({min}) is greater than max ({max}): no value is in range"
             ));
         }
     }
@@ -66,47 +56,34 @@ mod tests {
     #[test]
     fn ranges_no_value_satisfies_are_refused_naming_the_key() {
         for (lines, says) in [
-            ("min = nan", "input.min is NaN"),
-            ("max = nan", "input.max is NaN"),
-            ("min = -nan\nmax = 1.0", "input.min is NaN"),
+            ("min = nan", "input 'x': min is NaN"),
+            ("max = nan", "input 'x': max is NaN"),
+            ("min = -nan\nmax = 1.0", "input 'x': min is NaN"),
             (
                 "min = 2.0\nmax = 1.0",
-                "input.min (2) is greater than input.max (1)",
+                "input 'x': min (2) is greater than max (1)",
             ),
-            ("min = inf", "input.min is +inf"),
-            ("max = -inf", "input.max is -inf"),
-            ("min = 1e39", "input.min is +inf"),
+            ("min = inf", "input 'x': min is +inf"),
+            ("max = -inf", "input 'x': max is -inf"),
             (
-                "datatype = \"BYTES\"\nshape = [1]\nmin = 0.0",
-                "input.min applies to numeric data; input.datatype is BYTES",
+                "datatype = \"BYTES\"\nmin = 0.0",
+                "finite, min and max apply to numeric data; its datatype is BYTES",
+            ),
+            (
+                "datatype = \"BOOL\"\nfinite = true",
+                "finite, min and max apply to numeric data; its datatype is BOOL",
             ),
         ] {
-            // A BYTES input brings its own shape.
-            let shape = if lines.contains("shape") {
-                ""
-            } else {
-                "shape = [2]"
-            };
-            let text = format!(
-                "architecture = \"identity\"\n[input]\nname = \"x\"\n{shape}\n{lines}\n\
-                 [output]\nname = \"y\"\nshape = [2]"
-            );
-            let err = ModelSpec::from_toml(&text)
-                .map(|_| ())
-                .unwrap_err()
-                .to_string();
+            let err = spec(lines).map(|_| ()).unwrap_err();
             assert!(err.contains(says), "{lines}: {err}");
         }
         let err = ModelSpec::from_toml(
             "architecture = \"identity\"\n[input]\nname = \"x\"\nshape = [2]\n\
-             [output]\nname = \"y\"\nshape = [2]\nmin = 1.0\nmax = 0.0",
+             [output]\nname = \"y\"\nshape = [2]\nmin = 1.0",
         )
         .unwrap_err()
         .to_string();
-        assert!(
-            err.contains("output.min (1) is greater than output.max (0)"),
-            "{err}"
-        );
+        assert!(err.contains("output 'y': optional, finite, min and max apply to inputs"), "{err}");
         // Ranges some value satisfies load.
         for lines in [
             "min = 0.0\nmax = 1.0",
@@ -114,9 +91,10 @@ mod tests {
             "min = -inf\nmax = inf",
             "min = -1.0",
             "max = 255.0",
+            "finite = true",
         ] {
             let spec = spec(lines).unwrap_or_else(|e| panic!("{lines}: {e}"));
-            assert!(spec.input.min.is_some() || spec.input.max.is_some());
+            assert!(spec.input().checks_values());
         }
     }
 }
