@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::{forward_f32, load_model, Device, ModelSpec};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn forward(c: &mut Criterion) {
@@ -25,9 +25,7 @@ fn forward(c: &mut Criterion) {
             let name = format!("v{version}_{}", spec.architecture);
             group.bench_with_input(BenchmarkId::new(name, batch), &batch, |b, &batch| {
                 b.iter(|| {
-                    model
-                        .forward(InputData::Fp32(input.clone()), batch)
-                        .expect("forward")
+                    forward_f32(model.as_mut(), &spec, input.clone(), batch).expect("forward")
                 })
             });
         }

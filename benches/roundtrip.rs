@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use actix::{System, SystemRunner};
 use burnserve_actors::{InferRequest, InferenceService, LoadOptions, Metrics, Runtime};
-use burnserve_models::{arch::mlp, load_model, Device, InputData, ModelSpec, RequestInput};
+use burnserve_models::{arch::mlp, forward_f32, load_model, Device, ModelSpec, RequestInput};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures_util::future::join_all;
 
@@ -84,9 +84,7 @@ fn roundtrip(c: &mut Criterion) {
     let mut group = c.benchmark_group("roundtrip_echo");
     group.bench_function("direct_forward", |b| {
         b.iter(|| {
-            direct
-                .forward(InputData::Fp32(vec![1.0, 2.0, 3.0, 4.0]), 1)
-                .expect("echo")
+            forward_f32(direct.as_mut(), &spec, vec![1.0, 2.0, 3.0, 4.0], 1).expect("echo")
         })
     });
     group.bench_function("router_actor_executor", |b| {

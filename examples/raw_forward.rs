@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use burnserve_models::arch::CPU_BACKEND;
-use burnserve_models::{load_model, Device, InputData, ModelSpec, BYTES};
+use burnserve_models::{load_model, DataType, Device, ModelSpec, NamedTensor, TensorData};
 
 /// Sample sentences for text models, cycled to fill a batch.
 const SENTENCES: [&str; 4] = [
@@ -19,22 +19,26 @@ const SENTENCES: [&str; 4] = [
     "Prometheus scrapes the metrics endpoint every fifteen seconds or so.",
 ];
 
-/// A deterministic batch of `batch` items for the model's input.
-fn sample_input(spec: &ModelSpec, batch: usize) -> InputData {
-    if spec.input.datatype == BYTES {
-        InputData::Bytes(
+/// A deterministic batch of `batch` items for the model's (one) input.
+fn sample_input(spec: &ModelSpec, batch: usize) -> Vec<NamedTensor> {
+    let input = spec.input();
+    let mut shape = vec![batch];
+    shape.extend(input.fixed_shape().unwrap_or_default());
+    let data = if input.datatype == DataType::Bytes {
+        TensorData::Bytes(
             (0..batch)
-                .map(|i| SENTENCES[i % SENTENCES.len()].to_string())
+                .map(|i| SENTENCES[i % SENTENCES.len()].as_bytes().to_vec())
                 .collect(),
         )
     } else {
-        let item = spec.input.item_len();
-        InputData::Fp32(
+        let item = input.item_len();
+        TensorData::F32(
             (0..batch * item)
                 .map(|i| (i % 255) as f32 / 255.0)
                 .collect(),
         )
-    }
+    };
+    vec![NamedTensor::new(input.name.clone(), shape, data)]
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device: Device = args.next().map_or(Ok(Device::Cpu), |s| s.parse())?;
     let spec = ModelSpec::from_dir(&dir)?;
     let mut model = load_model(&spec, &dir, device)?;
-    let batches: &[usize] = if spec.input.datatype == BYTES {
+    let batches: &[usize] = if spec.input().datatype == DataType::Bytes {
         &[1, 8, 32]
     } else {
         &[1, 8, 32, 64]

@@ -5,6 +5,8 @@
 //! - [`server`] — start-up (registry, actors, model loading) and the actix-web server.
 //! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer and
 //!   shedding gates, the body deadline, request ids and the metrics port.
+//! - [`kserve`] — the protocol-neutral KServe v2 core: inputs decoded and bounded, outputs
+//!   selected, metadata, configuration and statistics documents (HTTP and gRPC adapt it).
 //! - [`grpc`] — KServe v2 gRPC (tonic on hyper) and grpc.health.v1, through the same state as
 //!   HTTP; its listener's connection, stream and body limits.
 //! - [`gpu_metrics`] — GPU memory gauges read at scrape (`cuda` builds).
@@ -24,6 +26,7 @@ pub mod gpu_metrics;
 pub mod grpc;
 pub mod guesses;
 pub mod heap;
+pub mod kserve;
 pub mod limits;
 pub mod server;
 pub mod settings;

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use burnserve::Settings;
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::{forward_f32, load_model, Device, ModelSpec};
 use burnserve_train::datasets::{fashion_mnist_available, FashionMnist, Split, FASHION_CLASSES};
 use common::TestServer;
 use serde_json::{json, Value};
@@ -22,10 +22,7 @@ fn in_process(version: &str, test: &FashionMnist) -> Vec<Vec<f32>> {
     let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
     (0..IMAGES)
         .map(|i| {
-            model
-                .forward(InputData::Fp32(test.normalised(i)), 1)
-                .unwrap()
-                .values
+            forward_f32(model.as_mut(), &spec, test.normalised(i), 1).unwrap()
         })
         .collect()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use burnserve::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use burnserve::grpc::proto::*;
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::{forward_f32, load_model, Device, ModelSpec};
 use common::*;
 use serde_json::json;
 use tonic::transport::Channel;
@@ -33,10 +33,7 @@ fn in_process(fixture: &Fixture, items: &[Vec<f32>]) -> Vec<f32> {
     items
         .iter()
         .flat_map(|item| {
-            model
-                .forward(InputData::Fp32(item.clone()), 1)
-                .unwrap()
-                .values
+            forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap()
         })
         .collect()
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::{forward_f32, load_model, Device, ModelSpec};
 use common::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -19,10 +19,7 @@ fn in_process(fixture: &Fixture, version: &str, items: &[Vec<f32>]) -> Vec<Vec<f
     items
         .iter()
         .map(|item| {
-            model
-                .forward(InputData::Fp32(item.clone()), 1)
-                .unwrap()
-                .values
+            forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap()
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use burnserve_models::{arch::mlp, load_model, Device, InputData, ModelSpec};
+use burnserve_models::{arch::mlp, forward_f32, load_model, Device, ModelSpec};
 use common::process::{burnserve, free_port, wait_until_ready, Killed};
 use common::*;
 use serde_json::{json, Value};
@@ -24,10 +24,7 @@ fn in_process(dir: &std::path::Path, items: &[Vec<f32>]) -> Vec<Vec<f32>> {
     items
         .iter()
         .map(|item| {
-            model
-                .forward(InputData::Fp32(item.clone()), 1)
-                .unwrap()
-                .values
+            forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap()
         })
         .collect()
 }

@@ -54,9 +54,9 @@ pub use error::{ErrorType, ModelError};
 pub use input::{take_f32, take_texts, ModelOutput, RequestInput, RequestTensor};
 pub use jail::{Jail, Symlinks};
 pub use load::{Cancel, LoadBudget, LoadContext, LoadLimits, MemoryEstimate};
-pub use model::InferenceModel;
+pub use model::{forward_f32, forward_texts, InferenceModel};
 pub use pipeline::{
     check_outputs, check_requested_outputs, prepare_input, warm_up_inputs, Prepared, UINT8,
 };
-pub use spec::{Instances, ModelSpec, TensorSpec, Threads};
+pub use spec::{Instances, ModelSpec, TensorSpec, Threads, MAX_TENSORS};
 pub use tensor::{DataType, NamedTensor, TensorData};

@@ -27,3 +27,43 @@ pub trait InferenceModel: Send {
         None
     }
 }
+
+/// Runs a model of one input on `rows` rows of FP32 `values` (row-major items of the input's
+/// shape) and answers its first output's values: tools, tests and benches, outside the runtime.
+pub fn forward_f32(
+    model: &mut dyn InferenceModel,
+    spec: &crate::ModelSpec,
+    values: Vec<f32>,
+    rows: usize,
+) -> Result<Vec<f32>, ModelError> {
+    let input = crate::tensor::TensorData::F32(values);
+    first_values(model, spec, input, rows)
+}
+
+/// Runs a text model on `texts` (one row each) and answers its first output's values.
+pub fn forward_texts(
+    model: &mut dyn InferenceModel,
+    spec: &crate::ModelSpec,
+    texts: &[&str],
+) -> Result<Vec<f32>, ModelError> {
+    let input =
+        crate::tensor::TensorData::Bytes(texts.iter().map(|t| t.as_bytes().to_vec()).collect());
+    first_values(model, spec, input, texts.len())
+}
+
+fn first_values(
+    model: &mut dyn InferenceModel,
+    spec: &crate::ModelSpec,
+    data: crate::tensor::TensorData,
+    rows: usize,
+) -> Result<Vec<f32>, ModelError> {
+    let declared = spec.input();
+    let mut shape = vec![rows];
+    shape.extend(declared.fixed_shape().unwrap_or_default());
+    let inputs = vec![NamedTensor::new(declared.name.clone(), shape, data)];
+    let output = model.forward(inputs, rows)?;
+    match output.tensors.into_iter().next().map(|t| t.data) {
+        Some(crate::tensor::TensorData::F32(values)) => Ok(values),
+        _ => Err(ModelError::Inference("the first output is not FP32".into())),
+    }
+}

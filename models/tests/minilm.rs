@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burnserve_models::arch::bert::TextEmbedder;
 use burnserve_models::arch::CpuBackend;
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::{load_model, Device, ModelSpec, NamedTensor, TensorData};
 
 // Written as sentence-transformers prints them.
 #[allow(clippy::excessive_precision)]
@@ -120,14 +120,23 @@ fn serves_through_the_inference_model_seam() {
     let Some(dir) = minilm_dir() else { return };
     let spec = ModelSpec::from_dir(&dir).expect("minilm model.toml");
     let mut model = load_model(&spec, &dir, Device::Cpu).expect("loads");
+    let texts = vec![b"Hello world".to_vec(), b"x".to_vec()];
     let out = model
-        .forward(InputData::Bytes(vec!["Hello world".into(), "x".into()]), 2)
+        .forward(
+            vec![NamedTensor::new("text", vec![2, 1], TensorData::Bytes(texts))],
+            2,
+        )
         .unwrap();
-    assert_eq!(out.values.len(), 2 * 384);
+    let values = out.f32_values(&spec.output().name).expect("FP32 output");
+    assert_eq!(values.len(), 2 * 384);
+    assert_eq!(out.tensors[0].shape, vec![2, 384]);
     assert_eq!(out.tokens, vec![4, 3]);
-    assert!((out.values[0] - HELLO_WORLD[0]).abs() < 1e-4);
+    assert!((values[0] - HELLO_WORLD[0]).abs() < 1e-4);
     let err = model
-        .forward(InputData::Fp32(vec![0.0; 384]), 1)
+        .forward(
+            vec![NamedTensor::new("text", vec![1, 384], TensorData::F32(vec![0.0; 384]))],
+            1,
+        )
         .unwrap_err();
     assert_eq!(err.error_type().as_str(), "invalid_input");
     assert!(

@@ -4,7 +4,7 @@
 
 use actix_web::{web, HttpResponse};
 use burnserve_actors::{InferRequest, InferResponse, InferenceService};
-use burnserve_models::{InputData, RequestInput};
+use burnserve_models::{RequestInput, TensorData};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -91,27 +91,24 @@ pub async fn compute(
         )));
     }
     let (shape, data) = body.input.into_input();
-    if !matches!(data, InputData::Bytes(_)) {
+    if !matches!(data, TensorData::Bytes(_)) {
         return Err(ApiError::BadRequest(
             "input must be a string or a list of strings".into(),
         ));
     }
-    let input = RequestInput::with_data(shape, data);
+    let input = RequestInput::unnamed(shape, data);
     let mut request = InferRequest::new(model, version, input);
     caller.apply(&mut request);
     // Checked by the router before the job is queued: a wrong size costs no compute.
     request.output_len = body.dimensions;
     let response = service.infer(request).await?;
-    let size = response.spec.output.item_len();
-    let data = response
-        .output
-        .output
-        .chunks(size)
+    let data = super::predict::rows_of(&response)?
+        .into_iter()
         .enumerate()
         .map(|(index, row)| Embedding {
             object: "embedding",
             index,
-            embedding: row.to_vec(),
+            embedding: row,
         })
         .collect();
     let tokens = response.output.tokens;

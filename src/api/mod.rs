@@ -8,6 +8,7 @@ pub mod embeddings;
 pub mod error;
 pub mod health;
 pub mod inflate;
+pub mod infer;
 pub mod jobs;
 pub mod openapi;
 pub mod predict;
@@ -117,10 +118,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
     // The inference routes first: actix tries resources in registration order and matches each
     // dynamic pattern with a regex, which cost ~19% of the server's CPU per request (perf) when
     // ten patterns came before these.
-    cfg.service(inference("/v2/models/{model}/infer", post().to(v2::infer)))
+    cfg.service(inference("/v2/models/{model}/infer", post().to(infer::infer)))
         .service(inference(
             "/v2/models/{model}/versions/{version}/infer",
-            post().to(v2::infer_version),
+            post().to(infer::infer_version),
         ))
         .service(inference(
             "/v1/models/{model}/predict",

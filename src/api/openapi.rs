@@ -17,7 +17,7 @@ use utoipa::openapi::schema::Schema;
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
-use super::{admin, embeddings, health, jobs, predict, v2};
+use super::{admin, embeddings, health, infer, jobs, predict, v2};
 
 /// `{"error", "error_type"}`: every failed request's body.
 pub struct ErrorBody;
@@ -278,8 +278,8 @@ impl Modify for SharedErrors {
         predict::predict,
         predict::predict_version,
         embeddings::embeddings,
-        v2::infer,
-        v2::infer_version,
+        infer::infer,
+        infer::infer_version,
         v2::server_metadata,
         v2::server_metadata_slash,
         v2::model_metadata,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
 use burnserve_actors::{InferRequest, InferResponse, InferenceService};
-use burnserve_models::{ModelSpec, RequestInput};
+use burnserve_models::{ModelSpec, RequestInput, TensorData};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -83,7 +83,7 @@ pub fn top_k(spec: &ModelSpec, row: &[f32], k: usize) -> Vec<Prediction> {
         .take(k)
         .map(|index| Prediction {
             index,
-            label: spec.output.labels.get(index).cloned(),
+            label: spec.output().labels.get(index).cloned(),
             score: row[index],
         })
         .collect()
@@ -115,20 +115,13 @@ pub async fn compute(
     body.check()?;
     let top = body.top_k.unwrap_or(DEFAULT_TOP_K);
     let (shape, data) = body.inputs.into_input();
-    let mut input = RequestInput::with_data(shape, data);
-    input.datatype = body.datatype;
-    let mut request = InferRequest::new(model, version, input);
+    let data = as_declared(data, body.datatype.as_deref())?;
+    let mut request = InferRequest::new(model, version, RequestInput::unnamed(shape, data));
     caller.apply(&mut request);
     request.timeout = body.timeout_ms.map(Duration::from_millis);
     let response = service.infer(request).await?;
-    let item_len = response.spec.output.item_len();
-    let outputs: Vec<Vec<f32>> = response
-        .output
-        .output
-        .chunks(item_len)
-        .map(<[f32]>::to_vec)
-        .collect();
-    let predictions = (!response.spec.output.labels.is_empty()).then(|| {
+    let outputs = rows_of(&response)?;
+    let predictions = (!response.spec.output().labels.is_empty()).then(|| {
         outputs
             .iter()
             .map(|row| top_k(&response.spec, row, top))
@@ -141,6 +134,50 @@ pub async fn compute(
         predictions,
     };
     Ok((response, answer))
+}
+
+/// The simple API's numbers as the datatype the request declares: `FP32` (default), or `UINT8`
+/// pixels (integers 0–255) for models that accept them.
+fn as_declared(data: TensorData, datatype: Option<&str>) -> Result<TensorData, ApiError> {
+    match (datatype, data) {
+        (None | Some("FP32"), data) => Ok(data),
+        (Some("UINT8"), TensorData::F32(values)) => values
+            .iter()
+            .enumerate()
+            .map(|(index, &v)| {
+                if (0.0..=255.0).contains(&v) && v.fract() == 0.0 {
+                    Ok(v as u8)
+                } else {
+                    Err(ApiError::BadRequest(format!(
+                        "UINT8 value {v} at flat index {index} is not an integer in 0..=255"
+                    )))
+                }
+            })
+            .collect::<Result<Vec<u8>, _>>()
+            .map(TensorData::U8),
+        (Some(other), _) => Err(ApiError::BadRequest(format!(
+            "datatype '{}' is not one of this API's (FP32, UINT8); the v2 API takes every \
+             KServe datatype",
+            other.chars().take(16).collect::<String>()
+        ))),
+    }
+}
+
+/// The first output, one row per item (this API answers FP32 outputs).
+pub(crate) fn rows_of(response: &InferResponse) -> Result<Vec<Vec<f32>>, ApiError> {
+    let values = response.output.values().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "'{}' gives {} output; use the v2 API (/v2/models/{{model}}/infer) for it",
+            response.key,
+            response
+                .output
+                .outputs
+                .first()
+                .map_or("no", |t| t.datatype().as_str())
+        ))
+    })?;
+    let item_len = (values.len() / response.output.rows.max(1)).max(1);
+    Ok(values.chunks(item_len).map(<[f32]>::to_vec).collect())
 }
 
 async fn run(

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use burnserve_models::InputData;
+use burnserve_models::TensorData;
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -18,16 +18,19 @@ pub struct NestedTensor {
 
 impl NestedTensor {
     /// The items as model input: strings become BYTES (a lone string is one item).
-    pub fn into_input(self) -> (Vec<usize>, InputData) {
+    pub fn into_input(self) -> (Vec<usize>, TensorData) {
         if self.texts.is_empty() {
-            (self.shape, InputData::Fp32(self.data))
+            (self.shape, TensorData::F32(self.data))
         } else {
             let shape = if self.shape.is_empty() {
                 vec![1]
             } else {
                 self.shape
             };
-            (shape, InputData::Bytes(self.texts))
+            (
+                shape,
+                TensorData::Bytes(self.texts.into_iter().map(String::into_bytes).collect()),
+            )
         }
     }
 }
@@ -239,15 +242,15 @@ mod tests {
         assert_eq!(shape, vec![2]);
         assert_eq!(
             data,
-            InputData::Bytes(vec!["Hello world".into(), String::new()])
+            TensorData::Bytes(vec![b"Hello world".to_vec(), Vec::new()])
         );
         let (shape, data) = parse("\"one\"").unwrap().into_input();
         assert_eq!(
             (shape, data),
-            (vec![1], InputData::Bytes(vec!["one".into()]))
+            (vec![1], TensorData::Bytes(vec![b"one".to_vec()]))
         );
         let (shape, data) = parse("[1, 2]").unwrap().into_input();
-        assert_eq!((shape, data), (vec![2], InputData::Fp32(vec![1.0, 2.0])));
+        assert_eq!((shape, data), (vec![2], TensorData::F32(vec![1.0, 2.0])));
     }
 
     #[test]

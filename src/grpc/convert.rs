@@ -1,19 +1,17 @@
-//! KServe v2 gRPC messages to and from the runtime's types: the deadline metadata, shapes and
-//! typed contents of the one input, `parameters.timeout`, tensor metadata, statistics and
-//! datatypes.
+//! KServe v2 gRPC messages to and from the protocol-neutral core ([`crate::kserve`]): the
+//! deadline metadata, each input's typed `contents` or raw bytes, `parameters.timeout`, and the
+//! core's metadata, configuration and statistics documents as gRPC messages.
 
 use std::time::Duration;
 
-use burnserve_actors::VersionKey;
-
-use burnserve_models::{InputData, BYTES};
+use burnserve_actors::InferError;
+use burnserve_models::{DataType, TensorData};
 use tonic::metadata::MetadataMap;
-use tonic::Status;
 
 use super::proto::{self, *};
-use super::{invalid, status};
-use crate::api::binary;
-use crate::api::predict::MAX_TIMEOUT_MS;
+use crate::kserve::documents;
+use crate::kserve::request::{self, Payload, RequestedOutput, WireInput};
+use crate::kserve::stats;
 
 /// `grpc-timeout` (`<digits><H|M|S|m|u|n>`), the client's deadline.
 pub(super) fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
@@ -35,179 +33,248 @@ pub(super) fn version_of(version: String) -> Option<String> {
     (!version.is_empty()).then_some(version)
 }
 
-/// Elements a shape holds; negative or overflowing dimensions are refused.
-pub(super) fn dims(name: &str, shape: &[i64]) -> Result<Vec<usize>, Status> {
-    shape
-        .iter()
-        .map(|&d| {
-            usize::try_from(d)
-                .map_err(|_| invalid(format!("input '{name}': dimension {d} in shape {shape:?}")))
+/// The typed `contents` of an input of `datatype` (FP16 and BF16 have none: raw bytes only).
+fn typed_contents(
+    name: &str,
+    datatype: &str,
+    contents: proto::InferTensorContents,
+) -> Result<TensorData, InferError> {
+    let datatype = request::datatype(name, datatype)?;
+    let out_of_range = |index: usize, value: String| {
+        InferError::InvalidInput(format!(
+            "input '{name}': element {index} ({value}) is out of range for {datatype}"
+        ))
+    };
+    macro_rules! narrow {
+        ($values:expr, $t:ty) => {
+            $values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| <$t>::try_from(v).map_err(|_| out_of_range(i, v.to_string())))
+                .collect::<Result<Vec<$t>, InferError>>()?
+        };
+    }
+    Ok(match datatype {
+        DataType::Bool => TensorData::Bool(contents.bool_contents),
+        DataType::U8 => TensorData::U8(narrow!(contents.uint_contents, u8)),
+        DataType::U16 => TensorData::U16(narrow!(contents.uint_contents, u16)),
+        DataType::U32 => TensorData::U32(contents.uint_contents),
+        DataType::U64 => TensorData::U64(contents.uint64_contents),
+        DataType::I8 => TensorData::I8(narrow!(contents.int_contents, i8)),
+        DataType::I16 => TensorData::I16(narrow!(contents.int_contents, i16)),
+        DataType::I32 => TensorData::I32(contents.int_contents),
+        DataType::I64 => TensorData::I64(contents.int64_contents),
+        DataType::F32 => TensorData::F32(contents.fp32_contents),
+        DataType::F64 => TensorData::F64(contents.fp64_contents),
+        DataType::Bytes => TensorData::Bytes(contents.bytes_contents),
+        DataType::F16 | DataType::BF16 => {
+            return Err(InferError::InvalidInput(format!(
+                "input '{name}': {datatype} has no typed contents in KServe v2 gRPC; send it \
+                 as raw_input_contents"
+            )))
+        }
+    })
+}
+
+/// One input as the core takes it: its typed contents, or its raw bytes.
+pub(super) fn wire_input(
+    input: proto::model_infer_request::InferInputTensor,
+    raw: Option<&[u8]>,
+) -> Result<WireInput<'_>, InferError> {
+    let payload = match (input.contents, raw) {
+        (Some(_), Some(_)) => Payload::Both("contents and raw_input_contents"),
+        (None, Some(bytes)) => Payload::Raw(bytes),
+        (Some(contents), None) => {
+            Payload::Typed(typed_contents(&input.name, &input.datatype, contents)?)
+        }
+        (None, None) => Payload::Missing("contents (nor raw_input_contents)"),
+    };
+    Ok(WireInput {
+        name: input.name,
+        datatype: input.datatype,
+        shape: input.shape,
+        payload,
+    })
+}
+
+/// The outputs a request asks for (gRPC answers raw contents always: no binary choice).
+pub(super) fn requested_outputs(
+    outputs: Vec<proto::model_infer_request::InferRequestedOutputTensor>,
+) -> Vec<RequestedOutput> {
+    outputs
+        .into_iter()
+        .map(|o| RequestedOutput {
+            classification: match o.parameters.get("classification").and_then(|p| p.parameter_choice.clone()) {
+                Some(infer_parameter::ParameterChoice::Int64Param(n)) => Some(n),
+                Some(_) => Some(1),
+                None => None,
+            },
+            name: o.name,
+            binary_data: None,
         })
         .collect()
 }
 
-pub(super) fn element_count(name: &str, shape: &[usize]) -> Result<usize, Status> {
-    shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .ok_or_else(|| invalid(format!("input '{name}': shape {shape:?} is too large")))
-}
-
-/// The one input's data: raw bytes, or typed contents of its datatype.
-pub(super) fn input_data(
-    input: &proto::model_infer_request::InferInputTensor,
-    shape: &[usize],
-    raw: Option<&[u8]>,
-) -> Result<InputData, Status> {
-    let name = input.name.as_str();
-    let contents = input.contents.as_ref();
-    if let Some(bytes) = raw {
-        if contents.is_some() {
-            return Err(invalid(format!(
-                "input '{name}' has both contents and raw_input_contents"
-            )));
-        }
-        return match binary::decode(name, &input.datatype, shape, bytes).map_err(status)? {
-            binary::Values::Numbers(values) => Ok(InputData::Fp32(values)),
-            binary::Values::Strings(texts) => Ok(InputData::Bytes(texts)),
-        };
-    }
-    let Some(contents) = contents else {
-        return Err(invalid(format!(
-            "input '{name}' has no contents (nor raw_input_contents)"
-        )));
-    };
-    let count = element_count(name, shape)?;
-    let check = |found: usize| {
-        if found == count {
-            Ok(())
-        } else {
-            Err(invalid(format!(
-                "input '{name}': {found} {} elements do not fill shape {shape:?} ({count})",
-                input.datatype
-            )))
-        }
-    };
-    match input.datatype.as_str() {
-        "FP32" => {
-            check(contents.fp32_contents.len())?;
-            Ok(InputData::Fp32(contents.fp32_contents.clone()))
-        }
-        "UINT8" => {
-            check(contents.uint_contents.len())?;
-            if let Some(bad) = contents.uint_contents.iter().find(|&&v| v > 255) {
-                return Err(invalid(format!(
-                    "input '{name}': UINT8 value {bad} is above 255"
-                )));
-            }
-            Ok(InputData::Fp32(
-                contents.uint_contents.iter().map(|&v| v as f32).collect(),
-            ))
-        }
-        BYTES => {
-            check(contents.bytes_contents.len())?;
-            let texts = contents
-                .bytes_contents
-                .iter()
-                .enumerate()
-                .map(|(i, bytes)| {
-                    String::from_utf8(bytes.clone()).map_err(|_| {
-                        invalid(format!("input '{name}': element {i} is not UTF-8 text"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(InputData::Bytes(texts))
-        }
-        other => Err(invalid(format!(
-            "input '{name}': datatype {} is not supported (FP32, UINT8, BYTES)",
-            other.chars().take(16).collect::<String>()
-        ))),
-    }
-}
-
-/// `parameters.timeout` (microseconds, Triton's), when given as an integer: at most an hour,
-/// as over HTTP (`MAX_TIMEOUT_MS`).
+/// `parameters.timeout` (microseconds, Triton's), bounded by the core as over HTTP.
 pub(super) fn timeout_parameter(
     parameters: &std::collections::HashMap<String, InferParameter>,
-) -> Result<Option<Duration>, Status> {
-    let Some(parameter) = parameters.get("timeout") else {
-        return Ok(None);
+) -> Result<Option<Duration>, InferError> {
+    let us = parameters
+        .get("timeout")
+        .map(|parameter| match parameter.parameter_choice {
+            Some(infer_parameter::ParameterChoice::Int64Param(us)) => u64::try_from(us).ok(),
+            Some(infer_parameter::ParameterChoice::Uint64Param(us)) => Some(us),
+            _ => None,
+        });
+    request::timeout(us)
+}
+
+/// The core's model metadata as the gRPC message.
+pub(super) fn metadata_message(m: documents::ModelMetadata) -> ModelMetadataResponse {
+    let tensors = |list: Vec<documents::TensorMetadata>| {
+        list.into_iter()
+            .map(|t| model_metadata_response::TensorMetadata {
+                name: t.name,
+                datatype: t.datatype.into(),
+                shape: t.shape,
+            })
+            .collect()
     };
-    let max_us = MAX_TIMEOUT_MS * 1000;
-    let us = match parameter.parameter_choice {
-        Some(infer_parameter::ParameterChoice::Int64Param(us)) => u64::try_from(us).ok(),
-        Some(infer_parameter::ParameterChoice::Uint64Param(us)) => Some(us),
-        _ => None,
-    };
-    match us {
-        Some(us) if us <= max_us => Ok(Some(Duration::from_micros(us))),
-        _ => Err(invalid(format!(
-            "parameter 'timeout' must be an integer number of microseconds from 0 to {max_us} (an hour)"
-        ))),
+    ModelMetadataResponse {
+        name: m.name,
+        versions: m.versions,
+        platform: m.platform,
+        inputs: tensors(m.inputs),
+        outputs: tensors(m.outputs),
     }
 }
 
-pub(super) fn tensor_metadata(
-    spec: &burnserve_models::TensorSpec,
-) -> model_metadata_response::TensorMetadata {
-    let mut shape = vec![-1];
-    if spec.datatype != BYTES {
-        shape.extend(spec.shape.iter().map(|&d| d as i64));
-    }
-    model_metadata_response::TensorMetadata {
-        name: spec.name.clone(),
-        datatype: spec.datatype.clone(),
-        shape,
+/// The core's model configuration as the gRPC message.
+pub(super) fn config_message(c: documents::ModelConfig) -> proto::ModelConfig {
+    let data_type = |name: &str| {
+        DataType::ALL
+            .iter()
+            .find(|d| d.triton_config_name() == name)
+            .map_or(proto::DataType::TypeInvalid, |d| proto_data_type(*d)) as i32
+    };
+    let group = c.instance_group.first();
+    let kind = match group.map(|g| g.kind) {
+        Some("KIND_GPU") => model_instance_group::Kind::Gpu,
+        _ => model_instance_group::Kind::Cpu,
+    };
+    proto::ModelConfig {
+        name: c.name.clone(),
+        platform: c.platform,
+        backend: c.backend.into(),
+        max_batch_size: i32::try_from(c.max_batch_size).unwrap_or(i32::MAX),
+        input: c
+            .input
+            .iter()
+            .map(|t| ModelInput {
+                name: t.name.clone(),
+                data_type: data_type(t.data_type),
+                dims: t.dims.clone(),
+            })
+            .collect(),
+        output: c
+            .output
+            .iter()
+            .map(|t| proto::ModelOutput {
+                name: t.name.clone(),
+                data_type: data_type(t.data_type),
+                dims: t.dims.clone(),
+            })
+            .collect(),
+        instance_group: vec![ModelInstanceGroup {
+            name: c.name,
+            count: group.map_or(1, |g| g.count as i32),
+            gpus: group.map_or_else(Vec::new, |g| g.gpus.iter().map(|&n| n as i32).collect()),
+            kind: kind as i32,
+        }],
+        dynamic_batching: Some(ModelDynamicBatching {
+            max_queue_delay_microseconds: c.dynamic_batching.max_queue_delay_microseconds,
+            default_queue_policy: Some(ModelQueuePolicy {
+                timeout_action: model_queue_policy::TimeoutAction::Reject as i32,
+                default_timeout_microseconds: c
+                    .dynamic_batching
+                    .default_queue_policy
+                    .default_timeout_microseconds,
+                max_queue_size: u32::try_from(
+                    c.dynamic_batching.default_queue_policy.max_queue_size,
+                )
+                .unwrap_or(u32::MAX),
+            }),
+        }),
+        parameters: c
+            .parameters
+            .into_iter()
+            .map(|(key, value)| {
+                (
+                    key,
+                    ModelParameter {
+                        string_value: value.string_value,
+                    },
+                )
+            })
+            .collect(),
     }
 }
 
-pub(super) fn duration(totals: burnserve_actors::stats::Totals) -> Option<StatisticDuration> {
+/// A datatype as gRPC's configuration enum.
+fn proto_data_type(datatype: DataType) -> proto::DataType {
+    match datatype {
+        DataType::Bool => proto::DataType::TypeBool,
+        DataType::U8 => proto::DataType::TypeUint8,
+        DataType::U16 => proto::DataType::TypeUint16,
+        DataType::U32 => proto::DataType::TypeUint32,
+        DataType::U64 => proto::DataType::TypeUint64,
+        DataType::I8 => proto::DataType::TypeInt8,
+        DataType::I16 => proto::DataType::TypeInt16,
+        DataType::I32 => proto::DataType::TypeInt32,
+        DataType::I64 => proto::DataType::TypeInt64,
+        DataType::F16 => proto::DataType::TypeFp16,
+        DataType::BF16 => proto::DataType::TypeBf16,
+        DataType::F32 => proto::DataType::TypeFp32,
+        DataType::F64 => proto::DataType::TypeFp64,
+        DataType::Bytes => proto::DataType::TypeString,
+    }
+}
+
+fn duration(totals: stats::StatDuration) -> Option<StatisticDuration> {
     Some(StatisticDuration {
         count: totals.count,
         ns: totals.ns,
     })
 }
 
-pub(super) fn model_statistics(
-    key: &VersionKey,
-    s: &burnserve_actors::stats::StatsSnapshot,
-) -> ModelStatistics {
-    let counted = |count| burnserve_actors::stats::Totals { count, ns: 0 };
+/// The core's statistics of one version as the gRPC message.
+pub(super) fn statistics_message(s: stats::ModelStats) -> ModelStatistics {
+    let i = s.inference_stats;
     ModelStatistics {
-        name: key.model.clone(),
-        version: key.version.clone(),
-        last_inference: s.last_inference_ms,
+        name: s.name,
+        version: s.version,
+        last_inference: s.last_inference,
         inference_count: s.inference_count,
         execution_count: s.execution_count,
         inference_stats: Some(InferStatistics {
-            success: duration(s.success),
-            fail: duration(s.fail),
-            queue: duration(s.queue),
-            compute_input: duration(counted(s.compute_infer.count)),
-            compute_infer: duration(s.compute_infer),
-            compute_output: duration(counted(s.compute_infer.count)),
-            cache_hit: duration(counted(0)),
-            cache_miss: duration(counted(0)),
+            success: duration(i.success),
+            fail: duration(i.fail),
+            queue: duration(i.queue),
+            compute_input: duration(i.compute_input),
+            compute_infer: duration(i.compute_infer),
+            compute_output: duration(i.compute_output),
+            cache_hit: duration(i.cache_hit),
+            cache_miss: duration(i.cache_miss),
         }),
         batch_stats: s
-            .batches
-            .iter()
-            .map(|(size, totals)| InferBatchStatistics {
-                batch_size: *size as u64,
-                compute_input: duration(counted(totals.count)),
-                compute_infer: duration(*totals),
-                compute_output: duration(counted(totals.count)),
+            .batch_stats
+            .into_iter()
+            .map(|b| InferBatchStatistics {
+                batch_size: b.batch_size as u64,
+                compute_input: duration(b.compute_input),
+                compute_infer: duration(b.compute_infer),
+                compute_output: duration(b.compute_output),
             })
             .collect(),
     }
-}
-
-pub(super) fn data_type(datatype: &str) -> i32 {
-    let value = match datatype {
-        "FP32" => DataType::TypeFp32,
-        "UINT8" => DataType::TypeUint8,
-        BYTES => DataType::TypeString,
-        _ => DataType::TypeInvalid,
-    };
-    value as i32
 }

@@ -1,8 +1,9 @@
 //! KServe v2 gRPC (`inference.GRPCInferenceService`, `proto/inference.proto`) and the standard
 //! `grpc.health.v1.Health`: tonic's generated service, served on `grpc.port` by [`serve`] from a
 //! runtime of its own, through the same handles, deadlines, metrics, tenants and admin token as
-//! HTTP. Infer takes typed `contents` or `raw_input_contents` and always answers
-//! `raw_output_contents` (FP32, little-endian), as Triton does. Errors carry the gRPC code of
+//! HTTP. A thin adapter over [`crate::kserve`]: infer takes typed `contents` or
+//! `raw_input_contents` of any datatype, for any number of inputs, and always answers
+//! `raw_output_contents` (little-endian, one per output), as Triton does. Errors carry the gRPC code of
 //! their `error_type` (see [`status`]) and the word itself in the `error-type` trailer.
 //!
 //! - [`gate`]: what is decided on a call's headers (keys, quotas, call cap) and the guard on its
@@ -10,13 +11,14 @@
 //! - [`serve`]: the listener: connection cap, handshake and idle timeouts, keep-alive, accept
 //!   errors, shutdown.
 //! - [`ping`]: PING ACKs sent with the next write.
-//! - `convert`: messages to and from the runtime's types.
+//! - `convert`: messages to and from the core's types and documents.
 
-use burnserve_actors::{ErrorType, InferRequest};
-use burnserve_models::{RequestInput, BYTES};
+use burnserve_actors::ErrorType;
 use tonic::{Code, Request, Response, Status};
 
-use crate::api::{binary, ApiError, AppState};
+use crate::api::{ApiError, AppState};
+use crate::kserve::request::{self, Call};
+use crate::kserve::{documents, response, stats};
 
 pub mod codec;
 mod convert;
@@ -68,6 +70,11 @@ pub fn status(err: ApiError) -> Status {
 
 fn invalid(message: impl Into<String>) -> Status {
     status(ApiError::BadRequest(message.into()))
+}
+
+/// A core error as a gRPC status.
+fn refused(err: burnserve_actors::InferError) -> Status {
+    status(err.into())
 }
 
 /// The gRPC service: a handle on the same state as the HTTP routes.
@@ -124,13 +131,11 @@ impl GrpcInferenceService for Inference {
         &self,
         _request: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
+        let metadata = documents::server_metadata();
         Ok(Response::new(ServerMetadataResponse {
-            name: "burnserve".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            extensions: crate::api::v2::EXTENSIONS
-                .iter()
-                .map(|e| e.to_string())
-                .collect(),
+            name: metadata.name.into(),
+            version: metadata.version.into(),
+            extensions: metadata.extensions.iter().map(|e| e.to_string()).collect(),
         }))
     }
 
@@ -141,23 +146,15 @@ impl GrpcInferenceService for Inference {
         let request = request.into_inner();
         let version = version_of(request.version);
         let explicit = version.is_some();
-        let d = self
+        let described = self
             .state
             .service
             .describe(&request.name, version.as_deref())
             .await
-            .map_err(|e| status(e.into()))?;
-        Ok(Response::new(ModelMetadataResponse {
-            name: d.name.clone(),
-            versions: if explicit {
-                vec![d.version.clone()]
-            } else {
-                d.versions.clone()
-            },
-            platform: format!("burn_{}", d.spec.architecture),
-            inputs: vec![tensor_metadata(&d.spec.input)],
-            outputs: vec![tensor_metadata(&d.spec.output)],
-        }))
+            .map_err(refused)?;
+        Ok(Response::new(metadata_message(documents::model_metadata(
+            described, explicit,
+        ))))
     }
 
     async fn model_infer(
@@ -166,63 +163,69 @@ impl GrpcInferenceService for Inference {
     ) -> Result<Response<ModelInferResponse>, Status> {
         let deadline = grpc_timeout(request.metadata());
         // The gate admitted the call on its headers (key, quota) before its message was read.
-        let call = request.extensions().get::<gate::CallOf>().cloned();
+        let call_of = request.extensions().get::<gate::CallOf>().cloned();
         let request = request.into_inner();
-        let [input]: [_; 1] = request.inputs.try_into().map_err(|inputs: Vec<_>| {
-            invalid(format!(
-                "expected exactly one input tensor, got {}",
-                inputs.len()
-            ))
-        })?;
-        let raw = match request.raw_input_contents.len() {
-            0 => None,
-            1 => Some(&request.raw_input_contents[0][..]),
-            n => {
-                return Err(invalid(format!(
-                    "raw_input_contents has {n} entries for 1 input"
-                )))
-            }
-        };
-        let shape = dims(&input.name, &input.shape)?;
-        let data = input_data(&input, &shape, raw)?;
-        let tensor = RequestInput::tensor(input.name, input.datatype, shape, data);
-        let mut infer = InferRequest::new(
-            request.model_name,
-            version_of(request.model_version),
-            tensor,
-        );
-        if let Some(call) = call {
-            infer.tenant = call.tenant.to_string();
-            infer.received_at = Some(call.arrived);
+        let raw = &request.raw_input_contents;
+        if !raw.is_empty() && raw.len() != request.inputs.len() {
+            return Err(invalid(format!(
+                "raw_input_contents has {} entries for {} inputs (one each, or none)",
+                raw.len(),
+                request.inputs.len()
+            )));
         }
+        let wires = request
+            .inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, input)| wire_input(input, raw.get(i).map(|b| &b[..])))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(refused)?;
+        let input = request::decode_all(wires.into_iter()).map_err(refused)?;
+        let outputs = requested_outputs(request.outputs);
+        request::check_outputs(&outputs).map_err(refused)?;
         // The shorter of the client's gRPC deadline and `parameters.timeout`; the model's own
         // bound still applies.
-        infer.timeout = match (deadline, timeout_parameter(&request.parameters)?) {
+        let timeout = match (deadline, timeout_parameter(&request.parameters).map_err(refused)?) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        infer.output_names = request.outputs.iter().map(|o| o.name.clone()).collect();
-        let response = self
-            .state
-            .service
-            .infer(infer)
-            .await
-            .map_err(|e| status(e.into()))?;
-        let mut shape = vec![response.output.rows as i64];
-        shape.extend(response.spec.output.shape.iter().map(|&d| d as i64));
+        let call = Call {
+            model: request.model_name,
+            version: version_of(request.model_version),
+            input,
+            outputs,
+            timeout,
+        };
+        let (mut infer, outputs) = call.into_request();
+        if let Some(call) = call_of {
+            infer.tenant = call.tenant.to_string();
+            infer.received_at = Some(call.arrived);
+        }
+        let mut response = self.state.service.infer(infer).await.map_err(refused)?;
+        let tensors = std::mem::take(&mut response.output.outputs);
+        let answers = response::select(tensors, &outputs, true, false).map_err(refused)?;
+        let mut raw_output_contents = Vec::with_capacity(answers.len());
+        let outputs = answers
+            .into_iter()
+            .map(|answer| {
+                let tensor = answer.tensor;
+                raw_output_contents.push(burnserve_models::tensor::encode_le(&tensor.data));
+                model_infer_response::InferOutputTensor {
+                    datatype: tensor.datatype().as_str().into(),
+                    shape: tensor.shape.iter().map(|&d| d as i64).collect(),
+                    name: tensor.name,
+                    parameters: Default::default(),
+                    contents: None,
+                }
+            })
+            .collect();
         Ok(Response::new(ModelInferResponse {
             model_name: response.key.model.clone(),
             model_version: response.key.version.clone(),
             id: request.id,
             parameters: Default::default(),
-            outputs: vec![model_infer_response::InferOutputTensor {
-                name: response.spec.output.name.clone(),
-                datatype: "FP32".into(),
-                shape,
-                parameters: Default::default(),
-                contents: None,
-            }],
-            raw_output_contents: vec![binary::encode_f32(&response.output.output)],
+            outputs,
+            raw_output_contents,
         }))
     }
 
@@ -231,71 +234,14 @@ impl GrpcInferenceService for Inference {
         request: Request<ModelConfigRequest>,
     ) -> Result<Response<ModelConfigResponse>, Status> {
         let request = request.into_inner();
-        let d = self
+        let described = self
             .state
             .service
             .describe(&request.name, version_of(request.version).as_deref())
             .await
-            .map_err(|e| status(e.into()))?;
-        let spec = &d.spec;
-        let (kind, gpus) = match d.device {
-            burnserve_models::Device::Cpu => (model_instance_group::Kind::Cpu, vec![]),
-            burnserve_models::Device::Cuda(n) => (model_instance_group::Kind::Gpu, vec![n as i32]),
-        };
-        let tensor_dims = |t: &burnserve_models::TensorSpec| -> Vec<i64> {
-            if t.datatype == BYTES {
-                vec![1]
-            } else {
-                t.shape.iter().map(|&d| d as i64).collect()
-            }
-        };
-        let mut parameters = std::collections::HashMap::new();
-        parameters.insert(
-            "device".to_string(),
-            ModelParameter {
-                string_value: d.device.to_string(),
-            },
-        );
-        parameters.insert(
-            "threads_per_instance".to_string(),
-            ModelParameter {
-                string_value: crate::api::v2::threads_per_instance(spec),
-            },
-        );
+            .map_err(refused)?;
         Ok(Response::new(ModelConfigResponse {
-            config: Some(ModelConfig {
-                name: d.name.clone(),
-                platform: format!("burn_{}", spec.architecture),
-                backend: "burn".into(),
-                max_batch_size: i32::try_from(spec.batching.max_batch_size).unwrap_or(i32::MAX),
-                input: vec![ModelInput {
-                    name: spec.input.name.clone(),
-                    data_type: data_type(&spec.input.datatype),
-                    dims: tensor_dims(&spec.input),
-                }],
-                output: vec![ModelOutput {
-                    name: spec.output.name.clone(),
-                    data_type: data_type(&spec.output.datatype),
-                    dims: tensor_dims(&spec.output),
-                }],
-                instance_group: vec![ModelInstanceGroup {
-                    name: d.name.clone(),
-                    count: spec.batching.instances.resolve() as i32,
-                    gpus,
-                    kind: kind as i32,
-                }],
-                dynamic_batching: Some(ModelDynamicBatching {
-                    max_queue_delay_microseconds: (spec.batching.max_batch_delay_ms * 1000.0)
-                        .round() as u64,
-                    default_queue_policy: Some(ModelQueuePolicy {
-                        timeout_action: model_queue_policy::TimeoutAction::Reject as i32,
-                        default_timeout_microseconds: spec.default_timeout().as_micros() as u64,
-                        max_queue_size: u32::try_from(spec.batching.queue_capacity)
-                            .unwrap_or(u32::MAX),
-                    }),
-                }),
-                parameters,
-            }),
+            config: Some(config_message(documents::model_config(&described))),
         }))
     }
 
@@ -315,7 +261,7 @@ impl GrpcInferenceService for Inference {
         Ok(Response::new(ModelStatisticsResponse {
             model_stats: all
                 .iter()
-                .map(|(key, s)| model_statistics(key, s))
+                .map(|(key, s)| statistics_message(stats::model_stats(key, s)))
                 .collect(),
         }))
     }

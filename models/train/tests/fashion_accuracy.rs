@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use burnserve_models::{load_model, Device, InputData, ModelSpec};
+use burnserve_models::{forward_f32, load_model, Device, ModelSpec};
 use burnserve_train::datasets::{fashion_mnist_available, FashionMnist, Split, IMAGE_PIXELS};
 
 fn accuracy(version: &str) -> Option<f64> {
@@ -21,10 +21,8 @@ fn accuracy(version: &str) -> Option<f64> {
         let end = (start + batch).min(test.len());
         let pixels: Vec<f32> = (start..end).flat_map(|i| test.normalised(i)).collect();
         assert_eq!(pixels.len(), (end - start) * IMAGE_PIXELS);
-        let probabilities = model
-            .forward(InputData::Fp32(pixels), end - start)
-            .expect("forward")
-            .values;
+        let probabilities =
+            forward_f32(model.as_mut(), &spec, pixels, end - start).expect("forward");
         for (row, label) in probabilities.chunks(10).zip(&test.labels[start..end]) {
             let sum: f32 = row.iter().sum();
             assert!((sum - 1.0).abs() < 1e-4, "softmax rows sum to 1, got {sum}");

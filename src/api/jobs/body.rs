@@ -154,21 +154,21 @@ impl Asked {
 pub fn result_reserve(spec: &ModelSpec, asked: Asked) -> u64 {
     const ENVELOPE: usize = 512;
     let items = match asked.texts {
-        0 => asked.values.div_ceil(spec.input.item_len().max(1)),
+        0 => asked.values.div_ceil(spec.input().item_len().max(1)),
         texts => texts,
     };
-    if items > spec.batching.max_batch_size {
+    if items > spec.batching.max_rows() {
         return ENVELOPE as u64;
     }
-    let out = spec.output.item_len();
+    let out = spec.output().item_len();
     let label = spec
-        .output
+        .output()
         .labels
         .iter()
         .map(String::len)
         .max()
         .unwrap_or(0);
-    let top = if spec.output.labels.is_empty() {
+    let top = if spec.output().labels.is_empty() {
         0
     } else {
         asked.top_k.min(out).saturating_mul(label + 48)

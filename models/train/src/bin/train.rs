@@ -11,7 +11,7 @@ use burnserve_models::arch::cnn::Cnn;
 use burnserve_models::arch::mlp::Mlp;
 use burnserve_models::spec::{sha256_of, BatchingSpec, ModelSpec, TensorSpec, SPEC_FILE};
 use burnserve_models::weights::save_safetensors;
-use burnserve_models::ModelError;
+use burnserve_models::{DataType, ModelError};
 use burnserve_train::datasets::{FashionMnist, Split, FASHION_CLASSES};
 use burnserve_train::train::{train, TrainBackend, TrainConfig};
 use clap::{Parser, ValueEnum};
@@ -52,24 +52,18 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
         files: Default::default(),
         description,
         params,
-        input: TensorSpec {
-            name: "pixels".into(),
-            datatype: "FP32".into(),
-            shape: vec![28, 28],
+        inputs: vec![TensorSpec {
             min: Some(0.0),
             max: Some(1.0),
-            labels: vec![],
             accept_uint8: true,
-        },
-        output: TensorSpec {
-            name: "probabilities".into(),
-            datatype: "FP32".into(),
-            shape: vec![10],
-            min: None,
-            max: None,
+            ..TensorSpec::new("pixels", DataType::F32, &[28, 28])
+        }],
+        outputs: vec![TensorSpec {
             labels: FASHION_CLASSES.iter().map(|c| c.to_string()).collect(),
-            accept_uint8: false,
-        },
+            ..TensorSpec::new("probabilities", DataType::F32, &[10])
+        }],
+        legacy_input: None,
+        legacy_output: None,
         batching: BatchingSpec {
             max_batch_size: 64,
             max_batch_delay_ms: 1.0,

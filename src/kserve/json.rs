@@ -1,0 +1,368 @@
+//! A v2 tensor's JSON `data`, read straight into the typed buffer of its declared datatype
+//! (flat or nested arrays; the nesting's shape is kept to compare with the declared one), and
+//! written back: numbers exactly (integers as integers, FP64 with every digit), BOOL as `true` /
+//! `false`, BYTES as strings. JSON has no NaN or infinity: those are written `null` (ask for
+//! binary data to get them back bit for bit).
+
+use std::fmt;
+
+use burnserve_models::{DataType, TensorData};
+use half::{bf16, f16};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::ser::SerializeSeq;
+use serde::{Deserializer, Serialize, Serializer};
+
+/// Typed data read from JSON, with the shape its nesting implies (`[n]` for a flat array).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonData {
+    pub nesting: Vec<usize>,
+    pub data: TensorData,
+}
+
+/// Reads JSON `data` as `datatype` values.
+#[derive(Debug, Clone, Copy)]
+pub struct TypedData(pub DataType);
+
+impl<'de> DeserializeSeed<'de> for TypedData {
+    type Value = JsonData;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonData, D::Error> {
+        let mut walk = Walk {
+            data: TensorData::with_capacity(self.0, 0),
+            dims: Vec::new(),
+            leaf_depth: None,
+        };
+        deserializer.deserialize_any(Level {
+            depth: 0,
+            walk: &mut walk,
+        })?;
+        let depth = walk.leaf_depth.unwrap_or(walk.dims.len());
+        let nesting = walk
+            .dims
+            .iter()
+            .take(depth)
+            .map(|d| d.unwrap_or(0))
+            .collect();
+        Ok(JsonData {
+            nesting,
+            data: walk.data,
+        })
+    }
+}
+
+/// One JSON value where an element is expected.
+enum Leaf {
+    Bool(bool),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Text(Vec<u8>),
+}
+
+impl Leaf {
+    fn kind(&self) -> &'static str {
+        match self {
+            Leaf::Bool(_) => "a boolean",
+            Leaf::Int(_) | Leaf::Uint(_) => "an integer",
+            Leaf::Float(_) => "a number with a fraction or exponent",
+            Leaf::Text(_) => "a string",
+        }
+    }
+}
+
+struct Walk {
+    data: TensorData,
+    /// Length of the arrays at each depth, fixed by the first array completed there.
+    dims: Vec<Option<usize>>,
+    /// Depth at which elements appear.
+    leaf_depth: Option<usize>,
+}
+
+impl Walk {
+    /// Appends one element, converted to the datatype exactly (integers in range, any number
+    /// for floating point, booleans for BOOL, strings for BYTES).
+    fn push(&mut self, leaf: Leaf) -> Result<(), String> {
+        let index = self.data.len();
+        let datatype = self.data.datatype();
+        let wrong = |leaf: &Leaf| {
+            format!(
+                "element {index} is {}, which is not {}",
+                leaf.kind(),
+                expected(datatype)
+            )
+        };
+        macro_rules! int {
+            ($v:expr, $t:ty) => {{
+                let value = match leaf {
+                    Leaf::Int(v) => <$t>::try_from(v).ok(),
+                    Leaf::Uint(v) => <$t>::try_from(v).ok(),
+                    ref other => return Err(wrong(other)),
+                };
+                match value {
+                    Some(value) => $v.push(value),
+                    None => {
+                        return Err(format!(
+                            "element {index} is out of range for {datatype} ({}..={})",
+                            <$t>::MIN,
+                            <$t>::MAX
+                        ))
+                    }
+                }
+            }};
+        }
+        let number = |leaf: &Leaf| match *leaf {
+            Leaf::Int(v) => Ok(v as f64),
+            Leaf::Uint(v) => Ok(v as f64),
+            Leaf::Float(v) => Ok(v),
+            ref other => Err(wrong(other)),
+        };
+        match &mut self.data {
+            TensorData::Bool(v) => match leaf {
+                Leaf::Bool(b) => v.push(b),
+                other => return Err(wrong(&other)),
+            },
+            TensorData::U8(v) => int!(v, u8),
+            TensorData::U16(v) => int!(v, u16),
+            TensorData::U32(v) => int!(v, u32),
+            TensorData::U64(v) => int!(v, u64),
+            TensorData::I8(v) => int!(v, i8),
+            TensorData::I16(v) => int!(v, i16),
+            TensorData::I32(v) => int!(v, i32),
+            TensorData::I64(v) => int!(v, i64),
+            // Any JSON number, rounded to the nearest value of the datatype.
+            TensorData::F16(v) => v.push(f16::from_f64(number(&leaf)?)),
+            TensorData::BF16(v) => v.push(bf16::from_f64(number(&leaf)?)),
+            TensorData::F32(v) => v.push(number(&leaf)? as f32),
+            TensorData::F64(v) => v.push(number(&leaf)?),
+            TensorData::Bytes(v) => match leaf {
+                Leaf::Text(text) => v.push(text),
+                other => return Err(wrong(&other)),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// What the elements of `datatype` are written as in JSON.
+fn expected(datatype: DataType) -> String {
+    match datatype {
+        DataType::Bool => "a BOOL (true or false)".into(),
+        DataType::Bytes => "a BYTES element (a string)".into(),
+        d if d.is_float() => format!("a {d} (a number)"),
+        d => format!("a {d} (an integer)"),
+    }
+}
+
+struct Level<'a> {
+    depth: usize,
+    walk: &'a mut Walk,
+}
+
+impl Level<'_> {
+    fn leaf<E: de::Error>(self, leaf: Leaf) -> Result<(), E> {
+        match self.walk.leaf_depth {
+            None => self.walk.leaf_depth = Some(self.depth),
+            Some(d) if d != self.depth => {
+                return Err(E::custom("ragged nesting: values at different depths"))
+            }
+            Some(_) => {}
+        }
+        self.walk.push(leaf).map_err(E::custom)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Level<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Level<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a (nested) array of tensor elements")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.leaf(Leaf::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.leaf(Leaf::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.leaf(Leaf::Uint(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.leaf(Leaf::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.leaf(Leaf::Text(v.as_bytes().to_vec()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.leaf(Leaf::Text(v.into_bytes()))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.depth;
+        if self.walk.leaf_depth.is_some_and(|leaf| depth >= leaf) {
+            return Err(de::Error::custom(
+                "ragged nesting: an array where a value was expected",
+            ));
+        }
+        let mut count = 0usize;
+        while seq
+            .next_element_seed(Level {
+                depth: depth + 1,
+                walk: &mut *self.walk,
+            })?
+            .is_some()
+        {
+            count += 1;
+        }
+        if self.walk.dims.len() <= depth {
+            self.walk.dims.resize(depth + 1, None);
+        }
+        match self.walk.dims[depth] {
+            None => self.walk.dims[depth] = Some(count),
+            Some(expected) if expected != count => {
+                return Err(de::Error::custom(format!(
+                    "ragged nesting: arrays of length {expected} and {count} at depth {depth}"
+                )))
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// `data` written as a flat JSON array. BYTES elements must be UTF-8 ([`first_non_utf8`]).
+#[derive(Debug)]
+pub struct JsonOut<'a>(pub &'a TensorData);
+
+impl Serialize for JsonOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        macro_rules! all {
+            ($v:expr, $map:expr) => {{
+                let mut seq = serializer.serialize_seq(Some($v.len()))?;
+                for x in $v {
+                    seq.serialize_element(&$map(x))?;
+                }
+                seq.end()
+            }};
+        }
+        match self.0 {
+            TensorData::Bool(v) => all!(v, |x: &bool| *x),
+            TensorData::U8(v) => all!(v, |x: &u8| *x),
+            TensorData::U16(v) => all!(v, |x: &u16| *x),
+            TensorData::U32(v) => all!(v, |x: &u32| *x),
+            TensorData::U64(v) => all!(v, |x: &u64| *x),
+            TensorData::I8(v) => all!(v, |x: &i8| *x),
+            TensorData::I16(v) => all!(v, |x: &i16| *x),
+            TensorData::I32(v) => all!(v, |x: &i32| *x),
+            TensorData::I64(v) => all!(v, |x: &i64| *x),
+            TensorData::F16(v) => all!(v, |x: &f16| x.to_f32()),
+            TensorData::BF16(v) => all!(v, |x: &bf16| x.to_f32()),
+            TensorData::F32(v) => all!(v, |x: &f32| *x),
+            TensorData::F64(v) => all!(v, |x: &f64| *x),
+            TensorData::Bytes(v) => {
+                let mut seq = serializer.serialize_seq(Some(v.len()))?;
+                for item in v {
+                    let text = std::str::from_utf8(item).map_err(serde::ser::Error::custom)?;
+                    seq.serialize_element(text)?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// The first BYTES element that is not UTF-8 text (which JSON cannot carry), if any.
+pub fn first_non_utf8(data: &TensorData) -> Option<usize> {
+    match data {
+        TensorData::Bytes(items) => items.iter().position(|i| std::str::from_utf8(i).is_err()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(datatype: DataType, json: &str) -> Result<JsonData, String> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        TypedData(datatype)
+            .deserialize(&mut de)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn elements_read_exactly_as_their_datatype() {
+        let big = read(DataType::I64, "[[9223372036854775807, -9223372036854775808]]").unwrap();
+        assert_eq!(big.nesting, vec![1, 2]);
+        assert_eq!(big.data, TensorData::I64(vec![i64::MAX, i64::MIN]));
+        assert_eq!(
+            read(DataType::U64, "[18446744073709551615]").unwrap().data,
+            TensorData::U64(vec![u64::MAX])
+        );
+        assert_eq!(
+            read(DataType::Bool, "[true, false]").unwrap().data,
+            TensorData::Bool(vec![true, false])
+        );
+        assert_eq!(
+            read(DataType::Bytes, "[\"a\", \"\"]").unwrap().data,
+            TensorData::Bytes(vec![b"a".to_vec(), vec![]])
+        );
+        let third = 1.0f64 / 3.0;
+        let text = serde_json::to_string(&[third]).unwrap();
+        assert_eq!(
+            read(DataType::F64, &text).unwrap().data,
+            TensorData::F64(vec![third])
+        );
+        assert_eq!(
+            read(DataType::F16, "[0.5, 2]").unwrap().data,
+            TensorData::F16(vec![f16::from_f32(0.5), f16::from_f32(2.0)])
+        );
+        assert_eq!(read(DataType::F32, "[]").unwrap().nesting, vec![0]);
+    }
+
+    #[test]
+    fn elements_of_another_kind_or_range_are_refused_naming_the_element() {
+        for (datatype, json, says) in [
+            (DataType::I8, "[1, 128]", "element 1 is out of range for INT8 (-128..=127)"),
+            (DataType::U16, "[-1]", "element 0 is out of range for UINT16"),
+            (DataType::I32, "[1.5]", "element 0 is a number with a fraction"),
+            (DataType::Bool, "[1]", "element 0 is an integer, which is not a BOOL"),
+            (DataType::Bytes, "[1]", "which is not a BYTES element"),
+            (DataType::F32, "[\"1\"]", "element 0 is a string, which is not a FP32"),
+            (DataType::F32, "[[1, 2], [3]]", "ragged"),
+            (DataType::F32, "[[1, 2], 3]", "ragged"),
+            (DataType::F32, "[1, [2]]", "ragged"),
+            (DataType::F32, "[null]", "invalid type: null"),
+            (DataType::F32, "{\"a\": 1}", "invalid type: map"),
+        ] {
+            let err = read(datatype, json).unwrap_err();
+            assert!(err.contains(says), "{json} as {datatype}: {err}");
+        }
+    }
+
+    #[test]
+    fn outputs_write_as_json_and_read_back_the_same() {
+        for data in [
+            TensorData::I64(vec![i64::MIN, 0, i64::MAX]),
+            TensorData::U8(vec![0, 255]),
+            TensorData::F64(vec![0.1, 1e300, -2.5e-300]),
+            TensorData::F32(vec![0.1, 3.4e38, f32::from_bits(1)]),
+            TensorData::BF16(vec![bf16::from_f32(1.5)]),
+            TensorData::Bool(vec![false, true]),
+            TensorData::Bytes(vec![b"x".to_vec()]),
+        ] {
+            let text = serde_json::to_string(&JsonOut(&data)).unwrap();
+            assert_eq!(read(data.datatype(), &text).unwrap().data, data, "{text}");
+        }
+        let nan = serde_json::to_string(&JsonOut(&TensorData::F32(vec![f32::NAN]))).unwrap();
+        assert_eq!(nan, "[null]");
+        let bytes = TensorData::Bytes(vec![b"ok".to_vec(), vec![0xff]]);
+        assert_eq!(first_non_utf8(&bytes), Some(1));
+        assert!(serde_json::to_string(&JsonOut(&bytes)).is_err());
+    }
+}
