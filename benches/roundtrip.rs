@@ -83,9 +83,7 @@ fn roundtrip(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("roundtrip_echo");
     group.bench_function("direct_forward", |b| {
-        b.iter(|| {
-            forward_f32(direct.as_mut(), &spec, vec![1.0, 2.0, 3.0, 4.0], 1).expect("echo")
-        })
+        b.iter(|| forward_f32(direct.as_mut(), &spec, vec![1.0, 2.0, 3.0, 4.0], 1).expect("echo"))
     });
     group.bench_function("router_actor_executor", |b| {
         b.iter_custom(|iters| {

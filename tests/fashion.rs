@@ -21,9 +21,7 @@ fn in_process(version: &str, test: &FashionMnist) -> Vec<Vec<f32>> {
     let spec = ModelSpec::from_dir(&dir).unwrap();
     let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
     (0..IMAGES)
-        .map(|i| {
-            forward_f32(model.as_mut(), &spec, test.normalised(i), 1).unwrap()
-        })
+        .map(|i| forward_f32(model.as_mut(), &spec, test.normalised(i), 1).unwrap())
         .collect()
 }
 

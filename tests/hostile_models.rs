@@ -716,14 +716,14 @@ fn input_ranges_no_value_satisfies_are_refused_at_load() {
     let dir = repo.path().join("fashion/6");
     copy_version(FASHION_MLP, &dir);
     for (range, key) in [
-        ("min = nan\nmax = 1.0", "input.min is NaN"),
-        ("min = 0.0\nmax = nan", "input.max is NaN"),
+        ("min = nan\nmax = 1.0", "input 'pixels': min is NaN"),
+        ("min = 0.0\nmax = nan", "input 'pixels': max is NaN"),
         (
             "min = 2.0\nmax = 1.0",
-            "input.min (2) is greater than input.max (1)",
+            "input 'pixels': min (2) is greater than max (1)",
         ),
-        ("min = inf\nmax = inf", "input.min is +inf"),
-        ("min = -inf\nmax = -inf", "input.max is -inf"),
+        ("min = inf\nmax = inf", "input 'pixels': min is +inf"),
+        ("min = -inf\nmax = -inf", "input 'pixels': max is -inf"),
     ] {
         let body = toml.replace("min = 0.0\nmax = 1.0", range);
         // Over the admin API (a model.toml override): 400.
@@ -756,7 +756,7 @@ fn input_ranges_no_value_satisfies_are_refused_at_load() {
     assert!(
         reply
             .error()
-            .contains("input.min applies to numeric data; input.datatype is BYTES"),
+            .contains("finite, min and max apply to numeric data; its datatype is BYTES"),
         "{reply:?}"
     );
     // What served before still serves, with its own range.

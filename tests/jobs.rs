@@ -23,9 +23,7 @@ fn in_process(dir: &std::path::Path, items: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let mut model = load_model(&spec, dir, Device::Cpu).unwrap();
     items
         .iter()
-        .map(|item| {
-            forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap()
-        })
+        .map(|item| forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap())
         .collect()
 }
 

@@ -65,7 +65,7 @@ async fn serves_minilm_embeddings_over_every_api() {
     assert_eq!(status, 200);
     assert_eq!(
         meta["inputs"][0],
-        json!({ "name": "text", "datatype": "BYTES", "shape": [-1] })
+        json!({ "name": "text", "datatype": "BYTES", "shape": [-1, 1] })
     );
     assert_eq!(meta["outputs"][0]["shape"], json!([-1, DIM]));
 
@@ -209,7 +209,7 @@ async fn serves_minilm_embeddings_over_every_api() {
             "/v2/models/minilm/infer",
             json!({ "inputs": [{ "name": "text", "shape": [1, 2], "datatype": "BYTES", "data": ["a", "b"] }] }),
             422,
-            "[n] strings",
+            "this model takes [n, 1]",
         ),
         (
             "/v1/models/minilm/predict",

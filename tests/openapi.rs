@@ -92,7 +92,7 @@ async fn documented_limits_hold_and_answers_match_their_schemas() {
             assert!(answer["error"]
                 .as_str()
                 .unwrap()
-                .contains("parameters.timeout"));
+                .contains("parameter 'timeout'"));
         }
     }
     // `/metrics` is GET only: another method is 405 with `Allow`, like every route.

@@ -16,9 +16,7 @@ fn in_process(fixture: &Fixture, version: &str, items: &[Vec<f32>]) -> Vec<f32> 
     let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
     items
         .iter()
-        .flat_map(|item| {
-            forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap()
-        })
+        .flat_map(|item| forward_f32(model.as_mut(), &spec, item.clone(), 1).unwrap())
         .collect()
 }
 
@@ -198,7 +196,7 @@ async fn broken_framing_is_a_400_that_names_the_input_and_why() {
             input(json!({ "binary_data_size": 48 }), json!([2, MLP_INPUT])),
             data.clone(),
             None,
-            "input 'features': 48 bytes of FP32 data do not hold shape [2, 12]",
+            "input 'features': 48 bytes of FP32 data do not hold 24 elements of 4 byte(s) (shape [2, 12])",
         ),
         // A header length past the body, or not a number.
         (
@@ -227,10 +225,10 @@ async fn broken_framing_is_a_400_that_names_the_input_and_why() {
             "has no data",
         ),
         (
-            json!({ "inputs": [{ "name": "features", "shape": [1], "datatype": "FP16", "parameters": { "binary_data_size": 2 } }] }),
-            vec![0, 0],
+            json!({ "inputs": [{ "name": "features", "shape": [1], "datatype": "FP8", "parameters": { "binary_data_size": 1 } }] }),
+            vec![0],
             None,
-            "binary data of datatype FP16 is not supported",
+            "datatype 'FP8' is not a KServe v2 datatype",
         ),
     ];
     for (header, binary, length, expected) in cases {
@@ -288,7 +286,7 @@ async fn requested_outputs_must_exist_and_ids_echo_only_when_given() {
         answer["error"]
             .as_str()
             .unwrap()
-            .contains("no output 'logits'"),
+            .contains("unknown output 'logits'"),
         "{answer}"
     );
     let (status, answer, _) = server

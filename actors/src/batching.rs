@@ -504,6 +504,9 @@ mod tests {
         let rows = NamedTensor::new("a", vec![3], TensorData::F32(vec![0.0; 3]));
         assert!(split_outputs(vec![rows.clone()], &[1, 1], true).is_err());
         // No batch dimension: passed through whole.
-        assert_eq!(split_outputs(vec![rows.clone()], &[1], false).unwrap()[0][0], rows);
+        assert_eq!(
+            split_outputs(vec![rows.clone()], &[1], false).unwrap()[0][0],
+            rows
+        );
     }
 }

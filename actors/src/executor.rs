@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burnserve_models::{
-    check_outputs, load_version, warm_up_inputs, Cancel, Device, InferenceModel, Jail,
-    LoadBudget, LoadContext, LoadLimits, ModelError, ModelOutput, ModelSpec, NamedTensor,
+    check_outputs, load_version, warm_up_inputs, Cancel, Device, InferenceModel, Jail, LoadBudget,
+    LoadContext, LoadLimits, ModelError, ModelOutput, ModelSpec, NamedTensor,
 };
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use tokio::sync::oneshot;
@@ -776,7 +776,11 @@ mod tests {
         let (reply, answer) = JobReply::direct();
         let now = Instant::now();
         let job = Job {
-            inputs: vec![NamedTensor::new("x", vec![1, 1], TensorData::F32(vec![0.0]))],
+            inputs: vec![NamedTensor::new(
+                "x",
+                vec![1, 1],
+                TensorData::F32(vec![0.0]),
+            )],
             rows: 1,
             deadline: now + Duration::from_secs(60),
             enqueued_at: now,

@@ -23,7 +23,10 @@ async fn concurrent_requests_share_batches_and_get_their_own_rows() {
     let results = join_all((0..16).map(|i| h.infer("echo", None, [i as f32, -(i as f32)]))).await;
     for (i, result) in results.into_iter().enumerate() {
         let response = result.expect("served");
-        assert_eq!(response.output.values().expect("FP32").to_vec(), vec![i as f32, -(i as f32)]);
+        assert_eq!(
+            response.output.values().expect("FP32").to_vec(),
+            vec![i as f32, -(i as f32)]
+        );
     }
     let echo = [("model", "echo"), ("version", "1")];
     let batches = h.metric("inference_batch_size_count", &echo);
@@ -48,7 +51,10 @@ async fn an_abandoned_request_is_never_computed() {
     assert!(busy.is_ok());
     assert!(gave_up.is_err(), "the caller left");
     let third = h.infer("slow", None, [3.0, 3.0]).await.expect("served");
-    assert_eq!(third.output.values().expect("FP32").to_vec(), vec![3.0, 3.0]);
+    assert_eq!(
+        third.output.values().expect("FP32").to_vec(),
+        vec![3.0, 3.0]
+    );
     let slow = [("model", "slow"), ("version", "1")];
     assert_eq!(
         h.metric("inference_batch_size_count", &slow),

@@ -22,13 +22,19 @@ async fn resolves_pinned_default_and_unknown_versions() {
         unpinned.key.version, "1",
         "the first version loaded is the default"
     );
-    assert_eq!(unpinned.output.values().expect("FP32").to_vec(), vec![1.0, 2.0]);
+    assert_eq!(
+        unpinned.output.values().expect("FP32").to_vec(),
+        vec![1.0, 2.0]
+    );
     let pinned = h
         .infer("echo", Some("2"), [3.0, 4.0])
         .await
         .expect("pinned");
     assert_eq!(
-        (pinned.key.version.as_str(), pinned.output.values().expect("FP32").to_vec()),
+        (
+            pinned.key.version.as_str(),
+            pinned.output.values().expect("FP32").to_vec()
+        ),
         ("2", vec![3.0, 4.0])
     );
     assert_eq!(

@@ -46,7 +46,10 @@ async fn load_reload_unload_walk_the_phases() {
         .infer("echo", None, [5.0, 6.0])
         .await
         .expect("serves after a reload");
-    assert_eq!(served.output.values().expect("FP32").to_vec(), vec![5.0, 6.0]);
+    assert_eq!(
+        served.output.values().expect("FP32").to_vec(),
+        vec![5.0, 6.0]
+    );
     let lifecycle = |action: &str| {
         h.metric(
             "model_lifecycle_total",

@@ -117,7 +117,12 @@ impl InferenceModel for FakeModel {
         } else {
             input
         };
-        Ok(ModelOutput::f32(&self.output.0, rows, &self.output.1, values))
+        Ok(ModelOutput::f32(
+            &self.output.0,
+            rows,
+            &self.output.1,
+            values,
+        ))
     }
 
     fn share(&self) -> Option<Box<dyn InferenceModel>> {

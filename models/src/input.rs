@@ -138,7 +138,11 @@ mod tests {
 
     #[test]
     fn single_input_helpers_take_the_right_kind() {
-        let floats = vec![NamedTensor::new("x", vec![1, 2], TensorData::F32(vec![1.0, 2.0]))];
+        let floats = vec![NamedTensor::new(
+            "x",
+            vec![1, 2],
+            TensorData::F32(vec![1.0, 2.0]),
+        )];
         assert_eq!(take_f32(floats.clone()).unwrap(), vec![1.0, 2.0]);
         assert_eq!(
             take_texts(floats).unwrap_err().error_type().as_str(),

@@ -607,11 +607,17 @@ mod tests {
             "name = \"pixels\"\ndatatype = \"FP8\"",
         );
         let err = ModelSpec::from_toml(&dtype).unwrap_err().to_string();
-        assert!(err.contains("datatype 'FP8' is not a KServe v2 datatype"), "{err}");
+        assert!(
+            err.contains("datatype 'FP8' is not a KServe v2 datatype"),
+            "{err}"
+        );
         // 2^60 + 1 times 784 overflows a usize: refused, not wrapped.
         let huge = MLP.replace("shape = [4]", "shape = [1152921504606846977, 784]");
         let err = ModelSpec::from_toml(&huge).unwrap_err().to_string();
-        assert!(err.contains("inputs[0].shape") && err.contains("more than"), "{err}");
+        assert!(
+            err.contains("inputs[0].shape") && err.contains("more than"),
+            "{err}"
+        );
     }
 
     fn fuzz_cases() -> u32 {
@@ -674,12 +680,24 @@ mod tests {
         assert_eq!(legacy.inputs.len(), 1);
         assert_eq!(legacy.output().labels.len(), 3);
         for (bad, says) in [
-            (MLP.replace("[output]", "[[outputs]]\nname = \"z\"\nshape = [1]\n[output]"), "not both"),
+            (
+                MLP.replace(
+                    "[output]",
+                    "[[outputs]]\nname = \"z\"\nshape = [1]\n[output]",
+                ),
+                "not both",
+            ),
             (MLP.replace("shape = [4]", "shape = [0]"), "dimension 0"),
             (MLP.replace("shape = [4]", "shape = [-2]"), "dimension -2"),
-            (MLP.replace("shape = [4]", "shape = []"), "1..=16 dimensions"),
+            (
+                MLP.replace("shape = [4]", "shape = []"),
+                "1..=16 dimensions",
+            ),
         ] {
-            let err = ModelSpec::from_toml(&bad).map(|_| ()).unwrap_err().to_string();
+            let err = ModelSpec::from_toml(&bad)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(says), "{says}: {err}");
         }
         let twice = ModelSpec::from_toml(
@@ -690,9 +708,11 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(twice.contains("inputs name 'x' appears twice"), "{twice}");
-        let none = ModelSpec::from_toml("architecture = \"identity\"\n[[outputs]]\nname = \"y\"\nshape = [1]\n")
-            .unwrap_err()
-            .to_string();
+        let none = ModelSpec::from_toml(
+            "architecture = \"identity\"\n[[outputs]]\nname = \"y\"\nshape = [1]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(none.contains("1..=64 inputs"), "{none}");
     }
 

@@ -123,7 +123,11 @@ fn serves_through_the_inference_model_seam() {
     let texts = vec![b"Hello world".to_vec(), b"x".to_vec()];
     let out = model
         .forward(
-            vec![NamedTensor::new("text", vec![2, 1], TensorData::Bytes(texts))],
+            vec![NamedTensor::new(
+                "text",
+                vec![2, 1],
+                TensorData::Bytes(texts),
+            )],
             2,
         )
         .unwrap();
@@ -134,7 +138,11 @@ fn serves_through_the_inference_model_seam() {
     assert!((values[0] - HELLO_WORLD[0]).abs() < 1e-4);
     let err = model
         .forward(
-            vec![NamedTensor::new("text", vec![1, 384], TensorData::F32(vec![0.0; 384]))],
+            vec![NamedTensor::new(
+                "text",
+                vec![1, 384],
+                TensorData::F32(vec![0.0; 384]),
+            )],
             1,
         )
         .unwrap_err();

@@ -67,9 +67,7 @@ fn wire_input<'a>(
             let datatype = request::datatype(&input.name, &input.datatype)?;
             let mut reader = serde_json::Deserializer::from_str(raw.get());
             let json = serde::de::DeserializeSeed::deserialize(TypedData(datatype), &mut reader)
-                .map_err(|e| {
-                    ApiError::BadRequest(format!("input '{}': data: {e}", input.name))
-                })?;
+                .map_err(|e| ApiError::BadRequest(format!("input '{}': data: {e}", input.name)))?;
             Payload::Json(json)
         }
         (None, Some(size)) => Payload::Raw(section.take(&input.name, size)?),
@@ -100,8 +98,9 @@ async fn run(
         .into_iter()
         .map(|input| wire_input(input, &mut section))
         .collect::<Result<Vec<_>, _>>()?;
-    section.finish()?;
+    // Each input's own mistakes first, then bytes no input took.
     let input = request::decode_all(wires.into_iter())?;
+    section.finish()?;
     let outputs: Vec<RequestedOutput> = body
         .outputs
         .unwrap_or_default()

@@ -7,8 +7,8 @@ pub mod body;
 pub mod embeddings;
 pub mod error;
 pub mod health;
-pub mod inflate;
 pub mod infer;
+pub mod inflate;
 pub mod jobs;
 pub mod openapi;
 pub mod predict;
@@ -118,19 +118,22 @@ pub fn routes(cfg: &mut web::ServiceConfig, limits: RouteLimits) {
     // The inference routes first: actix tries resources in registration order and matches each
     // dynamic pattern with a regex, which cost ~19% of the server's CPU per request (perf) when
     // ten patterns came before these.
-    cfg.service(inference("/v2/models/{model}/infer", post().to(infer::infer)))
-        .service(inference(
-            "/v2/models/{model}/versions/{version}/infer",
-            post().to(infer::infer_version),
-        ))
-        .service(inference(
-            "/v1/models/{model}/predict",
-            post().to(predict::predict),
-        ))
-        .service(inference(
-            "/v1/models/{model}/versions/{version}/predict",
-            post().to(predict::predict_version),
-        ));
+    cfg.service(inference(
+        "/v2/models/{model}/infer",
+        post().to(infer::infer),
+    ))
+    .service(inference(
+        "/v2/models/{model}/versions/{version}/infer",
+        post().to(infer::infer_version),
+    ))
+    .service(inference(
+        "/v1/models/{model}/predict",
+        post().to(predict::predict),
+    ))
+    .service(inference(
+        "/v1/models/{model}/versions/{version}/predict",
+        post().to(predict::predict_version),
+    ));
     cfg.service(
         web::scope("/admin")
             .wrap(actix_web::middleware::from_fn(auth::admin_gate))

@@ -104,7 +104,11 @@ pub(super) fn requested_outputs(
     outputs
         .into_iter()
         .map(|o| RequestedOutput {
-            classification: match o.parameters.get("classification").and_then(|p| p.parameter_choice.clone()) {
+            classification: match o
+                .parameters
+                .get("classification")
+                .and_then(|p| p.parameter_choice.clone())
+            {
                 Some(infer_parameter::ParameterChoice::Int64Param(n)) => Some(n),
                 Some(_) => Some(1),
                 None => None,

@@ -185,7 +185,10 @@ impl GrpcInferenceService for Inference {
         request::check_outputs(&outputs).map_err(refused)?;
         // The shorter of the client's gRPC deadline and `parameters.timeout`; the model's own
         // bound still applies.
-        let timeout = match (deadline, timeout_parameter(&request.parameters).map_err(refused)?) {
+        let timeout = match (
+            deadline,
+            timeout_parameter(&request.parameters).map_err(refused)?,
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };

@@ -297,7 +297,11 @@ mod tests {
 
     #[test]
     fn elements_read_exactly_as_their_datatype() {
-        let big = read(DataType::I64, "[[9223372036854775807, -9223372036854775808]]").unwrap();
+        let big = read(
+            DataType::I64,
+            "[[9223372036854775807, -9223372036854775808]]",
+        )
+        .unwrap();
         assert_eq!(big.nesting, vec![1, 2]);
         assert_eq!(big.data, TensorData::I64(vec![i64::MAX, i64::MIN]));
         assert_eq!(
@@ -328,12 +332,32 @@ mod tests {
     #[test]
     fn elements_of_another_kind_or_range_are_refused_naming_the_element() {
         for (datatype, json, says) in [
-            (DataType::I8, "[1, 128]", "element 1 is out of range for INT8 (-128..=127)"),
-            (DataType::U16, "[-1]", "element 0 is out of range for UINT16"),
-            (DataType::I32, "[1.5]", "element 0 is a number with a fraction"),
-            (DataType::Bool, "[1]", "element 0 is an integer, which is not a BOOL"),
+            (
+                DataType::I8,
+                "[1, 128]",
+                "element 1 is out of range for INT8 (-128..=127)",
+            ),
+            (
+                DataType::U16,
+                "[-1]",
+                "element 0 is out of range for UINT16",
+            ),
+            (
+                DataType::I32,
+                "[1.5]",
+                "element 0 is a number with a fraction",
+            ),
+            (
+                DataType::Bool,
+                "[1]",
+                "element 0 is an integer, which is not a BOOL",
+            ),
             (DataType::Bytes, "[1]", "which is not a BYTES element"),
-            (DataType::F32, "[\"1\"]", "element 0 is a string, which is not a FP32"),
+            (
+                DataType::F32,
+                "[\"1\"]",
+                "element 0 is a string, which is not a FP32",
+            ),
             (DataType::F32, "[[1, 2], [3]]", "ragged"),
             (DataType::F32, "[[1, 2], 3]", "ragged"),
             (DataType::F32, "[1, [2]]", "ragged"),

@@ -251,22 +251,47 @@ mod tests {
     fn inputs_decode_from_every_payload_and_refuse_what_does_not_add_up() {
         let raw = decode(wire("INT16", &[2], Payload::Raw(&[1, 0, 255, 255]))).unwrap();
         assert_eq!(raw.data, TensorData::I16(vec![1, -1]));
-        let typed = decode(wire("INT64", &[1, 2], Payload::Typed(TensorData::I64(vec![1, 2]))));
+        let typed = decode(wire(
+            "INT64",
+            &[1, 2],
+            Payload::Typed(TensorData::I64(vec![1, 2])),
+        ));
         assert_eq!(typed.unwrap().shape, vec![1, 2]);
         for (input, says) in [
-            (wire("FP8", &[1], Payload::Raw(&[0])), "datatype 'FP8' is not a KServe v2 datatype"),
+            (
+                wire("FP8", &[1], Payload::Raw(&[0])),
+                "datatype 'FP8' is not a KServe v2 datatype",
+            ),
             (wire("FP32", &[-1], Payload::Raw(&[])), "negative dimension"),
-            (wire("FP32", &[i64::MAX, 4], Payload::Raw(&[])), "more elements than can be addressed"),
+            (
+                wire("FP32", &[i64::MAX, 4], Payload::Raw(&[])),
+                "more elements than can be addressed",
+            ),
             (wire("FP32", &[1; 33], Payload::Raw(&[])), "33 dimensions"),
-            (wire("FP32", &[2], Payload::Raw(&[0; 4])), "4 bytes of FP32 data do not hold 2"),
-            (wire("BOOL", &[1], Payload::Raw(&[3])), "BOOL element 0 is byte 3"),
-            (wire("BYTES", &[1], Payload::Raw(&[9, 0, 0, 0])), "says 9 bytes but 0 are left"),
+            (
+                wire("FP32", &[2], Payload::Raw(&[0; 4])),
+                "4 bytes of FP32 data do not hold 2",
+            ),
+            (
+                wire("BOOL", &[1], Payload::Raw(&[3])),
+                "BOOL element 0 is byte 3",
+            ),
+            (
+                wire("BYTES", &[1], Payload::Raw(&[9, 0, 0, 0])),
+                "says 9 bytes but 0 are left",
+            ),
             (
                 wire("INT32", &[3], Payload::Typed(TensorData::I32(vec![1]))),
                 "1 INT32 elements do not fill shape [3] (3)",
             ),
-            (wire("FP32", &[1], Payload::Missing("data")), "input 'x' has no data"),
-            (wire("FP32", &[1], Payload::Both("data and binary data")), "has both"),
+            (
+                wire("FP32", &[1], Payload::Missing("data")),
+                "input 'x' has no data",
+            ),
+            (
+                wire("FP32", &[1], Payload::Both("data and binary data")),
+                "has both",
+            ),
         ] {
             let err = message(decode(input));
             assert!(err.contains(says), "{says}: {err}");

@@ -110,4 +110,3 @@ pub fn model_stats(
         memory_usage: Vec::new(),
     }
 }
-

@@ -33,6 +33,7 @@ params = {{ hidden = [16] }}
 [input]
 name = "features"
 shape = [{MLP_INPUT}]
+finite = true
 [output]
 name = "probabilities"
 shape = [{MLP_CLASSES}]

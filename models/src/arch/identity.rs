@@ -31,12 +31,7 @@ pub fn load(spec: &ModelSpec) -> Result<Box<dyn InferenceModel>, ModelError> {
             return Err(ModelError::Load(format!(
                 "identity: input '{}' ({} {:?}) and output '{}' ({} {:?}) must have the same \
                  datatype and shape",
-                input.name,
-                input.datatype,
-                input.shape,
-                output.name,
-                output.datatype,
-                output.shape
+                input.name, input.datatype, input.shape, output.name, output.datatype, output.shape
             )));
         }
         pairs.push((input.name.clone(), output.name.clone()));

@@ -173,7 +173,12 @@ where
             .into_data()
             .into_vec::<f32>()
             .map_err(|e| ModelError::Inference(format!("reading output: {e:?}")))?;
-        Ok(ModelOutput::f32(&self.output.0, rows, &self.output.1, values))
+        Ok(ModelOutput::f32(
+            &self.output.0,
+            rows,
+            &self.output.1,
+            values,
+        ))
     }
 
     fn weight_bytes(&self) -> usize {
@@ -253,7 +258,9 @@ macro_rules! load_network {
             ctx.check()?;
             $crate::weights::load_safetensors(&mut network, &weights.path)?;
             ctx.check()?;
-            Ok(Box::new($crate::arch::BurnModel::new(network, device, ctx.spec)))
+            Ok(Box::new($crate::arch::BurnModel::new(
+                network, device, ctx.spec,
+            )))
         }
         let ctx: &$crate::LoadContext = $ctx;
         $crate::arch::on_backend!(ctx.device, build, ctx)

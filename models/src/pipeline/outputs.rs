@@ -16,7 +16,11 @@ pub fn warm_up_inputs(spec: &ModelSpec) -> Vec<NamedTensor> {
             if spec.batching.is_batched() {
                 shape.push(1);
             }
-            shape.extend(t.shape.iter().map(|&d| if d == VARIABLE { 1 } else { d as usize }));
+            shape.extend(
+                t.shape
+                    .iter()
+                    .map(|&d| if d == VARIABLE { 1 } else { d as usize }),
+            );
             let count = shape.iter().product();
             let data = match t.datatype {
                 DataType::Bytes => TensorData::Bytes(vec![b"warm up".to_vec(); count]),
@@ -31,7 +35,11 @@ pub fn warm_up_inputs(spec: &ModelSpec) -> Vec<NamedTensor> {
 pub fn check_requested_outputs(spec: &ModelSpec, names: &[String]) -> Result<(), ModelError> {
     for (index, name) in names.iter().enumerate() {
         if spec.output_named(name).is_none() {
-            let declared: Vec<String> = spec.outputs.iter().map(|t| format!("'{}'", t.name)).collect();
+            let declared: Vec<String> = spec
+                .outputs
+                .iter()
+                .map(|t| format!("'{}'", t.name))
+                .collect();
             return Err(ModelError::InvalidInput(format!(
                 "unknown output '{}'; this model gives {}",
                 name.chars().take(64).collect::<String>(),
@@ -121,10 +129,22 @@ mod tests {
         let good = NamedTensor::new("b", vec![3, 5, 2], TensorData::I32(vec![0; 30]));
         assert_eq!(check_outputs(&spec, &[good.clone()], 3), Ok(()));
         let cases = [
-            (NamedTensor::new("zz", vec![3, 1, 2], TensorData::I32(vec![0; 6])), "does not declare"),
-            (NamedTensor::new("b", vec![3, 1, 2], TensorData::I64(vec![0; 6])), "is INT64"),
-            (NamedTensor::new("b", vec![2, 1, 2], TensorData::I32(vec![0; 4])), "for 3 rows"),
-            (NamedTensor::new("b", vec![3, 1, 3], TensorData::I32(vec![0; 9])), "item shape [1, 3]"),
+            (
+                NamedTensor::new("zz", vec![3, 1, 2], TensorData::I32(vec![0; 6])),
+                "does not declare",
+            ),
+            (
+                NamedTensor::new("b", vec![3, 1, 2], TensorData::I64(vec![0; 6])),
+                "is INT64",
+            ),
+            (
+                NamedTensor::new("b", vec![2, 1, 2], TensorData::I32(vec![0; 4])),
+                "for 3 rows",
+            ),
+            (
+                NamedTensor::new("b", vec![3, 1, 3], TensorData::I32(vec![0; 9])),
+                "item shape [1, 3]",
+            ),
         ];
         for (output, says) in cases {
             let err = check_outputs(&spec, &[output], 3).unwrap_err().to_string();

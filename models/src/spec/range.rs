@@ -83,7 +83,10 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("output 'y': optional, finite, min and max apply to inputs"), "{err}");
+        assert!(
+            err.contains("output 'y': optional, finite, min and max apply to inputs"),
+            "{err}"
+        );
         // Ranges some value satisfies load.
         for lines in [
             "min = 0.0\nmax = 1.0",

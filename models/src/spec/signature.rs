@@ -68,7 +68,10 @@ impl TensorSpec {
 
     /// The shape when every dimension is fixed.
     pub fn fixed_shape(&self) -> Option<Vec<usize>> {
-        self.shape.iter().map(|&d| usize::try_from(d).ok()).collect()
+        self.shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect()
     }
 
     /// Values per item (product of `shape`); 0 when a dimension is variable, `usize::MAX` when
@@ -91,14 +94,10 @@ impl TensorSpec {
     /// Checks the declaration (`field` is its place in `model.toml`, e.g. `inputs[1]`).
     pub(super) fn validate(&self, field: &str) -> Result<(), String> {
         if self.name.is_empty() || self.name.len() > MAX_TENSOR_NAME {
-            return Err(format!(
-                "{field}.name must be 1..={MAX_TENSOR_NAME} bytes"
-            ));
+            return Err(format!("{field}.name must be 1..={MAX_TENSOR_NAME} bytes"));
         }
         if self.shape.is_empty() || self.shape.len() > MAX_RANK {
-            return Err(format!(
-                "{field}.shape must have 1..={MAX_RANK} dimensions"
-            ));
+            return Err(format!("{field}.shape must have 1..={MAX_RANK} dimensions"));
         }
         if let Some(bad) = self.shape.iter().find(|&&d| d < 1 && d != VARIABLE) {
             return Err(format!(
@@ -124,8 +123,7 @@ impl TensorSpec {
         if self.accept_uint8 && self.datatype != DataType::F32 {
             return Err(format!("{field}.accept_uint8 applies to FP32 inputs"));
         }
-        if (self.finite || self.min.is_some() || self.max.is_some())
-            && !self.datatype.is_numeric()
+        if (self.finite || self.min.is_some() || self.max.is_some()) && !self.datatype.is_numeric()
         {
             return Err(format!(
                 "{field}: finite, min and max apply to numeric data; its datatype is {}",

@@ -14,7 +14,11 @@ fn every_datatype() -> Vec<TensorData> {
         TensorData::I32(vec![i32::MIN, -70_000, i32::MAX]),
         TensorData::I64(vec![i64::MIN, -(1 << 40), i64::MAX]),
         TensorData::F16(vec![f16::NAN, f16::INFINITY, f16::from_f32(-0.5)]),
-        TensorData::BF16(vec![bf16::NEG_INFINITY, bf16::from_f32(3.0), bf16::MIN_POSITIVE_SUBNORMAL]),
+        TensorData::BF16(vec![
+            bf16::NEG_INFINITY,
+            bf16::from_f32(3.0),
+            bf16::MIN_POSITIVE_SUBNORMAL,
+        ]),
         TensorData::F32(vec![f32::NAN, f32::from_bits(1), -0.0]),
         TensorData::F64(vec![f64::INFINITY, f64::MIN_POSITIVE, 1.0 / 3.0]),
         TensorData::Bytes(vec![b"abc".to_vec(), vec![], vec![0xff, 0]]),
@@ -29,7 +33,10 @@ fn every_datatype_round_trips_through_its_wire_form_bit_for_bit() {
         let back = decode_le(data.datatype(), data.len(), &bytes).expect("decodes");
         // NaN != NaN: compare the wire bytes.
         assert_eq!(encode_le(&back), bytes, "{:?}", data.datatype());
-        assert_eq!(DataType::parse(data.datatype().as_str()), Some(data.datatype()));
+        assert_eq!(
+            DataType::parse(data.datatype().as_str()),
+            Some(data.datatype())
+        );
     }
     assert_eq!(DataType::parse("FP8"), None);
 }
@@ -38,7 +45,11 @@ fn every_datatype_round_trips_through_its_wire_form_bit_for_bit() {
 fn lying_sizes_and_framing_are_refused() {
     assert!(matches!(
         decode_le(DataType::F32, 3, &[0; 11]),
-        Err(WireError::Size { bytes: 11, count: 3, .. })
+        Err(WireError::Size {
+            bytes: 11,
+            count: 3,
+            ..
+        })
     ));
     assert!(matches!(
         decode_le(DataType::I64, usize::MAX, &[0; 8]),
@@ -71,11 +82,17 @@ fn buffers_join_split_and_check_values() {
     assert!(a.extend_from(&TensorData::I32(vec![3])));
     assert!(!a.extend_from(&TensorData::I64(vec![4])));
     let tail = a.split_off(1);
-    assert_eq!((a, tail), (TensorData::I32(vec![1]), TensorData::I32(vec![2, 3])));
+    assert_eq!(
+        (a, tail),
+        (TensorData::I32(vec![1]), TensorData::I32(vec![2, 3]))
+    );
     let f = TensorData::F32(vec![0.5, f32::NAN, 2.0]);
     assert_eq!(f.first_non_finite().map(|(i, _)| i), Some(1));
     assert_eq!(f.first_outside(0.0, 1.0).map(|(i, _)| i), Some(1));
-    assert_eq!(TensorData::I64(vec![5, -1]).first_outside(0.0, 10.0), Some((1, -1.0)));
+    assert_eq!(
+        TensorData::I64(vec![5, -1]).first_outside(0.0, 10.0),
+        Some((1, -1.0))
+    );
     assert_eq!(TensorData::Bool(vec![true]).first_non_finite(), None);
     assert_eq!(TensorData::with_capacity(DataType::F16, 4).len(), 0);
 }
