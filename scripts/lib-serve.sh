@@ -2,7 +2,7 @@
 # Sourced by the scripts that check burnserve with an outside client (check-tritonclient.sh,
 # check-openapi.sh): `serve_bundled NAME` starts the built binary (target/debug/burnserve, or
 # $BURNSERVE_BIN; nothing is built here) on free loopback HTTP and gRPC ports with the bundled
-# fashion models (1 and 2, default 2), an admin token, warn-level logs and its job store in
+# fashion models (1 and 2, default 2) and the example signature `multi-io`, an admin token, warn-level logs and its job store in
 # target/NAME, waits until it is ready, and stops it when the calling script exits. Sets
 # `work`, `port`, `grpc_port`, `token` and `server`.
 serve_bundled() {
@@ -34,6 +34,9 @@ level = "warn"
 name = "fashion"
 versions = ["1", "2"]
 default_version = "2"
+[[models]]
+name = "multi-io"
+versions = ["1"]
 TOML
   BURNSERVE__ADMIN__TOKEN="$token" "$bin" --config "$work/burnserve.toml" > "$work/burnserve.log" 2>&1 &
   server=$!

@@ -138,6 +138,7 @@ def main():
           client.is_model_ready("fashion") and np.array_equal(infer(True, True), as_json))
 
     check_grpc(args, images, as_json, v1)
+    check_signature(args)
     print(f"tritonclient http and grpc: {len(failures)} failed")
     return 1 if failures else 0
 
@@ -211,6 +212,98 @@ def check_grpc(args, images, as_json, v1):
                                        response_deserializer=lambda b: b)
     answer = check_health(b"", timeout=10)
     check("grpc.health.v1 answers SERVING", answer == b"\x08\x01", answer)
+
+
+def signature_arrays():
+    """A request for the example signature multi-io: 2 items of 5 tokens."""
+    rng = np.random.default_rng(5)
+    return {
+        "input_ids": rng.integers(-2**62, 2**62, size=(2, 5), dtype=np.int64),
+        "attention_mask": rng.integers(0, 2, size=(2, 5)).astype(np.bool_),
+        "scores": rng.standard_normal((2, 4)).astype(np.float32),
+        "features": rng.standard_normal((2, 2)).astype(np.float16),
+        "query": np.array([["héllo wörld".encode()], [b"ranking"]], dtype=np.object_),
+    }
+
+
+DATATYPES = {"input_ids": "INT64", "attention_mask": "BOOL", "scores": "FP32",
+             "features": "FP16", "query": "BYTES"}
+
+
+def check_signature(args):
+    """multi-io (five inputs of five datatypes, five outputs) over HTTP JSON, HTTP binary and
+    gRPC: every output equals its input exactly."""
+    arrays = signature_arrays()
+    client = httpclient.InferenceServerClient(url=args.url)
+    model = client.get_model_metadata("multi-io")
+    check("multi-io metadata: five typed inputs, -1 for the batch and variable dimensions",
+          [(t["name"], t["datatype"], t["shape"]) for t in model["inputs"]]
+          == [("input_ids", "INT64", [-1, -1]), ("attention_mask", "BOOL", [-1, -1]),
+              ("scores", "FP32", [-1, 4]), ("features", "FP16", [-1, 2]),
+              ("query", "BYTES", [-1, 1])], model["inputs"])
+    config = client.get_model_config("multi-io")
+    check("multi-io config: TYPE_INT64 [-1], TYPE_STRING [1], features optional",
+          config["input"][0]["data_type"] == "TYPE_INT64" and config["input"][0]["dims"] == [-1]
+          and config["input"][4]["data_type"] == "TYPE_STRING"
+          and config["input"][3].get("optional") is True, config)
+
+    def same(result, names):
+        def equal(name):
+            got = result.as_numpy(f"{name}_out")
+            if got is None or got.shape != arrays[name].shape:
+                return False
+            if arrays[name].dtype == np.object_:
+                # tritonclient reads JSON BYTES as str, binary ones as bytes.
+                as_bytes = [g.encode() if isinstance(g, str) else g for g in got.flatten()]
+                return as_bytes == list(arrays[name].flatten())
+            return got.dtype == arrays[name].dtype and np.array_equal(got, arrays[name])
+        return all(equal(n) for n in names)
+
+    for binary in (False, True):
+        inputs = []
+        for name, array in arrays.items():
+            tensor = httpclient.InferInput(name, list(array.shape), DATATYPES[name])
+            # JSON has no FP16 numbers in tritonclient: features always go as binary.
+            tensor.set_data_from_numpy(array, binary_data=binary or name == "features")
+            inputs.append(tensor)
+        outputs = [httpclient.InferRequestedOutput(f"{n}_out", binary_data=binary or n == "features")
+                   for n in arrays]
+        result = client.infer("multi-io", inputs, outputs=outputs)
+        check(f"http multi-io infer ({'binary' if binary else 'JSON'}): every output equals its input",
+              same(result, arrays), result.get_response())
+    # Only some outputs, in the order asked; the optional input left out.
+    inputs = []
+    for name in ("query", "input_ids", "attention_mask", "scores"):
+        tensor = httpclient.InferInput(name, list(arrays[name].shape), DATATYPES[name])
+        tensor.set_data_from_numpy(arrays[name], binary_data=False)
+        inputs.append(tensor)
+    result = client.infer("multi-io", inputs,
+                          outputs=[httpclient.InferRequestedOutput("query_out", binary_data=False),
+                                   httpclient.InferRequestedOutput("scores_out", binary_data=True)])
+    names = [o["name"] for o in result.get_response()["outputs"]]
+    check("http multi-io: the outputs asked for, in order, without the optional input",
+          names == ["query_out", "scores_out"] and same(result, ["query", "scores"]), names)
+    bad = arrays["scores"].copy()
+    bad[0, 1] = np.nan
+    tensor = httpclient.InferInput("scores", list(bad.shape), "FP32")
+    tensor.set_data_from_numpy(bad)
+    ok, text = raises(lambda: client.infer("multi-io", inputs[:3] + [tensor]),
+                      "input 'scores'", "not finite")
+    check("http multi-io: NaN refused where the input opts in (finite = true)", ok, text)
+
+    grpc_client = grpcclient.InferenceServerClient(url=args.grpc_url)
+    inputs = []
+    for name, array in arrays.items():
+        tensor = grpcclient.InferInput(name, list(array.shape), DATATYPES[name])
+        tensor.set_data_from_numpy(array)
+        inputs.append(tensor)
+    outputs = [grpcclient.InferRequestedOutput(f"{n}_out") for n in arrays]
+    result = grpc_client.infer("multi-io", inputs, outputs=outputs)
+    check("grpc multi-io infer: every output equals its input", same(result, arrays))
+    meta = grpc_client.get_model_metadata("multi-io", as_json=True)
+    check("grpc multi-io metadata: five inputs, five outputs",
+          len(meta["inputs"]) == 5 and len(meta["outputs"]) == 5
+          and meta["inputs"][1]["datatype"] == "BOOL", meta)
 
 
 if __name__ == "__main__":
