@@ -65,13 +65,15 @@ k6_run() {
 # load_run NAME MODE ADDR [MODEL] [VUS]: one scenario of the native load generator
 # (examples/load_client.rs, closed loop, one connection per user) against ADDR (host:port of the
 # HTTP or the gRPC listener), with the server's CPU use, written as k6_run writes it. Runs under
-# $load_prefix (e.g. taskset) when set, from $bin (default target/release).
+# $load_prefix (e.g. taskset) when set, from $bin (default target/release); $LOAD_ARGS adds
+# arguments (the input, its shape, extra inputs).
 load_run() {
   local name=$1 mode=$2 addr=$3 model=${4:-fashion} vus=${5:-64}
   local before after
   before=$(cpu_ticks)
   ${load_prefix:-} "${bin:-target/release}/examples/load_client" --mode "$mode" --addr "$addr" --model "$model" \
-    --connections "$vus" --duration-s "$dur" --name "$name" --results "$work/k6/$name.json"
+    --connections "$vus" --duration-s "$dur" --name "$name" --results "$work/k6/$name.json" \
+    ${LOAD_ARGS:-}
   after=$(cpu_ticks)
   server_usage "$work/k6/$name.json" "$before" "$after"
 }

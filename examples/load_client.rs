@@ -19,6 +19,9 @@
 //! summary `benches/k6/v2.js` writes (requests, req/s, failed rate, p50/p95/p99 ms). Loopback
 //! or any address given; bounded by `--duration-s`.
 
+#[path = "load_client/extra.rs"]
+mod extra;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -62,6 +65,9 @@ struct Args {
     /// The input's shape; the values are (i % 255) / 255, as `benches/k6/v2.js` sends.
     #[arg(long, default_value = "1,28,28", value_delimiter = ',')]
     shape: Vec<i64>,
+    /// More inputs after the first, `NAME:DATATYPE:SHAPE` (e.g. `ids:INT64:1x16`), repeatable.
+    #[arg(long = "extra", value_parser = extra::parse)]
+    extras: Vec<extra::Extra>,
     /// Connections, each one user sending back to back.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -200,16 +206,27 @@ fn grpc_request(args: &Args) -> Bytes {
         .iter()
         .flat_map(|value| value.to_le_bytes())
         .collect();
+    let mut inputs = vec![InferInputTensor {
+        name: args.input.clone(),
+        datatype: "FP32".into(),
+        shape: args.shape.clone(),
+        ..Default::default()
+    }];
+    let mut raw_input_contents = vec![raw.into()];
+    for extra in &args.extras {
+        inputs.push(InferInputTensor {
+            name: extra.name.clone(),
+            datatype: extra.datatype.as_str().into(),
+            shape: extra.shape.clone(),
+            ..Default::default()
+        });
+        raw_input_contents.push(extra.bytes().into());
+    }
     let message = ModelInferRequest {
         model_name: args.model.clone(),
         model_version: args.version.clone(),
-        inputs: vec![InferInputTensor {
-            name: args.input.clone(),
-            datatype: "FP32".into(),
-            shape: args.shape.clone(),
-            ..Default::default()
-        }],
-        raw_input_contents: vec![raw.into()],
+        inputs,
+        raw_input_contents,
         ..Default::default()
     }
     .encode_to_vec();
@@ -342,25 +359,36 @@ fn http_request(args: &Args, mode: Mode) -> Vec<u8> {
         )
     } else if mode == Mode::Json {
         let data: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
-        let body = serde_json::json!({"inputs": [{
+        let mut inputs = vec![serde_json::json!({
             "name": args.input, "shape": args.shape, "datatype": "FP32", "data": data,
-        }]});
+        })];
+        inputs.extend(args.extras.iter().map(extra::Extra::json));
+        let body = serde_json::json!({ "inputs": inputs });
         (
             "application/json",
             String::new(),
             body.to_string().into_bytes(),
         )
     } else {
+        let mut inputs = vec![serde_json::json!({
+            "name": args.input, "shape": args.shape, "datatype": "FP32",
+            "parameters": {"binary_data_size": values.len() * 4},
+        })];
+        let extras: Vec<Vec<u8>> = args.extras.iter().map(extra::Extra::bytes).collect();
+        for (extra, bytes) in args.extras.iter().zip(&extras) {
+            inputs.push(serde_json::json!({
+                "name": extra.name, "shape": extra.shape, "datatype": extra.datatype.as_str(),
+                "parameters": {"binary_data_size": bytes.len()},
+            }));
+        }
         let header = serde_json::json!({
-            "inputs": [{
-                "name": args.input, "shape": args.shape, "datatype": "FP32",
-                "parameters": {"binary_data_size": values.len() * 4},
-            }],
+            "inputs": inputs,
             "parameters": {"binary_data_output": true},
         })
         .to_string();
         let mut body = header.clone().into_bytes();
         body.extend(values.iter().flat_map(|value| value.to_le_bytes()));
+        extras.iter().for_each(|bytes| body.extend(bytes));
         (
             "application/octet-stream",
             format!("Inference-Header-Content-Length: {}\r\n", header.len()),

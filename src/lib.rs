@@ -1,37 +1,29 @@
 //! burnserve: an actor-based multi-model inference server (actix + burn).
 //!
 //! # Layout
-//! - [`settings`] — typed, validated settings from `config/*.toml` and the environment.
-//! - [`server`] — start-up (registry, actors, model loading) and the actix-web server.
-//! - [`api`] — HTTP routes: simple predict, KServe v2, health; JSON errors; the bearer and
-//!   shedding gates, the body deadline, request ids and the metrics port.
+//! Dependencies point one way: `app` → (`http`, `grpc`) → `kserve`; `http` and `grpc` share
+//! `edge`; `grpc` reuses `http`'s state and error type; `kserve` sees only the runtime's types.
+//! - [`app`] — the process: settings (`config/*.toml` and the environment), start-up (registry,
+//!   actors, model loading, both listeners), the graceful drain, process limits, the heap,
+//!   logging, GPU memory gauges.
 //! - [`kserve`] — the protocol-neutral KServe v2 core: inputs decoded and bounded, outputs
 //!   selected, metadata, configuration and statistics documents (HTTP and gRPC adapt it).
+//! - [`http`] — HTTP routes (actix-web): simple predict, KServe v2 over JSON and binary,
+//!   embeddings, jobs, admin, health; JSON errors; the bearer and shedding gates, the body
+//!   deadline, request ids and the metrics port.
 //! - [`grpc`] — KServe v2 gRPC (tonic on hyper) and grpc.health.v1, through the same state as
 //!   HTTP; its listener's connection, stream and body limits.
-//! - [`gpu_metrics`] — GPU memory gauges read at scrape (`cuda` builds).
-//! - [`access`] — the admin token, tenant keys and per-tenant quotas.
-//! - [`guesses`] — failed credentials counted, admin-token guessers slowed.
-//! - [`budget`] — request body bytes in flight, server-wide and per gRPC connection.
-//! - [`limits`] — process limits raised at start.
-//! - [`shutdown`] — the graceful drain on SIGTERM/SIGINT.
-//! - [`telemetry`] — logging.
+//! - [`edge`] — what both listeners enforce on strangers: the admin token, tenant keys and
+//!   quotas (`access`), failed credentials counted and guessers slowed (`guesses`), request
+//!   body bytes in flight (`budget`).
 //!
 //! The serving runtime lives in `burnserve-actors`; models and burn in `burnserve-models`.
 
-pub mod access;
-pub mod api;
-pub mod budget;
-pub mod gpu_metrics;
+pub mod app;
+pub mod edge;
 pub mod grpc;
-pub mod guesses;
-pub mod heap;
+pub mod http;
 pub mod kserve;
-pub mod limits;
-pub mod server;
-pub mod settings;
-pub mod shutdown;
-pub mod telemetry;
 
-pub use server::{start, RunningServer};
-pub use settings::Settings;
+pub use app::server::{start, RunningServer};
+pub use app::settings::Settings;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use std::time::Duration;
 
-use burnserve::shutdown::{self, Ending};
-use burnserve::{settings::Settings, telemetry};
+use burnserve::app::shutdown::{self, Ending};
+use burnserve::app::{settings::Settings, telemetry};
 use clap::Parser;
 
 /// burnserve: serve burn models over HTTP (simple JSON and KServe v2), with Prometheus metrics.

@@ -482,7 +482,7 @@ fn floods_at_ten_times_capacity_are_answered_and_memory_comes_back() {
     );
     // 1.75x (1.5x until session 9): the CNN's passes became 4x faster, so its flood carries
     // ~2.5x the requests per second (768 bodies of 100 KB in flight at its peak). The server
-    // now gives the free heap back (src/heap.rs: steady 177 -> 133 MiB, after the floods
+    // now gives the free heap back (src/app/heap.rs: steady 177 -> 133 MiB, after the floods
     // 310 -> 207 MiB in one run each); the ratio is to the lower steady value.
     assert!(
         after as f64 <= 1.75 * steady as f64,

@@ -170,8 +170,11 @@ fn v2_body() -> impl Strategy<Value = Value> {
         any_json(),
     ];
     let datatype = prop_oneof![
-        prop::sample::select(vec!["FP32", "UINT8", "BYTES", "FP16", "INT32"])
-            .prop_map(|s| json!(s)),
+        prop::sample::select(vec![
+            "FP32", "UINT8", "BYTES", "FP16", "BF16", "INT32", "INT64", "INT8", "UINT64", "BOOL",
+            "FP64", "FP8",
+        ])
+        .prop_map(|s| json!(s)),
         any_json(),
     ];
     let input = (
@@ -196,11 +199,21 @@ fn v2_body() -> impl Strategy<Value = Value> {
     });
     let input = prop_oneof![input, fitting];
     prop_oneof![
-        6 => (prop::collection::vec(input, 0..3), maybe(timeout()), maybe(any_json()))
-            .prop_map(|(inputs, timeout, id)| object(vec![
+        6 => (
+            prop::collection::vec(input, 0..3),
+            maybe(timeout()),
+            maybe(any_json()),
+            maybe(prop_oneof![
+                prop::collection::vec("[a-z]{0,3}".prop_map(|n| json!({ "name": n })), 0..3)
+                    .prop_map(Value::from),
+                any_json(),
+            ]),
+        )
+            .prop_map(|(inputs, timeout, id, outputs)| object(vec![
                 ("inputs", Some(json!(inputs))),
                 ("parameters", timeout.map(|t| json!({ "timeout": t }))),
                 ("id", id),
+                ("outputs", outputs),
             ])),
         1 => any_json(),
     ]

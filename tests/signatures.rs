@@ -10,7 +10,7 @@ mod common;
 #[path = "signatures/wire.rs"]
 mod wire;
 
-use burnserve::settings::Settings;
+use burnserve::app::settings::Settings;
 use burnserve_models::{NamedTensor, TensorData};
 use common::*;
 use half::f16;

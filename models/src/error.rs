@@ -1,5 +1,5 @@
 //! `ErrorType`, the one table of error kinds every crate shares (JSON `error_type`, the
-//! `inference_errors_total` label, the HTTP status mapping in `src/api/error.rs`), and
+//! `inference_errors_total` label, the HTTP status mapping in `src/http/error.rs`), and
 //! `ModelError`: everything that can go wrong inside a model.
 
 use std::fmt;

@@ -233,9 +233,9 @@ fn batch_shape(
     let len: usize = item.iter().product();
     let rows = if shape == item || (item.len() > 1 && shape == [len]) {
         1
-    } else if item.len() > 1 && shape.len() == 2 && shape[1] == len {
-        shape[0]
-    } else if item == [1] && shape.len() == 1 {
+    } else if (item.len() > 1 && shape.len() == 2 && shape[1] == len)
+        || (item == [1] && shape.len() == 1)
+    {
         shape[0]
     } else {
         return Err(wrong(&shape));
@@ -246,8 +246,8 @@ fn batch_shape(
     Ok((batched, rows))
 }
 
-/// `finite`, `min` and `max`, where the input declares them: a non-finite value is invalid
-/// input, a value outside the range does not fit the model.
+/// `finite`, `min` and `max`, where the input declares them (a range implies `finite`): a
+/// non-finite value is invalid input, a value outside the range does not fit the model.
 fn check_values(declared: &TensorSpec, data: &TensorData) -> Result<(), ModelError> {
     if !declared.checks_values() {
         return Ok(());
@@ -255,12 +255,12 @@ fn check_values(declared: &TensorSpec, data: &TensorData) -> Result<(), ModelErr
     let name = &declared.name;
     let lo = declared.min.unwrap_or(f64::NEG_INFINITY);
     let hi = declared.max.unwrap_or(f64::INFINITY);
-    // One pass when every value is fine; the culprit is looked for only on failure.
-    if declared.min.is_some() || declared.max.is_some() {
-        if data.first_outside(lo, hi).is_none() {
-            return Ok(());
-        }
-    } else if data.first_non_finite().is_none() {
+    // One pass when every value is fine (NaN and infinities fall outside the finite bounds);
+    // the culprit is looked for only on failure.
+    if data
+        .first_outside(lo.max(-f64::MAX), hi.min(f64::MAX))
+        .is_none()
+    {
         return Ok(());
     }
     if let Some((index, value)) = data.first_non_finite() {

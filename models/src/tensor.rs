@@ -329,7 +329,12 @@ impl TensorData {
         match self {
             // One branch-free pass over FP32 first (it vectorises); the index only on failure.
             TensorData::F32(v) => {
-                let (lo, hi) = (min as f32, max as f32);
+                // Bounds past FP32's range are its extremes (so a finite bound keeps the
+                // infinities out).
+                let (lo, hi) = (
+                    min.max(f64::from(f32::MIN)) as f32,
+                    max.min(f64::from(f32::MAX)) as f32,
+                );
                 let ok = v
                     .chunks(64)
                     .all(|c| c.iter().fold(true, |ok, &x| ok & (x >= lo) & (x <= hi)));

@@ -8,7 +8,7 @@ use tonic::Status;
 use tonic_prost::ProstCodec;
 
 use super::status;
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// prost's codec with request parse errors as INVALID_ARGUMENT (see the module's note).
 #[derive(Debug, Clone, Default)]

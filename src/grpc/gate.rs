@@ -22,9 +22,9 @@ use tonic::Status;
 
 use super::serve::Connection;
 use super::status;
-use crate::api::auth::{check_admin, check_tenant};
-use crate::api::{ApiError, AppState};
-use crate::budget::{ByteBudget, Charge};
+use crate::edge::budget::{ByteBudget, Charge};
+use crate::http::auth::{check_admin, check_tenant};
+use crate::http::{ApiError, AppState};
 
 const SERVICE: &str = "/inference.GRPCInferenceService/";
 
@@ -96,7 +96,7 @@ impl Gate {
     fn admit(
         &self,
         request: &mut http::Request<Incoming>,
-    ) -> Result<(Option<crate::access::Admission>, Arc<str>), Box<Answer>> {
+    ) -> Result<(Option<crate::edge::access::Admission>, Arc<str>), Box<Answer>> {
         let access = &self.shared.state.access;
         let given = bearer(request.headers());
         match guarded(request.uri().path()) {

@@ -16,7 +16,7 @@
 use burnserve_actors::ErrorType;
 use tonic::{Code, Request, Response, Status};
 
-use crate::api::{ApiError, AppState};
+use crate::http::{ApiError, AppState};
 use crate::kserve::request::{self, Call};
 use crate::kserve::{documents, response, stats};
 
@@ -104,7 +104,7 @@ impl GrpcInferenceService for Inference {
         &self,
         _request: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
-        let ready = crate::api::health::check_ready(&self.state).await.is_ok();
+        let ready = crate::http::health::check_ready(&self.state).await.is_ok();
         Ok(Response::new(ServerReadyResponse { ready }))
     }
 
@@ -284,7 +284,7 @@ impl GrpcInferenceService for Inference {
         let models = index
             .into_iter()
             .map(|(key, state)| {
-                let (state, reason) = crate::api::admin::index_state(state);
+                let (state, reason) = crate::http::admin::index_state(state);
                 repository_index_response::ModelIndex {
                     name: key.model,
                     version: key.version,

@@ -26,8 +26,8 @@ use tokio::sync::{watch, Semaphore};
 use super::gate::{Gate, Shared};
 use super::ping::PingAckSweeper;
 use super::Inference;
-use crate::api::AppState;
-use crate::budget::ByteBudget;
+use crate::edge::budget::ByteBudget;
+use crate::http::AppState;
 
 /// The client's connection preface (`PRI * HTTP/2.0…`), the least a client that speaks has sent.
 const PREFACE_LEN: u64 = 24;

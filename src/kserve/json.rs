@@ -27,27 +27,49 @@ impl<'de> DeserializeSeed<'de> for TypedData {
     type Value = JsonData;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonData, D::Error> {
-        let mut walk = Walk {
-            data: TensorData::with_capacity(self.0, 0),
-            dims: Vec::new(),
-            leaf_depth: None,
-        };
-        deserializer.deserialize_any(Level {
-            depth: 0,
-            walk: &mut walk,
-        })?;
-        let depth = walk.leaf_depth.unwrap_or(walk.dims.len());
-        let nesting = walk
-            .dims
-            .iter()
-            .take(depth)
-            .map(|d| d.unwrap_or(0))
-            .collect();
-        Ok(JsonData {
-            nesting,
-            data: walk.data,
-        })
+        walk(deserializer, self.0, false)
     }
+}
+
+/// Reads JSON data whose datatype its elements say (the simple API): numbers as FP32, strings
+/// as BYTES; mixing them is refused.
+#[derive(Debug, Clone, Copy)]
+pub struct InferredData;
+
+impl<'de> DeserializeSeed<'de> for InferredData {
+    type Value = JsonData;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonData, D::Error> {
+        walk(deserializer, DataType::F32, true)
+    }
+}
+
+fn walk<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    datatype: DataType,
+    infer: bool,
+) -> Result<JsonData, D::Error> {
+    let mut walk = Walk {
+        data: TensorData::with_capacity(datatype, 0),
+        dims: Vec::new(),
+        leaf_depth: None,
+        infer,
+    };
+    deserializer.deserialize_any(Level {
+        depth: 0,
+        walk: &mut walk,
+    })?;
+    let depth = walk.leaf_depth.unwrap_or(walk.dims.len());
+    let nesting = walk
+        .dims
+        .iter()
+        .take(depth)
+        .map(|d| d.unwrap_or(0))
+        .collect();
+    Ok(JsonData {
+        nesting,
+        data: walk.data,
+    })
 }
 
 /// One JSON value where an element is expected.
@@ -76,6 +98,8 @@ struct Walk {
     dims: Vec<Option<usize>>,
     /// Depth at which elements appear.
     leaf_depth: Option<usize>,
+    /// The first element decides the datatype (numbers FP32, strings BYTES).
+    infer: bool,
 }
 
 impl Walk {
@@ -83,6 +107,23 @@ impl Walk {
     /// for floating point, booleans for BOOL, strings for BYTES).
     fn push(&mut self, leaf: Leaf) -> Result<(), String> {
         let index = self.data.len();
+        if self.infer {
+            match (&leaf, index) {
+                (Leaf::Text(_), 0) => self.data = TensorData::Bytes(Vec::new()),
+                (Leaf::Bool(_), _) => {
+                    return Err("expected numbers or strings, found a boolean".into())
+                }
+                (Leaf::Text(_), _) if self.data.datatype() != DataType::Bytes => {
+                    return Err("mixes numbers and strings".into())
+                }
+                (Leaf::Int(_) | Leaf::Uint(_) | Leaf::Float(_), _)
+                    if self.data.datatype() == DataType::Bytes =>
+                {
+                    return Err("mixes strings and numbers".into())
+                }
+                _ => {}
+            }
+        }
         let datatype = self.data.datatype();
         let wrong = |leaf: &Leaf| {
             format!(

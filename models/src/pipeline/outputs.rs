@@ -127,7 +127,7 @@ mod tests {
         assert_eq!(warm[0].shape, vec![1, 1, 2]);
         assert_eq!(warm[0].data, TensorData::I32(vec![0, 0]));
         let good = NamedTensor::new("b", vec![3, 5, 2], TensorData::I32(vec![0; 30]));
-        assert_eq!(check_outputs(&spec, &[good.clone()], 3), Ok(()));
+        assert_eq!(check_outputs(&spec, std::slice::from_ref(&good), 3), Ok(()));
         let cases = [
             (
                 NamedTensor::new("zz", vec![3, 1, 2], TensorData::I32(vec![0; 6])),

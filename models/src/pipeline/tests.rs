@@ -153,6 +153,17 @@ fn value_checks_apply_only_where_declared() {
     );
     plain.inputs[0].finite = true;
     assert!(prepare_input(&plain, RequestInput::new(vec![2], weird)).is_err());
+    // A range implies finite: +inf is refused even with only `min` set.
+    plain.inputs[0].finite = false;
+    plain.inputs[0].min = Some(0.0);
+    let inf = prepare_input(&plain, RequestInput::new(vec![2], vec![0.5, f32::INFINITY]));
+    assert!(inf.unwrap_err().to_string().contains("not finite"));
+    let f64s = RequestInput::unnamed(vec![2], TensorData::F64(vec![1.0, f64::INFINITY]));
+    plain.inputs[0].datatype = DataType::F64;
+    assert!(prepare_input(&plain, f64s)
+        .unwrap_err()
+        .to_string()
+        .contains("not finite"));
     drop(m);
 }
 

@@ -2,7 +2,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::LogSettings;
+use crate::app::settings::LogSettings;
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(settings: &LogSettings) {

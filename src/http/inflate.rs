@@ -10,7 +10,7 @@ use std::sync::Arc;
 use actix_web::web::{Bytes, BytesMut};
 use flate2::write::{GzDecoder, ZlibDecoder};
 
-use crate::budget::Charge;
+use crate::edge::budget::Charge;
 
 /// A request body's content coding, from its `Content-Encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +148,7 @@ impl Inflater {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::ByteBudget;
+    use crate::edge::budget::ByteBudget;
     use flate2::write::GzEncoder;
     use flate2::Compression;
 

@@ -17,8 +17,8 @@ use burnserve_actors::{InferRequest, ANONYMOUS};
 
 use super::body::Arrived;
 use super::{ApiError, AppState};
-use crate::access::{Access, Admission, Holder};
-use crate::guesses::Credential;
+use crate::edge::access::{Access, Admission, Holder};
+use crate::edge::guesses::Credential;
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -42,7 +42,7 @@ pub fn refuse<B>(request: ServiceRequest, error: ApiError) -> ServiceResponse<Ei
 
 /// The admin token's check, for HTTP's admin gate and gRPC's repository RPCs (`carrier` names
 /// where the token goes: "header" or "metadata"). A source that sent too many wrong tokens is
-/// refused unchecked until its penalty ends (`crate::guesses`); every failure is counted.
+/// refused unchecked until its penalty ends (`crate::edge::guesses`); every failure is counted.
 pub fn check_admin(
     access: &Access,
     given: Option<&str>,

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::openapi::{AdminErrors, ModelPath, VersionPath};
 use super::{ApiError, AppState};
-use crate::settings::Settings;
+use crate::app::settings::Settings;
 
 /// The admin API's word for a phase.
 fn phase_name(phase: VersionPhase) -> &'static str {

@@ -30,7 +30,7 @@ use burnserve_actors::{InferenceService, ModelControl};
 
 pub use error::ApiError;
 
-use crate::access::Access;
+use crate::edge::access::Access;
 
 /// What every handler can reach: the runtime's two handles, who may call what, and limits.
 #[derive(Clone)]
@@ -44,13 +44,13 @@ pub struct AppState {
     /// `server.strict_readiness`.
     pub strict_readiness: bool,
     /// Set on SIGTERM: readiness answers 503 and responses close their connections.
-    pub drain: Arc<crate::shutdown::Drain>,
+    pub drain: Arc<crate::app::shutdown::Drain>,
     /// The settings file, re-read by `POST /admin/reload-config`.
     pub settings_file: Option<PathBuf>,
     /// `server.max_body_bytes`: the largest body any route reads.
     pub max_body_bytes: usize,
     /// `server.max_inflight_body_bytes`: body bytes held at once, HTTP and gRPC together.
-    pub body_budget: Arc<crate::budget::ByteBudget>,
+    pub body_budget: Arc<crate::edge::budget::ByteBudget>,
     /// The async jobs (`None` with `jobs.enabled = false`: the routes answer 403).
     pub jobs: Option<burnserve_actors::JobService>,
     /// The `metrics.port` listener once bound: it serves `/metrics` only.

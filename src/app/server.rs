@@ -11,10 +11,10 @@ use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use burnserve_actors::{JobService, LoadReport, Metrics, MetricsConfig, Runtime, VersionKey};
 use prometheus::Registry;
 
-use crate::access::Access;
-use crate::api::{self, AppState};
-use crate::settings::{LoadFailurePolicy, ServerSettings, Settings};
-use crate::shutdown::Drain;
+use crate::app::settings::{LoadFailurePolicy, ServerSettings, Settings};
+use crate::app::shutdown::Drain;
+use crate::edge::access::Access;
+use crate::http::{self, AppState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -46,7 +46,7 @@ pub struct RunningServer {
     pub server: actix_web::dev::Server,
     pub registry: Registry,
     pub loads: Vec<(VersionKey, LoadReport)>,
-    /// Readiness and in-flight count for the graceful shutdown (`crate::shutdown`).
+    /// Readiness and in-flight count for the graceful shutdown (`crate::app::shutdown`).
     pub drain: Arc<Drain>,
     /// The async jobs, when enabled (stopped at the start of a drain).
     pub jobs: Option<JobService>,
@@ -127,8 +127,8 @@ fn grpc_limits(settings: &Settings, max_connections: usize) -> crate::grpc::Grpc
 
 /// Builds everything and binds the port; must run inside an actix system.
 pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
-    crate::heap::start_trimming();
-    let open_files = match crate::limits::raise_open_file_limit() {
+    crate::app::heap::start_trimming();
+    let open_files = match crate::app::limits::raise_open_file_limit() {
         Ok((before, after)) => {
             if before != after {
                 tracing::info!(
@@ -144,7 +144,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
         }
     };
-    let caps = crate::limits::ConnectionCaps::fit(
+    let caps = crate::app::limits::ConnectionCaps::fit(
         open_files,
         http_workers(&settings.server),
         settings.server.max_connections_per_worker,
@@ -161,7 +161,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         reserved = caps.reserved,
         "connection caps fitted under the open-file limit"
     );
-    let body_budget = crate::budget::ByteBudget::new(settings.server.max_inflight_body_bytes);
+    let body_budget = crate::edge::budget::ByteBudget::new(settings.server.max_inflight_body_bytes);
     let registry = Registry::new();
     registry
         .register(Box::new(
@@ -170,8 +170,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Metrics::register_with(&registry, &metrics_config(&settings))
         .map_err(|e| StartError::Metrics(e.to_string()))?;
-    crate::gpu_metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
-    crate::budget::BudgetGauge::register(&registry, body_budget.clone())
+    crate::app::gpu_metrics::register(&registry).map_err(|e| StartError::Metrics(e.to_string()))?;
+    crate::edge::budget::BudgetGauge::register(&registry, body_budget.clone())
         .map_err(|e| StartError::Metrics(e.to_string()))?;
     let runtime = Runtime::start(settings.repository.runtime_config(), metrics.clone());
     let report = runtime
@@ -213,7 +213,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             metrics,
         )
         .map_err(|e| StartError::Jobs(e.to_string()))?;
-        jobs.start(std::rc::Rc::new(api::jobs::HttpJobRunner {
+        jobs.start(std::rc::Rc::new(http::jobs::HttpJobRunner {
             service: runtime.service.clone(),
         }));
         Some(jobs)
@@ -237,8 +237,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let metrics_listener = state.metrics_listener.clone();
     let grpc_state = state.get_ref().clone();
     let prometheus = http_metrics(&registry, &settings.metrics.latency_buckets)?;
-    let json = api::json_config(settings.server.max_body_bytes, "server.max_body_bytes");
-    let route_limits = api::RouteLimits {
+    let json = http::json_config(settings.server.max_body_bytes, "server.max_body_bytes");
+    let route_limits = http::RouteLimits {
         text_body_bytes: settings
             .server
             .max_text_body_bytes
@@ -247,21 +247,21 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
     let addr = format!("{}:{}", settings.server.host, settings.server.port);
     let http = HttpServer::new(move || {
         App::new()
-            .wrap(actix_web::middleware::from_fn(api::body::body_deadline))
+            .wrap(actix_web::middleware::from_fn(http::body::body_deadline))
             .wrap(prometheus.clone())
-            .wrap(actix_web::middleware::from_fn(api::metrics_listener_only))
-            .wrap(actix_web::middleware::from_fn(api::fold_unknown_methods))
-            .wrap(actix_web::middleware::from_fn(api::request_id::correlate))
+            .wrap(actix_web::middleware::from_fn(http::metrics_listener_only))
+            .wrap(actix_web::middleware::from_fn(http::fold_unknown_methods))
+            .wrap(actix_web::middleware::from_fn(http::request_id::correlate))
             // Compressed answers for clients that ask (Accept-Encoding: gzip, deflate).
             // Outermost: actix-web-prom puts the /metrics text into the response of the inner
             // service, so compressing inside it sent a gzip header over plain text.
             .wrap(actix_web::middleware::Compress::default())
             .app_data(state.clone())
             .app_data(json.clone())
-            .app_data(api::query_config())
-            .app_data(api::path_config())
-            .configure(|cfg| api::routes(cfg, route_limits))
-            .default_service(web::to(api::no_route))
+            .app_data(http::query_config())
+            .app_data(http::path_config())
+            .configure(|cfg| http::routes(cfg, route_limits))
+            .default_service(web::to(http::no_route))
     });
     let limits = &settings.server;
     let mut http = http
@@ -270,7 +270,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
         .keep_alive(keep_alive(limits))
         .max_connections(caps.http_per_worker)
         .backlog(limits.backlog)
-        // `crate::shutdown` handles the signals: readiness first, then the stop.
+        // `crate::app::shutdown` handles the signals: readiness first, then the stop.
         .disable_signals()
         .shutdown_timeout(limits.shutdown_timeout_ms.div_ceil(1000));
     http = http.workers(caps.http_workers);

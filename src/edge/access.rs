@@ -13,7 +13,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registr
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 
-use crate::settings::{Secret, Settings, TenantSettings};
+use crate::app::settings::{Secret, Settings, TenantSettings};
 
 type KeyDigest = [u8; 32];
 
@@ -89,7 +89,7 @@ pub struct Access {
     admin: Option<KeyDigest>,
     tenants: Vec<Tenant>,
     /// Failed credentials, counted; sources guessing the admin token, slowed.
-    pub guesses: crate::guesses::Guesses,
+    pub guesses: crate::edge::guesses::Guesses,
 }
 
 impl std::fmt::Debug for Access {
@@ -142,9 +142,11 @@ impl Access {
             .iter()
             .map(|t| Self::tenant(t, &inflight, &throttled))
             .collect::<Result<_, _>>()?;
-        let guesses =
-            crate::guesses::Guesses::register(registry, settings.admin.wrong_tokens_before_penalty)
-                .map_err(|e| e.to_string())?;
+        let guesses = crate::edge::guesses::Guesses::register(
+            registry,
+            settings.admin.wrong_tokens_before_penalty,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Self {
             guesses,
             admin: settings

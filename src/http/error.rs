@@ -9,7 +9,7 @@ use actix_web::{HttpResponse, ResponseError};
 use burnserve_actors::{ControlError, ErrorType, InferError};
 use serde_json::json;
 
-use crate::access::Throttled;
+use crate::edge::access::Throttled;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -30,7 +30,7 @@ use futures_util::Stream;
 
 use super::inflate::{Coding, Inflater, Refused};
 use super::{ApiError, AppState};
-use crate::budget::Charge;
+use crate::edge::budget::Charge;
 
 /// A request body read under its deadline (it fails with [`PayloadError::Io`] `TimedOut` once
 /// that passes), decoded when compressed (`super::inflate`), and charged to the server's body

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use validate::invalid;
 
 /// The built-in defaults; the same file users read in the repository.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +51,7 @@ pub struct AdminSettings {
 }
 
 fn default_wrong_tokens_before_penalty() -> u32 {
-    crate::guesses::FREE_FAILURES
+    crate::edge::guesses::FREE_FAILURES
 }
 
 impl Default for AdminSettings {

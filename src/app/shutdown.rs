@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::rt::signal::unix::{signal, SignalKind};
 
-use crate::server::RunningServer;
+use crate::app::server::RunningServer;
 
 /// Whether the server is draining, and how many requests it is serving.
 #[derive(Debug, Default)]
