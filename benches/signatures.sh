@@ -4,7 +4,8 @@
 # tensors and gRPC raw contents, 64 connections of the native generator
 # (examples/load_client.rs), this build against OLD_BIN (a build from before the change, e.g.
 # `git worktree add /tmp/old <rev>` built with its own target dir), both servers up side by
-# side, rounds old new new old of DURATION_S (default 5) per path; then a 3-input identity
+# side, rounds old new new old (CYCLES times, default 1) of DURATION_S (default 5) per path;
+# then a 3-input identity
 # (FP32 [784], INT64 [16], BOOL [16]) on this build beside it, rounds A B B A. Without OLD_BIN
 # only this build runs. The server is pinned to CPU 0, the generator to CPU 1. Writes
 # benches/results/signatures.json: server CPU µs per request of each side, path and model, the
@@ -76,8 +77,10 @@ run_side() {
   done
 }
 export LOAD_ARGS="--input x --shape 1,784"
-order=(new new)
-[ -n "${OLD_BIN:-}" ] && order=(old new new old)
+order=()
+for _ in $(seq 1 "${CYCLES:-1}"); do
+  if [ -n "${OLD_BIN:-}" ]; then order+=(old new new old); else order+=(new new); fi
+done
 round=0
 for side in "${order[@]}"; do
   round=$((round + 1))

@@ -359,16 +359,17 @@ fn http_request(args: &Args, mode: Mode) -> Vec<u8> {
         )
     } else if mode == Mode::Json {
         let data: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
-        let mut inputs = vec![serde_json::json!({
-            "name": args.input, "shape": args.shape, "datatype": "FP32", "data": data,
-        })];
+        // Each input's keys in the order tritonclient and `benches/k6/v2.js` write them
+        // (`datatype` before `data`), which serde_json's sorted maps would not keep.
+        let mut inputs = vec![extra::input_json(
+            &args.input,
+            &args.shape,
+            "FP32",
+            &serde_json::to_string(&data).unwrap_or_default(),
+        )];
         inputs.extend(args.extras.iter().map(extra::Extra::json));
-        let body = serde_json::json!({ "inputs": inputs });
-        (
-            "application/json",
-            String::new(),
-            body.to_string().into_bytes(),
-        )
+        let body = format!("{{\"inputs\":[{}]}}", inputs.join(","));
+        ("application/json", String::new(), body.into_bytes())
     } else {
         let mut inputs = vec![serde_json::json!({
             "name": args.input, "shape": args.shape, "datatype": "FP32",

@@ -56,14 +56,23 @@ pub fn parse(text: &str) -> anyhow::Result<Extra> {
 }
 
 impl Extra {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "name": self.name, "shape": self.shape, "datatype": self.datatype.as_str(),
-            "data": serde_json::to_value(JsonOut(&self.data)).unwrap_or_default(),
-        })
+    /// The input as JSON, `datatype` before `data` (see [`input_json`]).
+    pub fn json(&self) -> String {
+        let data = serde_json::to_string(&JsonOut(&self.data)).unwrap_or_default();
+        input_json(&self.name, &self.shape, self.datatype.as_str(), &data)
     }
 
     pub fn bytes(&self) -> Vec<u8> {
         encode_le(&self.data)
     }
+}
+
+/// One v2 input object with its keys in the order clients write them: name, shape, datatype,
+/// data (`data` given as JSON text).
+pub fn input_json(name: &str, shape: &[i64], datatype: &str, data: &str) -> String {
+    format!(
+        "{{\"name\":{},\"shape\":{},\"datatype\":\"{datatype}\",\"data\":{data}}}",
+        serde_json::Value::from(name),
+        serde_json::Value::from(shape.to_vec()),
+    )
 }

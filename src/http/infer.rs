@@ -18,7 +18,7 @@ use super::binary;
 use super::openapi::{InferErrors, ModelPath, VersionPath};
 use super::predict::timed;
 use super::{ApiError, AppState};
-use crate::kserve::json::{JsonOut, TypedData};
+use crate::kserve::json::JsonOut;
 use crate::kserve::request::{self, Call, Payload, RequestedOutput, WireInput};
 use crate::kserve::response;
 
@@ -63,10 +63,10 @@ fn wire_input<'a>(
     let size = input.parameters.and_then(|p| p.binary_data_size);
     let payload = match (input.data, size) {
         (Some(body::InputData::Typed(json)), None) => Payload::Json(json),
-        (Some(body::InputData::Raw(raw)), None) => {
+        (Some(body::InputData::Deferred(data)), None) => {
             let datatype = request::datatype(&input.name, &input.datatype)?;
-            let mut reader = serde_json::Deserializer::from_str(raw.get());
-            let json = serde::de::DeserializeSeed::deserialize(TypedData(datatype), &mut reader)
+            let json = data
+                .typed(datatype)
                 .map_err(|e| ApiError::BadRequest(format!("input '{}': data: {e}", input.name)))?;
             Payload::Json(json)
         }

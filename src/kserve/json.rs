@@ -1,7 +1,8 @@
 //! A v2 tensor's JSON `data`, read straight into the typed buffer of its declared datatype
 //! (flat or nested arrays; the nesting's shape is kept to compare with the declared one), and
-//! written back: numbers exactly (integers as integers, FP64 with every digit), BOOL as `true` /
-//! `false`, BYTES as strings. JSON has no NaN or infinity: those are written `null` (ask for
+//! written back: integers as integers, floats in their shortest exact form, BOOL as `true` /
+//! `false`, BYTES as strings. serde_json reads numbers through f64 (integers exactly; a long
+//! FP64 decimal may read one ulp off: bit-exact FP64 goes as binary data). JSON has no NaN or infinity: those are written `null` (ask for
 //! binary data to get them back bit for bit).
 
 use std::fmt;
@@ -44,35 +45,70 @@ impl<'de> DeserializeSeed<'de> for InferredData {
     }
 }
 
+/// JSON `data` read before its datatype was known (it came first in its object): the
+/// elements as JSON gave them, in one pass, to be converted once the datatype is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred {
+    nesting: Vec<usize>,
+    leaves: Vec<Leaf>,
+}
+
+/// Reads JSON `data` of a datatype not known yet.
+#[derive(Debug, Clone, Copy)]
+pub struct DeferredData;
+
+impl<'de> DeserializeSeed<'de> for DeferredData {
+    type Value = Deferred;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Deferred, D::Error> {
+        let mut walk = Walk::new(DataType::F32, false);
+        walk.deferred = Some(Vec::new());
+        deserializer.deserialize_any(Level {
+            depth: 0,
+            walk: &mut walk,
+        })?;
+        let nesting = walk.nesting();
+        Ok(Deferred {
+            nesting,
+            leaves: walk.deferred.unwrap_or_default(),
+        })
+    }
+}
+
+impl Deferred {
+    /// The elements as `datatype` values (the same checks, and messages, as when the datatype
+    /// came first).
+    pub fn typed(self, datatype: DataType) -> Result<JsonData, String> {
+        let mut walk = Walk::new(datatype, false);
+        walk.data = TensorData::with_capacity(datatype, self.leaves.len());
+        for leaf in self.leaves {
+            walk.push(leaf)?;
+        }
+        Ok(JsonData {
+            nesting: self.nesting,
+            data: walk.data,
+        })
+    }
+}
+
 fn walk<'de, D: Deserializer<'de>>(
     deserializer: D,
     datatype: DataType,
     infer: bool,
 ) -> Result<JsonData, D::Error> {
-    let mut walk = Walk {
-        data: TensorData::with_capacity(datatype, 0),
-        dims: Vec::new(),
-        leaf_depth: None,
-        infer,
-    };
+    let mut walk = Walk::new(datatype, infer);
     deserializer.deserialize_any(Level {
         depth: 0,
         walk: &mut walk,
     })?;
-    let depth = walk.leaf_depth.unwrap_or(walk.dims.len());
-    let nesting = walk
-        .dims
-        .iter()
-        .take(depth)
-        .map(|d| d.unwrap_or(0))
-        .collect();
     Ok(JsonData {
-        nesting,
+        nesting: walk.nesting(),
         data: walk.data,
     })
 }
 
 /// One JSON value where an element is expected.
+#[derive(Debug, Clone, PartialEq)]
 enum Leaf {
     Bool(bool),
     Int(i64),
@@ -100,12 +136,39 @@ struct Walk {
     leaf_depth: Option<usize>,
     /// The first element decides the datatype (numbers FP32, strings BYTES).
     infer: bool,
+    /// Elements kept as JSON gave them (the datatype is not known yet).
+    deferred: Option<Vec<Leaf>>,
 }
 
 impl Walk {
+    fn new(datatype: DataType, infer: bool) -> Self {
+        Walk {
+            data: TensorData::with_capacity(datatype, 0),
+            dims: Vec::new(),
+            leaf_depth: None,
+            infer,
+            deferred: None,
+        }
+    }
+
+    /// The shape the arrays' nesting implies.
+    fn nesting(&self) -> Vec<usize> {
+        let depth = self.leaf_depth.unwrap_or(self.dims.len());
+        self.dims
+            .iter()
+            .take(depth)
+            .map(|d| d.unwrap_or(0))
+            .collect()
+    }
+
     /// Appends one element, converted to the datatype exactly (integers in range, any number
     /// for floating point, booleans for BOOL, strings for BYTES).
     fn push(&mut self, leaf: Leaf) -> Result<(), String> {
+        // The common case first: a number with a fraction into FP32.
+        if let (TensorData::F32(values), Leaf::Float(value)) = (&mut self.data, &leaf) {
+            values.push(*value as f32);
+            return Ok(());
+        }
         let index = self.data.len();
         if self.infer {
             match (&leaf, index) {
@@ -207,6 +270,10 @@ impl Level<'_> {
                 return Err(E::custom("ragged nesting: values at different depths"))
             }
             Some(_) => {}
+        }
+        if let Some(leaves) = &mut self.walk.deferred {
+            leaves.push(leaf);
+            return Ok(());
         }
         self.walk.push(leaf).map_err(E::custom)
     }
@@ -407,6 +474,26 @@ mod tests {
         ] {
             let err = read(datatype, json).unwrap_err();
             assert!(err.contains(says), "{json} as {datatype}: {err}");
+        }
+    }
+
+    #[test]
+    fn data_read_before_its_datatype_converts_the_same() {
+        for (datatype, json) in [
+            (DataType::I64, "[[9223372036854775807, -1], [2, 3]]"),
+            (DataType::Bytes, "[\"a\", \"é\"]"),
+            (DataType::F32, "[0.5, 1e39]"),
+            (DataType::I8, "[1, 128]"),
+            (DataType::Bool, "[1]"),
+        ] {
+            let mut de = serde_json::Deserializer::from_str(json);
+            let deferred = DeferredData.deserialize(&mut de).unwrap();
+            match (deferred.typed(datatype), read(datatype, json)) {
+                (Ok(later), Ok(first)) => assert_eq!(later, first, "{json}"),
+                // serde_json adds where it was to the message of the direct read.
+                (Err(later), Err(first)) => assert!(first.starts_with(&later), "{later} / {first}"),
+                (later, first) => panic!("{json}: {later:?} / {first:?}"),
+            }
         }
     }
 

@@ -1,15 +1,15 @@
 //! The JSON of a v2 infer request over HTTP. An input's `data` is read straight into the typed
-//! buffer of its `datatype` when the datatype comes first (as every client we know writes it);
-//! otherwise it is kept raw and read once the datatype is known.
+//! buffer of its `datatype` when the datatype comes first (as tritonclient writes it);
+//! otherwise (serde_json's sorted keys put `data` first) its elements are kept as JSON gave them,
+//! in the same single pass, and converted once the datatype is read.
 
 use std::fmt;
 
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::kserve::json::{JsonData, TypedData};
+use crate::kserve::json::{Deferred, DeferredData, JsonData, TypedData};
 use crate::kserve::request::RequestedOutput;
 
 use super::super::openapi::NestedTensorSchema;
@@ -63,8 +63,8 @@ pub struct InputTensor {
 pub enum InputData {
     /// Read as the datatype declared before it.
     Typed(JsonData),
-    /// `data` came before `datatype`: read later.
-    Raw(Box<RawValue>),
+    /// `data` came before `datatype`: converted once it is read.
+    Deferred(Deferred),
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -133,7 +133,7 @@ impl<'de> Visitor<'de> for InputVisitor {
                         Some(datatype) => {
                             InputData::Typed(map.next_value_seed(TypedData(datatype))?)
                         }
-                        None => InputData::Raw(map.next_value::<Box<RawValue>>()?),
+                        None => InputData::Deferred(map.next_value_seed(DeferredData)?),
                     });
                 }
                 _ => {
