@@ -229,6 +229,12 @@ impl Batch {
         Ok(joined)
     }
 
+    /// The outputs the batch's requests asked for, each once; `None` when one of them wants
+    /// every output.
+    pub fn wanted_outputs(&self) -> Option<Vec<String>> {
+        wanted_outputs(&self.jobs)
+    }
+
     pub fn into_jobs(self) -> Vec<Job> {
         self.jobs
     }
@@ -246,6 +252,23 @@ impl Batch {
     pub fn jobs(&self) -> &[Job] {
         &self.jobs
     }
+}
+
+/// The outputs `jobs` asked for, each once, in the order first asked; `None` when one of them
+/// wants every output.
+pub fn wanted_outputs(jobs: &[Job]) -> Option<Vec<String>> {
+    let mut wanted: Vec<String> = Vec::new();
+    for job in jobs {
+        if job.outputs.is_empty() {
+            return None;
+        }
+        for name in &job.outputs {
+            if !wanted.contains(name) {
+                wanted.push(name.clone());
+            }
+        }
+    }
+    Some(wanted)
 }
 
 /// Whether two jobs' inputs are the same tensors with the same item shapes (all but the batch

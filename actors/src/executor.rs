@@ -87,17 +87,16 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn guarded_forward(
     model: &mut dyn InferenceModel,
     spec: &ModelSpec,
-    inputs: Vec<NamedTensor>,
-    rows: usize,
+    (inputs, rows): (Vec<NamedTensor>, usize),
+    wanted: Option<&[String]>,
 ) -> Result<ModelOutput, ModelError> {
-    let output = catch_unwind(AssertUnwindSafe(|| model.forward(inputs, rows))).unwrap_or_else(
-        |payload| {
-            Err(ModelError::Inference(format!(
-                "forward pass panicked: {}",
-                panic_message(&*payload)
-            )))
-        },
-    )?;
+    let forward = || model.forward_wanted(inputs, rows, wanted);
+    let output = catch_unwind(AssertUnwindSafe(forward)).unwrap_or_else(|payload| {
+        Err(ModelError::Inference(format!(
+            "forward pass panicked: {}",
+            panic_message(&*payload)
+        )))
+    })?;
     check_outputs(spec, &output.tensors, rows)?;
     Ok(output)
 }
@@ -130,7 +129,7 @@ fn build_and_warm(
     // checked against the signature.
     for pass in 0..2 {
         let started = Instant::now();
-        guarded_forward(model.as_mut(), &config.spec, warm_up.clone(), 1)
+        guarded_forward(model.as_mut(), &config.spec, (warm_up.clone(), 1), None)
             .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
         if pass == 1 {
             config.state.cost().record_pass(1, started.elapsed());
@@ -600,7 +599,7 @@ struct RunInfo {
 fn forward_rows(
     model: &mut dyn InferenceModel,
     inputs: Result<Vec<NamedTensor>, ModelError>,
-    rows_per_job: &[usize],
+    (rows_per_job, wanted): (&[usize], Option<Vec<String>>),
     enqueued: impl Iterator<Item = Instant>,
     spec: &ModelSpec,
     metrics: &VersionMetrics,
@@ -614,7 +613,8 @@ fn forward_rows(
         .collect();
     metrics.batch_started(size, queue_times.iter().copied());
     state.add_inflight(size);
-    let result = inputs.and_then(|inputs| guarded_forward(model, spec, inputs, rows));
+    let result =
+        inputs.and_then(|inputs| guarded_forward(model, spec, (inputs, rows), wanted.as_deref()));
     state.sub_inflight(size);
     let inference_time = started.elapsed();
     metrics.batch_finished(size);
@@ -648,10 +648,11 @@ fn execute(
     let input = batch.joined_inputs();
     let rows_per_job: Vec<usize> = batch.jobs().iter().map(|j| j.rows).collect();
     let enqueued: Vec<Instant> = batch.jobs().iter().map(|j| j.enqueued_at).collect();
+    let wanted = batch.wanted_outputs();
     let (outputs, run) = forward_rows(
         model,
         input,
-        &rows_per_job,
+        (&rows_per_job, wanted),
         enqueued.into_iter(),
         spec,
         metrics,
@@ -711,10 +712,11 @@ fn retry_alone(
             Triage::Abandoned => continue,
         }
         let input = Ok(std::mem::take(&mut job.inputs));
+        let wanted = (!job.outputs.is_empty()).then(|| job.outputs.clone());
         let (outputs, run) = forward_rows(
             model,
             input,
-            &[job.rows],
+            (&[job.rows], wanted),
             std::iter::once(job.enqueued_at),
             spec,
             metrics,
@@ -776,6 +778,7 @@ mod tests {
         let (reply, answer) = JobReply::direct();
         let now = Instant::now();
         let job = Job {
+            outputs: Vec::new(),
             inputs: vec![NamedTensor::new(
                 "x",
                 vec![1, 1],

@@ -35,6 +35,8 @@ pub struct Job {
     /// The request's inputs checked against the signature, in its order, each `[rows, ..]`
     /// (its whole shape for a model without a batch dimension).
     pub inputs: Vec<NamedTensor>,
+    /// The outputs the request asked for (checked against the signature); empty: every one.
+    pub outputs: Vec<String>,
     pub rows: usize,
     pub deadline: Instant,
     pub enqueued_at: Instant,

@@ -162,7 +162,10 @@ impl RouteTable {
             }
             _ => Ok(()),
         }
-        .and_then(|()| enqueue(&key, entry, msg.input, msg.timeout, msg.received_at));
+        .and_then(|()| {
+            let deadline = (msg.timeout, msg.received_at);
+            enqueue(&key, entry, msg.input, msg.output_names, deadline)
+        });
         if result.is_err() {
             // Refused before the queue: a failure with no time spent.
             entry.state.stats().record_request(Err(Duration::ZERO));
@@ -346,8 +349,8 @@ fn enqueue(
     key: &VersionKey,
     entry: &RoutedEntry,
     input: RequestInput,
-    timeout: Option<Duration>,
-    received_at: Option<Instant>,
+    outputs: Vec<String>,
+    (timeout, received_at): (Option<Duration>, Option<Instant>),
 ) -> Result<Ticket, InferError> {
     if !entry.state.is_ready() {
         return Err(InferError::NotReady(format!(
@@ -385,6 +388,7 @@ fn enqueue(
     let (reply, reply_rx) = JobReply::channel(deadline);
     let job = Job {
         inputs: prepared.tensors,
+        outputs,
         rows,
         deadline,
         enqueued_at: now,

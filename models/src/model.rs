@@ -14,6 +14,20 @@ pub trait InferenceModel: Send {
     fn forward(&mut self, inputs: Vec<NamedTensor>, rows: usize)
         -> Result<ModelOutput, ModelError>;
 
+    /// [`forward`](Self::forward) when only the outputs named in `wanted` are needed (`None`:
+    /// every output; the batch's requests asked for these and no others). A model that can
+    /// leave the others uncomputed does; by default every output is computed and the responses
+    /// give only what each request asked for.
+    fn forward_wanted(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        rows: usize,
+        wanted: Option<&[String]>,
+    ) -> Result<ModelOutput, ModelError> {
+        let _ = wanted;
+        self.forward(inputs, rows)
+    }
+
     /// Bytes of parameters held on the device.
     fn weight_bytes(&self) -> usize {
         0

@@ -12,6 +12,7 @@ fn job(
     let (reply, rx) = crate::reply::JobReply::direct();
     let now = Instant::now();
     let job = Job {
+        outputs: Vec::new(),
         inputs: vec![NamedTensor::new(
             "x",
             vec![rows, 2],
@@ -193,4 +194,22 @@ fn split_outputs_returns_each_jobs_rows_of_every_output() {
         split_outputs(vec![rows.clone()], &[1], false).unwrap()[0][0],
         rows
     );
+}
+
+#[test]
+fn a_batch_wants_the_union_of_its_jobs_outputs_or_all() {
+    let (mut a, _ra) = job(1, 1.0, Duration::from_secs(1));
+    let (mut b, _rb) = job(1, 2.0, Duration::from_secs(1));
+    a.outputs = vec!["y".into(), "z".into()];
+    b.outputs = vec!["z".into(), "w".into()];
+    let mut batch = Batch::new(8);
+    batch.push(a);
+    batch.push(b);
+    assert_eq!(
+        batch.wanted_outputs(),
+        Some(vec!["y".to_string(), "z".into(), "w".into()])
+    );
+    let (all, _rall) = job(1, 3.0, Duration::from_secs(1));
+    batch.push(all);
+    assert_eq!(batch.wanted_outputs(), None, "one job wants every output");
 }

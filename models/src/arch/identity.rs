@@ -43,12 +43,29 @@ impl InferenceModel for Identity {
     fn forward(
         &mut self,
         inputs: Vec<NamedTensor>,
-        _rows: usize,
+        rows: usize,
     ) -> Result<ModelOutput, ModelError> {
+        self.forward_wanted(inputs, rows, None)
+    }
+
+    /// Echoes only the outputs asked for: the other inputs are dropped, not copied out.
+    fn forward_wanted(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        _rows: usize,
+        wanted: Option<&[String]>,
+    ) -> Result<ModelOutput, ModelError> {
+        let is_wanted = |output: &str| wanted.is_none_or(|names| names.iter().any(|n| n == output));
         // Inputs come in the signature's order; optional ones may be absent, and so is their
         // output.
         let tensors = inputs
             .into_iter()
+            .filter(|tensor| {
+                self.pairs
+                    .iter()
+                    .find(|(input, _)| *input == tensor.name)
+                    .is_none_or(|(_, output)| is_wanted(output))
+            })
             .map(|mut tensor| {
                 let (_, output) = self
                     .pairs
@@ -99,6 +116,11 @@ mod tests {
         assert_eq!(out.tensors[1].name, "b_out");
         assert_eq!(out.tensors[0].data, inputs[0].data);
         assert_eq!(out.tensors[1].shape, vec![2, 1]);
+        let only_b = model
+            .forward_wanted(inputs.clone(), 2, Some(&["b_out".to_string()]))
+            .expect("forward");
+        let names: Vec<&str> = only_b.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, vec!["b_out"], "the output not asked for is not made");
         for bad in [
             "datatype = \"FP32\"\nshape = [1]",
             "datatype = \"BYTES\"\nshape = [2]",
