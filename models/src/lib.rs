@@ -19,6 +19,8 @@
 //! - [`model`] — the [`InferenceModel`] seam the actors see (named, typed tensors in and out).
 //! - [`arch`] — burn architectures, one module each, and their registry: [`load_model`] builds
 //!   the architecture a spec names on the right backend.
+//! - [`onnx`] — the user's own ONNX files: checked, parsed with onnx-ir, planned and run on
+//!   burn tensors at run time (architecture `onnx`).
 //! - [`weights`] — safetensors loading and saving through burn-store.
 //! - [`pipeline`] — the request stage before `forward`, the same for every protocol: the
 //!   request's tensors checked against the signature (names, datatypes, shapes with variable
@@ -41,6 +43,7 @@ pub mod input;
 pub mod jail;
 pub mod load;
 pub mod model;
+pub mod onnx;
 pub mod pipeline;
 pub mod spec;
 pub mod tensor;

@@ -211,6 +211,11 @@ impl<'a> LoadContext<'a> {
         }
     }
 
+    /// The repository jail every file of the load is resolved in.
+    pub fn jail(&self) -> &Jail {
+        self.jail
+    }
+
     /// `Err` once the load's deadline passed or it was cancelled.
     pub fn check(&self) -> Result<(), ModelError> {
         self.budget.check()

@@ -56,6 +56,11 @@ pub const ARCHITECTURES: &[Architecture] = &[
         text: true,
     },
     Architecture {
+        name: "onnx",
+        load: crate::onnx::load,
+        text: false,
+    },
+    Architecture {
         name: "identity",
         load: |ctx| identity::load(ctx.spec),
         text: false,

@@ -1,0 +1,220 @@
+//! `onnx`: the user's own ONNX files, executed on burn at run time. A load checks the file on
+//! its protobuf messages (`check`), parses it with onnx-ir on a thread of its own (a deep or
+//! hostile graph cannot overflow the loader's stack, and a parser panic is a load error), and
+//! turns the graph into our own `Send` plan over burn tensors on the version's device
+//! (`plan`, `ops`, `value`). The signature comes from the graph (`signature`).
+//!
+//! Layout: `check` (before parsing), `signature` (graph → `model.toml` inputs/outputs),
+//! `plan` (slots, constant folding, last uses, running), `ops` (the operators), `value`
+//! (tensors of any rank and kind).
+
+pub mod check;
+pub mod ops;
+pub mod plan;
+pub mod signature;
+pub mod value;
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+
+use crate::error::ModelError;
+use crate::input::ModelOutput;
+use crate::load::LoadContext;
+use crate::model::InferenceModel;
+use crate::spec::ModelSpec;
+use crate::tensor::{DataType, NamedTensor};
+use plan::Plan;
+use value::{Ctx, Value};
+
+pub use signature::{complete as complete_spec, default_spec, DEFAULT_FILE};
+
+/// Why an operator could not run: a shape, index or value the node cannot take.
+#[derive(Debug, Clone)]
+pub struct OpError(pub String);
+
+impl OpError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+}
+
+/// Stack of the thread that parses and plans a graph: onnx-ir walks graphs recursively.
+const PARSE_STACK_BYTES: usize = 256 << 20;
+
+/// An ONNX graph on one device, behind the tensor seam.
+pub struct OnnxModel<B: Backend> {
+    plan: Arc<Plan<B>>,
+    ctx: Ctx<B>,
+    /// Each input's name as the signature gives it, and each output's name and datatype.
+    outputs: Vec<(String, DataType)>,
+    weight_bytes: usize,
+}
+
+/// Loads an `onnx` version: checks the file, parses and plans it on the context's device.
+pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
+    let file = ctx.spec.weights.clone().unwrap_or_else(|| DEFAULT_FILE.into());
+    let path = ctx.file("weights", &file)?;
+    let bytes = signature::read_bounded(&path, &file)?;
+    let checked = check::check(&bytes, ctx.jail(), ctx.dir, &file)?;
+    drop(bytes);
+    let weights = checked.initializer_bytes;
+    ctx.admit(&ctx.estimate(weights, weights / 2))?;
+    ctx.check()?;
+    let opset = checked.opset;
+    drop(checked);
+    fn build<B: Backend>(
+        device: B::Device,
+        ctx: &LoadContext,
+        path: PathBuf,
+        opset: i64,
+    ) -> Result<Box<dyn InferenceModel>, ModelError>
+    where
+        B::Device: Send,
+    {
+        let model = plan_on_thread::<B>(device, path, opset)?;
+        ctx.check()?;
+        Ok(Box::new(model.check_signature(ctx.spec)?))
+    }
+    crate::arch::on_backend!(ctx.device, build, ctx, path, opset)
+}
+
+/// Parses `path` with onnx-ir and plans it, on a thread with a large stack; a panic inside the
+/// parser is a load error naming it.
+fn plan_on_thread<B: Backend>(device: B::Device, path: PathBuf, opset: i64) -> Result<OnnxModel<B>, ModelError>
+where
+    B::Device: Send,
+{
+    let worker = std::thread::Builder::new()
+        .name("onnx-load".into())
+        .stack_size(PARSE_STACK_BYTES)
+        .spawn(move || {
+            catch_unwind(AssertUnwindSafe(|| -> Result<OnnxModel<B>, ModelError> {
+                let graph = onnx_ir::OnnxGraphBuilder::new()
+                    .parse_file(&path)
+                    .map_err(|e| ModelError::Load(format!("ONNX graph: {e}")))?;
+                let ctx = Ctx::<B>::new(device);
+                let plan = plan::build(&graph, opset, &ctx)?;
+                drop(graph);
+                let weight_bytes = plan.constant_bytes();
+                Ok(OnnxModel {
+                    plan: Arc::new(plan),
+                    ctx,
+                    outputs: Vec::new(),
+                    weight_bytes,
+                })
+            }))
+            .unwrap_or_else(|payload| {
+                let why = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown".into());
+                Err(ModelError::Load(format!(
+                    "the ONNX parser (onnx-ir) could not read the graph: {why}"
+                )))
+            })
+        })
+        .map_err(|e| ModelError::Load(format!("cannot start the ONNX loader thread: {e}")))?;
+    worker
+        .join()
+        .map_err(|_| ModelError::Load("the ONNX loader thread failed".into()))?
+}
+
+impl<B: Backend> OnnxModel<B> {
+    /// Every input and output of the signature must be one of the plan's.
+    fn check_signature(mut self, spec: &ModelSpec) -> Result<Self, ModelError> {
+        for input in &spec.inputs {
+            if !self.plan.inputs.iter().any(|(n, _)| *n == input.name) {
+                return Err(ModelError::Load(format!(
+                    "the signature's input '{}' is not a graph input",
+                    input.name
+                )));
+            }
+        }
+        for (name, _) in &self.plan.inputs {
+            if !spec.inputs.iter().any(|i| i.name == *name) {
+                return Err(ModelError::Load(format!(
+                    "graph input '{name}' is not in the signature"
+                )));
+            }
+        }
+        let mut outputs = Vec::new();
+        for output in &spec.outputs {
+            if !self.plan.outputs.iter().any(|(n, _)| *n == output.name) {
+                return Err(ModelError::Load(format!(
+                    "the signature's output '{}' is not a graph output",
+                    output.name
+                )));
+            }
+            outputs.push((output.name.clone(), output.datatype));
+        }
+        self.outputs = outputs;
+        Ok(self)
+    }
+}
+
+impl<B: Backend> InferenceModel for OnnxModel<B>
+where
+    B::Device: Send,
+{
+    fn forward(&mut self, inputs: Vec<NamedTensor>, rows: usize) -> Result<ModelOutput, ModelError> {
+        self.forward_wanted(inputs, rows, None)
+    }
+
+    fn forward_wanted(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        _rows: usize,
+        wanted: Option<&[String]>,
+    ) -> Result<ModelOutput, ModelError> {
+        let mut values: HashMap<String, Value<B>> = HashMap::with_capacity(inputs.len());
+        for tensor in inputs {
+            let name = tensor.name.clone();
+            let value = value::upload(tensor, &self.ctx)
+                .map_err(|e| ModelError::InvalidInput(e.0))?;
+            values.insert(name, value);
+        }
+        let names: Vec<String>;
+        let wanted = match wanted {
+            Some(w) => Some(w),
+            None => {
+                names = self.outputs.iter().map(|(n, _)| n.clone()).collect();
+                Some(&names[..])
+            }
+        };
+        let results = self.plan.run(values, wanted, &self.ctx)?;
+        let mut tensors = Vec::with_capacity(results.len());
+        for (name, value) in results {
+            let datatype = self
+                .outputs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, d)| *d)
+                .unwrap_or(DataType::F32);
+            let tensor = value::download(value, &name, datatype)
+                .map_err(|e| ModelError::Inference(format!("output '{name}': {}", e.0)))?;
+            tensors.push(tensor);
+        }
+        Ok(ModelOutput {
+            tensors,
+            tokens: Vec::new(),
+        })
+    }
+
+    fn weight_bytes(&self) -> usize {
+        self.weight_bytes
+    }
+
+    fn share(&self) -> Option<Box<dyn InferenceModel>> {
+        Some(Box::new(Self {
+            plan: self.plan.clone(),
+            ctx: self.ctx.clone(),
+            outputs: self.outputs.clone(),
+            weight_bytes: self.weight_bytes,
+        }))
+    }
+}
