@@ -427,8 +427,14 @@ impl ModelSpec {
         if self.legacy_input.is_some() || self.legacy_output.is_some() {
             return fail("[input] / [output] must be adopted into inputs / outputs".into());
         }
-        signature::validate_list("inputs", &self.inputs).map_err(ModelError::Load)?;
-        signature::validate_list("outputs", &self.outputs).map_err(ModelError::Load)?;
+        // An `onnx` version may leave its signature to the graph (filled at load).
+        let from_graph = self.architecture == "onnx";
+        if !(from_graph && self.inputs.is_empty()) {
+            signature::validate_list("inputs", &self.inputs).map_err(ModelError::Load)?;
+        }
+        if !(from_graph && self.outputs.is_empty()) {
+            signature::validate_list("outputs", &self.outputs).map_err(ModelError::Load)?;
+        }
         let batching = &self.batching;
         if batching.max_batch_size > MAX_BATCH_SIZE {
             return fail(format!(

@@ -31,7 +31,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mul",
     "Neg", "Not", "Or", "PRelu", "Pad", "Pow", "Range", "Reciprocal", "ReduceL1", "ReduceL2",
     "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
-    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Round", "Selu", "Shape",
+    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Round", "Selu", "Shape", "Shrink",
     "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice", "Softmax", "Softplus", "Softsign", "Split",
     "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "Tile", "TopK", "Transpose", "Unsqueeze",
     "Where", "Xor",
@@ -141,11 +141,49 @@ pub fn check(bytes: &[u8], jail: &Jail, dir: &Path, file: &str) -> Result<Checke
             )));
         }
     }
+    drop(available);
     Ok(Checked {
-        model: model.clone(),
+        model,
         opset,
         initializer_bytes,
     })
+}
+
+/// Rewrites what onnx-ir does not read of opsets before 7 into what it does: the `broadcast`
+/// (and `axis`) attributes of element-wise operators and Gemm, numpy broadcasting since. Answers
+/// whether anything changed.
+pub fn normalize(model: &mut ModelProto, opset: i64) -> bool {
+    if opset >= 7 {
+        return false;
+    }
+    let Some(graph) = model.graph.as_mut() else {
+        return false;
+    };
+    let mut changed = false;
+    for node in &mut graph.node {
+        let elementwise = matches!(
+            node.op_type.as_str(),
+            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "And" | "Or" | "Xor" | "Equal" | "Greater"
+                | "Less" | "Gemm"
+        );
+        if !elementwise {
+            continue;
+        }
+        let before = node.attribute.len();
+        let gemm = node.op_type == "Gemm";
+        node.attribute
+            .retain(|a| !(a.name == "broadcast" || (!gemm && a.name == "axis")));
+        changed |= node.attribute.len() != before;
+    }
+    changed
+}
+
+/// Whether any initializer keeps its data in an external file.
+pub fn has_external_data(model: &ModelProto) -> bool {
+    model
+        .graph
+        .as_ref()
+        .is_some_and(|g| g.initializer.iter().any(|i| i.data_location.value() == 1))
 }
 
 /// Checks one initializer's stated shape against the data it holds (or its external file),

@@ -11,6 +11,7 @@
 pub mod check;
 pub mod ops;
 pub mod plan;
+pub mod proto;
 pub mod signature;
 pub mod value;
 
@@ -45,6 +46,13 @@ impl OpError {
 /// Stack of the thread that parses and plans a graph: onnx-ir walks graphs recursively.
 const PARSE_STACK_BYTES: usize = 256 << 20;
 
+/// What onnx-ir parses: the file itself (external data resolved next to it), or its rewritten
+/// bytes.
+enum Source {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
 /// An ONNX graph on one device, behind the tensor seam.
 pub struct OnnxModel<B: Backend> {
     plan: Arc<Plan<B>>,
@@ -59,32 +67,60 @@ pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
     let file = ctx.spec.weights.clone().unwrap_or_else(|| DEFAULT_FILE.into());
     let path = ctx.file("weights", &file)?;
     let bytes = signature::read_bounded(&path, &file)?;
-    let checked = check::check(&bytes, ctx.jail(), ctx.dir, &file)?;
+    let mut checked = check::check(&bytes, ctx.jail(), ctx.dir, &file)?;
     drop(bytes);
+    let source = if check::normalize(&mut checked.model, checked.opset) {
+        if check::has_external_data(&checked.model) {
+            return Err(ModelError::Load(format!(
+                "'{file}' uses opset {} attributes that are rewritten before parsing, and keeps \
+                 initializers in external files: re-export it at opset 7 or later",
+                checked.opset
+            )));
+        }
+        use protobuf::Message;
+        let bytes = checked
+            .model
+            .write_to_bytes()
+            .map_err(|e| ModelError::Load(format!("rewriting '{file}': {e}")))?;
+        Source::Bytes(bytes)
+    } else {
+        Source::File(path)
+    };
     let weights = checked.initializer_bytes;
     ctx.admit(&ctx.estimate(weights, weights / 2))?;
     ctx.check()?;
     let opset = checked.opset;
+    let (inputs, outputs) = signature::graph_signature(&checked.model)?;
+    let names = plan::GraphNames {
+        inputs: inputs.into_iter().map(|t| t.name).collect(),
+        outputs: outputs.into_iter().map(|t| t.name).collect(),
+    };
     drop(checked);
     fn build<B: Backend>(
         device: B::Device,
         ctx: &LoadContext,
-        path: PathBuf,
+        source: Source,
         opset: i64,
+        names: plan::GraphNames,
     ) -> Result<Box<dyn InferenceModel>, ModelError>
     where
         B::Device: Send,
     {
-        let model = plan_on_thread::<B>(device, path, opset)?;
+        let model = plan_on_thread::<B>(device, source, opset, names)?;
         ctx.check()?;
         Ok(Box::new(model.check_signature(ctx.spec)?))
     }
-    crate::arch::on_backend!(ctx.device, build, ctx, path, opset)
+    crate::arch::on_backend!(ctx.device, build, ctx, source, opset, names)
 }
 
 /// Parses `path` with onnx-ir and plans it, on a thread with a large stack; a panic inside the
 /// parser is a load error naming it.
-fn plan_on_thread<B: Backend>(device: B::Device, path: PathBuf, opset: i64) -> Result<OnnxModel<B>, ModelError>
+fn plan_on_thread<B: Backend>(
+    device: B::Device,
+    source: Source,
+    opset: i64,
+    names: plan::GraphNames,
+) -> Result<OnnxModel<B>, ModelError>
 where
     B::Device: Send,
 {
@@ -93,11 +129,14 @@ where
         .stack_size(PARSE_STACK_BYTES)
         .spawn(move || {
             catch_unwind(AssertUnwindSafe(|| -> Result<OnnxModel<B>, ModelError> {
-                let graph = onnx_ir::OnnxGraphBuilder::new()
-                    .parse_file(&path)
-                    .map_err(|e| ModelError::Load(format!("ONNX graph: {e}")))?;
+                let builder = onnx_ir::OnnxGraphBuilder::new();
+                let graph = match &source {
+                    Source::File(path) => builder.parse_file(path),
+                    Source::Bytes(bytes) => builder.parse_bytes(bytes),
+                }
+                .map_err(|e| ModelError::Load(format!("ONNX graph: {e}")))?;
                 let ctx = Ctx::<B>::new(device);
-                let plan = plan::build(&graph, opset, &ctx)?;
+                let plan = plan::build(&graph, opset, &names, &ctx)?;
                 drop(graph);
                 let weight_bytes = plan.constant_bytes();
                 Ok(OnnxModel {

@@ -14,6 +14,13 @@ use super::value::{Ctx, Value};
 use super::OpError;
 use crate::error::ModelError;
 
+/// The names a file gives its graph inputs (initializers left out) and outputs, in order.
+#[derive(Debug, Clone, Default)]
+pub struct GraphNames {
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+}
+
 /// One node to run: its operator, where its inputs come from and its outputs go.
 pub struct Step {
     pub op: Op,
@@ -47,7 +54,24 @@ fn op_type(node: &Node) -> String {
 }
 
 /// Builds the plan of `graph` (opset `opset`) on `ctx`'s device.
-pub fn build<B: Backend>(graph: &OnnxGraph, opset: i64, ctx: &Ctx<B>) -> Result<Plan<B>, ModelError> {
+/// `names` are the file's own names of the graph inputs and outputs, in order (onnx-ir
+/// renames values to Rust identifiers).
+pub fn build<B: Backend>(
+    graph: &OnnxGraph,
+    opset: i64,
+    names: &GraphNames,
+    ctx: &Ctx<B>,
+) -> Result<Plan<B>, ModelError> {
+    if names.inputs.len() != graph.inputs.len() || names.outputs.len() != graph.outputs.len() {
+        return Err(ModelError::Load(format!(
+            "onnx-ir reads {} inputs and {} outputs; the file lists {} and {}",
+            graph.inputs.len(),
+            graph.outputs.len(),
+            names.inputs.len(),
+            names.outputs.len()
+        )));
+    }
+    let file_names = names;
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut slots = 0usize;
     let mut next = || {
@@ -55,10 +79,10 @@ pub fn build<B: Backend>(graph: &OnnxGraph, opset: i64, ctx: &Ctx<B>) -> Result<
         slots - 1
     };
     let mut inputs = Vec::new();
-    for input in &graph.inputs {
+    for (input, file_name) in graph.inputs.iter().zip(&file_names.inputs) {
         let slot = next();
         names.insert(input.name.clone(), slot);
-        inputs.push((input.name.clone(), slot));
+        inputs.push((file_name.clone(), slot));
     }
     let mut constants: Vec<(usize, Value<B>)> = Vec::new();
     let mut steps = Vec::new();
@@ -125,7 +149,7 @@ pub fn build<B: Backend>(graph: &OnnxGraph, opset: i64, ctx: &Ctx<B>) -> Result<
         });
     }
     let mut outputs = Vec::new();
-    for out in &graph.outputs {
+    for (out, file_name) in graph.outputs.iter().zip(&file_names.outputs) {
         let slot = match names.get(&out.name) {
             Some(&slot) => slot,
             None => {
@@ -139,7 +163,7 @@ pub fn build<B: Backend>(graph: &OnnxGraph, opset: i64, ctx: &Ctx<B>) -> Result<
                 slot
             }
         };
-        outputs.push((out.name.clone(), slot));
+        outputs.push((file_name.clone(), slot));
     }
     let mut plan = Plan {
         steps,

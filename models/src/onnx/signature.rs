@@ -177,6 +177,14 @@ pub fn complete(spec: &mut ModelSpec, jail: &Jail, dir: &Path) -> Result<(), Mod
             )));
         }
     }
+    if spec.inputs.len() > crate::MAX_TENSORS || spec.outputs.len() > crate::MAX_TENSORS {
+        return Err(ModelError::Load(format!(
+            "the graph has {} inputs and {} outputs; a model serves at most {} of each",
+            spec.inputs.len(),
+            spec.outputs.len(),
+            crate::MAX_TENSORS
+        )));
+    }
     spec.validate()
 }
 

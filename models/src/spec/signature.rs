@@ -96,8 +96,9 @@ impl TensorSpec {
         if self.name.is_empty() || self.name.len() > MAX_TENSOR_NAME {
             return Err(format!("{field}.name must be 1..={MAX_TENSOR_NAME} bytes"));
         }
-        if self.shape.is_empty() || self.shape.len() > MAX_RANK {
-            return Err(format!("{field}.shape must have 1..={MAX_RANK} dimensions"));
+        // `[]` is a scalar (per row, when the model batches).
+        if self.shape.len() > MAX_RANK {
+            return Err(format!("{field}.shape must have 0..={MAX_RANK} dimensions"));
         }
         if let Some(bad) = self.shape.iter().find(|&&d| d < 1 && d != VARIABLE) {
             return Err(format!(

@@ -49,6 +49,8 @@ pub enum Unary {
     Elu(f64),
     Selu(f64, f64),
     Celu(f64),
+    /// (lambda, bias)
+    Shrink(f64, f64),
 }
 
 /// A two-input element-wise operator (broadcast).
@@ -150,6 +152,13 @@ pub fn unary<B: Backend>(op: Unary, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B
             let negative = B::float_mul_scalar(B::float_sub_scalar(scaled, f(1.0)), f(alpha));
             B::float_add(positive, B::float_clamp_max(negative, f(0.0)))
         }
+        Unary::Shrink(lambda, bias) => {
+            let low = B::float_lower_elem(t.clone(), f(-lambda), bools);
+            let high = B::float_greater_elem(t.clone(), f(lambda), bools);
+            let zero = B::float_mul_scalar(t.clone(), f(0.0));
+            let out = B::float_mask_where(zero, low, B::float_add_scalar(t.clone(), f(bias)));
+            B::float_mask_where(out, high, B::float_sub_scalar(t, f(bias)))
+        }
         Unary::Not => return Err(OpError::new("Not reached the float path")),
     };
     Ok(Value::new(Data::Float(out), shape))
@@ -243,6 +252,14 @@ pub fn binary<B: Backend>(
             Ok(Value::new(Data::Bool(out), shape))
         }
         Binary::PRelu => {
+            // Older exports give one slope per channel, `[C]` against `[N, C, ...]`.
+            let b = if b.rank() == 1 && a.rank() > 2 && b.shape[0] == a.shape[1] && b.shape[0] != *a.shape.last().unwrap_or(&0) {
+                let mut shape = vec![1; a.rank() - 1];
+                shape[0] = b.shape[0];
+                super::shapes::reshape_to(b, shape)
+            } else {
+                b
+            };
             let (x, slope, shape) = align(a, b, Kind::Float, ctx)?;
             let x = expand_to(x, shape.clone()).into_float(ctx);
             let slope = expand_to(slope, shape.clone()).into_float(ctx);

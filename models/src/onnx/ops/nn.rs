@@ -6,7 +6,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor};
 use burn::tensor::Scalar;
-use onnx_ir::padding::{AutoPad, PaddingConfig1d, PaddingConfig2d};
+use onnx_ir::padding::{AutoPad, PaddingConfig1d, PaddingConfig2d, PaddingConfig3d};
 
 use super::super::value::{Ctx, Data, Value};
 use super::super::OpError;
@@ -44,7 +44,27 @@ fn pads_2d(p: &PaddingConfig2d) -> Vec<(usize, usize)> {
     }
 }
 
+fn pads_3d(p: &PaddingConfig3d) -> Vec<(usize, usize)> {
+    match p {
+        PaddingConfig3d::Valid => vec![(0, 0); 3],
+        PaddingConfig3d::Explicit(front, top, left, back, bottom, right) => {
+            vec![(*front, *back), (*top, *bottom), (*left, *right)]
+        }
+    }
+}
+
 impl Conv {
+    pub fn from_3d(c: &onnx_ir::conv3d::Conv3dConfig) -> Self {
+        Self {
+            kernel: c.kernel_size.to_vec(),
+            stride: c.stride.to_vec(),
+            dilation: c.dilation.to_vec(),
+            groups: c.groups,
+            pads: pads_3d(&c.padding),
+            auto_pad: c.auto_pad.clone(),
+        }
+    }
+
     pub fn from_1d(c: &onnx_ir::conv1d::Conv1dConfig) -> Self {
         Self {
             kernel: vec![c.kernel_size],
@@ -171,6 +191,9 @@ pub fn conv<B: Backend>(c: &Conv, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Resul
     let (xf, wf) = (x.into_float(ctx), w.into_float(ctx));
     let out = if dims == 1 {
         B::conv1d(xf, wf, bias, ConvOptions::new([c.stride[0]], [pad[0]], [c.dilation[0]], groups))
+    } else if dims == 3 {
+        let [s, d] = [&c.stride, &c.dilation].map(|v| [v[0], v[1], v[2]]);
+        B::conv3d(xf, wf, bias, ConvOptions::new(s, [pad[0], pad[1], pad[2]], d, groups))
     } else {
         B::conv2d(
             xf,
@@ -279,6 +302,32 @@ pub struct Pool {
 }
 
 impl Pool {
+    pub fn max_3d(c: &onnx_ir::max_pool3d::MaxPool3dConfig) -> Self {
+        Self {
+            max: true,
+            kernel: c.kernel_size.to_vec(),
+            stride: c.strides.to_vec(),
+            dilation: c.dilation.to_vec(),
+            pads: pads_3d(&c.padding),
+            auto_pad: c.auto_pad.clone(),
+            ceil_mode: c.ceil_mode,
+            count_include_pad: false,
+        }
+    }
+
+    pub fn avg_3d(c: &onnx_ir::avg_pool3d::AvgPool3dConfig) -> Self {
+        Self {
+            max: false,
+            kernel: c.kernel_size.to_vec(),
+            stride: c.strides.to_vec(),
+            dilation: c.dilation.to_vec(),
+            pads: pads_3d(&c.padding),
+            auto_pad: c.auto_pad.clone(),
+            ceil_mode: c.ceil_mode,
+            count_include_pad: c.count_include_pad,
+        }
+    }
+
     pub fn max_1d(c: &onnx_ir::max_pool1d::MaxPool1dConfig) -> Self {
         Self {
             max: true,
@@ -356,6 +405,9 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
             )));
         }
     }
+    if dims == 3 {
+        return pool3d(p, x, &pad, ctx);
+    }
     let t = x.into_float(ctx);
     let out = match (dims, p.max) {
         (1, true) => B::max_pool1d(t, p.kernel[0], p.stride[0], pad[0], p.dilation[0], p.ceil_mode),
@@ -378,6 +430,35 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
         ),
     };
     Ok(Value::float(out))
+}
+
+/// A 3-D pooling as a 2-D pooling over (H, W) then a 1-D pooling over D: max and sum (and the
+/// count of cells inside the input) are separable, so both kinds are exact.
+fn pool3d<B: Backend>(p: &Pool, x: Value<B>, pad: &[usize], ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+    let [n, c, d, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4]];
+    let plane = reshape_to(x, vec![n, c * d, h, w]).into_float(ctx);
+    let (k, s, dl) = (&p.kernel, &p.stride, &p.dilation);
+    let plane = if p.max {
+        B::max_pool2d(plane, [k[1], k[2]], [s[1], s[2]], [pad[1], pad[2]], [dl[1], dl[2]], p.ceil_mode)
+    } else {
+        B::avg_pool2d(plane, [k[1], k[2]], [s[1], s[2]], [pad[1], pad[2]], p.count_include_pad, p.ceil_mode)
+    };
+    let plane = Value::float(plane);
+    let (h2, w2) = (plane.shape[2], plane.shape[3]);
+    let cells = h2 * w2;
+    let depth = reshape_to(plane, vec![n, c, d, cells]);
+    let depth = super::shapes::permute(depth, &[0, 1, 3, 2]);
+    let depth = reshape_to(depth, vec![n, c * cells, d]).into_float(ctx);
+    let depth = if p.max {
+        B::max_pool1d(depth, k[0], s[0], pad[0], dl[0], p.ceil_mode)
+    } else {
+        B::avg_pool1d(depth, k[0], s[0], pad[0], p.count_include_pad, p.ceil_mode)
+    };
+    let depth = Value::float(depth);
+    let d2 = depth.shape[2];
+    let out = reshape_to(depth, vec![n, c, cells, d2]);
+    let out = super::shapes::permute(out, &[0, 1, 3, 2]);
+    Ok(reshape_to(out, vec![n, c, d2, h2, w2]))
 }
 
 pub fn global_pool<B: Backend>(max: bool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
