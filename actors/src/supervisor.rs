@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use burnserve_models::spec::SPEC_FILE;
 use burnserve_models::{Cancel, Device, Jail, LoadLimits, ModelSpec, Symlinks};
 use crossbeam_channel::Sender;
 
@@ -180,13 +179,15 @@ async fn load_instance(
         deadline,
     } = plan;
     let spec = match msg.spec {
-        Some(spec) => spec
-            .validate()
-            .map(|_| spec)
-            .map_err(|e| ControlError::Invalid(e.to_string()))?,
-        None => jail
-            .file(&dir, "model.toml", SPEC_FILE)
-            .and_then(|path| ModelSpec::from_file(&path))
+        Some(mut spec) => {
+            spec.validate()
+                .map_err(|e| ControlError::Invalid(e.to_string()))?;
+            // An `onnx` override may leave its signature to the graph.
+            burnserve_models::onnx::complete_spec(&mut spec, &jail, &dir)
+                .map_err(|e| ControlError::LoadFailed(e.to_string()))?;
+            spec
+        }
+        None => burnserve_models::onnx::version_spec(&jail, &dir)
             .map_err(|e| ControlError::LoadFailed(e.to_string()))?,
     };
     let spec = Arc::new(spec);

@@ -187,11 +187,13 @@ impl Jail {
                 continue;
             }
             for version in entries(&model_dir) {
-                let spec = [version.as_str(), SPEC_FILE].map(std::ffi::OsStr::new);
-                if self
-                    .resolve(&model_dir, spec)
-                    .is_ok_and(|path| path.is_file())
-                {
+                // A version is its `model.toml`, or a lone `model.onnx`.
+                let has = |file: &str| {
+                    let parts = [version.as_str(), file].map(std::ffi::OsStr::new);
+                    self.resolve(&model_dir, parts)
+                        .is_ok_and(|path| path.is_file())
+                };
+                if has(SPEC_FILE) || has(crate::onnx::DEFAULT_FILE) {
                     found.push((model.clone(), version));
                 }
             }

@@ -60,6 +60,16 @@ fn is_float(data: &TensorData) -> bool {
 
 /// `None` when `got` matches `expected`, else why not.
 pub fn compare(got: &NamedTensor, expected: &NamedTensor) -> Option<String> {
+    compare_within(got, expected, RTOL, ATOL)
+}
+
+/// [`compare`] with the given tolerances for floats.
+pub fn compare_within(
+    got: &NamedTensor,
+    expected: &NamedTensor,
+    rtol: f64,
+    atol: f64,
+) -> Option<String> {
     if got.shape != expected.shape {
         return Some(format!(
             "output '{}' has shape {:?}, expected {:?}",
@@ -70,7 +80,7 @@ pub fn compare(got: &NamedTensor, expected: &NamedTensor) -> Option<String> {
     let (a, e) = (values(&got.data), values(&expected.data));
     for (i, (a, e)) in a.iter().zip(&e).enumerate() {
         let close = if float {
-            (a.is_nan() && e.is_nan()) || a == e || (a - e).abs() <= ATOL + RTOL * e.abs()
+            (a.is_nan() && e.is_nan()) || a == e || (a - e).abs() <= atol + rtol * e.abs()
         } else {
             a == e
         };
@@ -103,13 +113,22 @@ fn op_types(model: &Path) -> Vec<String> {
 }
 
 fn is_unsupported(msg: &str) -> bool {
-    ["not supported", "burnserve reads opsets", "does not run", "does not serve"]
-        .iter()
-        .any(|m| msg.contains(m))
+    [
+        "not supported",
+        "burnserve reads opsets",
+        "does not run",
+        "does not serve",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
 }
 
 /// Loads and runs one case directory (unbatched: the graph's own shapes).
 fn run_case(dir: &Path) -> Outcome {
+    run_case_within(dir, RTOL, ATOL)
+}
+
+fn run_case_within(dir: &Path, rtol: f64, atol: f64) -> Outcome {
     let result = catch_unwind(AssertUnwindSafe(|| -> Outcome {
         let mut spec = match default_spec() {
             Ok(s) => s,
@@ -122,22 +141,36 @@ fn run_case(dir: &Path) -> Outcome {
         };
         if let Err(e) = complete_spec(&mut spec, &jail, dir) {
             let msg = e.to_string();
-            return if is_unsupported(&msg) { Outcome::Unsupported(msg) } else { Outcome::Failed(msg) };
+            return if is_unsupported(&msg) {
+                Outcome::Unsupported(msg)
+            } else {
+                Outcome::Failed(msg)
+            };
         }
         let mut model = match load_model(&spec, dir, Device::Cpu) {
             Ok(m) => m,
             Err(e) => {
                 let msg = e.to_string();
-                return if is_unsupported(&msg) { Outcome::Unsupported(msg) } else { Outcome::Failed(msg) };
+                return if is_unsupported(&msg) {
+                    Outcome::Unsupported(msg)
+                } else {
+                    Outcome::Failed(msg)
+                };
             }
         };
         let mut sets: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         sets.sort();
         if sets.is_empty() {
             return Outcome::Failed("no test_data_set".into());
         }
+        let mut compared = 0;
         for set in sets {
             let mut inputs = Vec::new();
             for (k, declared) in spec.inputs.iter().enumerate() {
@@ -166,10 +199,14 @@ fn run_case(dir: &Path) -> Outcome {
                 let Some(got) = outputs.iter().find(|t| t.name == declared.name) else {
                     return Outcome::Failed(format!("output '{}' missing", declared.name));
                 };
-                if let Some(why) = compare(got, &expected) {
+                if let Some(why) = compare_within(got, &expected, rtol, atol) {
                     return Outcome::Failed(why);
                 }
+                compared += 1;
             }
+        }
+        if compared == 0 {
+            return Outcome::Failed("no reference output was compared".into());
         }
         Outcome::Passed
     }));
@@ -240,17 +277,24 @@ fn onnx_backend_test_data_passes_at_least_the_recorded_count() {
             for op in op_types(&case.join("model.onnx")) {
                 per_op.entry(op).or_default().add(&outcome);
             }
-            let name = case.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            let name = case
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             match &outcome {
                 Outcome::Passed => {}
-                Outcome::Failed(why) => failures.push(format!("| {suite} | {name} | failed | {} |", clip(why))),
-                Outcome::Unsupported(why) => {
-                    failures.push(format!("| {suite} | {name} | unsupported | {} |", clip(why)))
+                Outcome::Failed(why) => {
+                    failures.push(format!("| {suite} | {name} | failed | {} |", clip(why)))
                 }
+                Outcome::Unsupported(why) => failures.push(format!(
+                    "| {suite} | {name} | unsupported | {} |",
+                    clip(why)
+                )),
             }
         }
     }
-    let mut report = String::from("| suite | passed | failed | unsupported | total |\n|---|---|---|---|---|\n");
+    let mut report =
+        String::from("| suite | passed | failed | unsupported | total |\n|---|---|---|---|---|\n");
     let mut total = Tally::default();
     for (suite, t) in &per_suite {
         report += &format!(
@@ -273,7 +317,10 @@ fn onnx_backend_test_data_passes_at_least_the_recorded_count() {
     );
     report += "| operator | cases passed | failed | unsupported |\n|---|---|---|---|\n";
     for (op, t) in &per_op {
-        report += &format!("| {op} | {} | {} | {} |\n", t.passed, t.failed, t.unsupported);
+        report += &format!(
+            "| {op} | {} | {} | {} |\n",
+            t.passed, t.failed, t.unsupported
+        );
     }
     report += "\n| suite | case | outcome | reason |\n|---|---|---|---|\n";
     report += &failures.join("\n");
@@ -298,5 +345,30 @@ fn clip(s: &str) -> String {
         format!("{}…", one_line.chars().take(160).collect::<String>())
     } else {
         one_line
+    }
+}
+
+/// Our own ONNX files (scripts/onnx_testdata.py: the Fashion MLP and CNN exported from our
+/// safetensors, a 27-node CNN, an 85-node transformer encoder, external initializers) give
+/// onnxruntime's outputs within 1e-4.
+#[test]
+fn our_onnx_files_agree_with_onnxruntime_within_1e_4() {
+    let root = testdata_dir();
+    if !burnserve_models::testdata::require(
+        "the ONNX test data",
+        root.join("cnn-zoo").is_dir(),
+        "bash scripts/install-onnx-testdata.sh",
+    ) {
+        return;
+    }
+    for case in [
+        "fashion-mlp",
+        "fashion-cnn",
+        "cnn-zoo",
+        "transformer",
+        "external-ok",
+    ] {
+        let outcome = run_case_within(&root.join(case), 0.0, 1e-4);
+        assert_eq!(outcome, Outcome::Passed, "{case}");
     }
 }

@@ -22,19 +22,113 @@ const MAX_INITIALIZER_ELEMENTS: u64 = 1 << 32;
 
 /// The ONNX op types a plan runs (what `ops::Op::from_node` covers), sorted.
 pub const SUPPORTED_OPS: &[&str] = &[
-    "Abs", "Acos", "Acosh", "Add", "And", "ArgMax", "ArgMin", "Asin", "Asinh", "Atan", "Atanh",
-    "AveragePool", "BatchNormalization", "Cast", "Ceil", "Celu", "Clip", "Concat", "Constant",
-    "ConstantOfShape", "Conv", "ConvTranspose", "Cos", "Cosh", "Div", "Dropout", "Elu", "Equal",
-    "Erf", "Exp", "Expand", "Flatten", "Floor", "Gather", "GatherElements", "Gelu", "Gemm",
-    "GlobalAveragePool", "GlobalMaxPool", "Greater", "GreaterOrEqual", "HardSigmoid", "HardSwish",
-    "Identity", "InstanceNormalization", "IsNaN", "LRN", "LayerNormalization", "LeakyRelu", "Less",
-    "LessOrEqual", "Log", "LogSoftmax", "MatMul", "Max", "MaxPool", "Mean", "Min", "Mish", "Mul",
-    "Neg", "Not", "Or", "PRelu", "Pad", "Pow", "Range", "Reciprocal", "ReduceL1", "ReduceL2",
-    "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin", "ReduceProd",
-    "ReduceSum", "ReduceSumSquare", "Relu", "Reshape", "Resize", "Round", "Selu", "Shape", "Shrink",
-    "Sigmoid", "Sign", "Sin", "Sinh", "Size", "Slice", "Softmax", "Softplus", "Softsign", "Split",
-    "Sqrt", "Squeeze", "Sub", "Sum", "Tan", "Tanh", "Tile", "TopK", "Transpose", "Unsqueeze",
-    "Where", "Xor",
+    "Abs",
+    "Acos",
+    "Acosh",
+    "Add",
+    "And",
+    "ArgMax",
+    "ArgMin",
+    "Asin",
+    "Asinh",
+    "Atan",
+    "Atanh",
+    "AveragePool",
+    "BatchNormalization",
+    "Cast",
+    "Ceil",
+    "Celu",
+    "Clip",
+    "Concat",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "ConvTranspose",
+    "Cos",
+    "Cosh",
+    "Div",
+    "Dropout",
+    "Elu",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "GatherElements",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Greater",
+    "GreaterOrEqual",
+    "HardSigmoid",
+    "HardSwish",
+    "Identity",
+    "InstanceNormalization",
+    "IsNaN",
+    "LRN",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "MatMul",
+    "Max",
+    "MaxPool",
+    "Mean",
+    "Min",
+    "Mish",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "PRelu",
+    "Pad",
+    "Pow",
+    "Range",
+    "Reciprocal",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "Round",
+    "Selu",
+    "Shape",
+    "Shrink",
+    "Sigmoid",
+    "Sign",
+    "Sin",
+    "Sinh",
+    "Size",
+    "Slice",
+    "Softmax",
+    "Softplus",
+    "Softsign",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tan",
+    "Tanh",
+    "Tile",
+    "TopK",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
+    "Xor",
 ];
 
 /// What the check learned: the parsed messages, the opset, and the initializers' bytes.
@@ -68,7 +162,11 @@ pub fn check(bytes: &[u8], jail: &Jail, dir: &Path, file: &str) -> Result<Checke
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
-        .ok_or_else(|| refuse(format!("'{file}' imports no default-domain (ai.onnx) opset")))?;
+        .ok_or_else(|| {
+            refuse(format!(
+                "'{file}' imports no default-domain (ai.onnx) opset"
+            ))
+        })?;
     if !(1..=MAX_OPSET).contains(&opset) {
         return Err(refuse(format!(
             "'{file}' uses opset {opset}; burnserve reads opsets 1 to {MAX_OPSET}"
@@ -114,7 +212,11 @@ pub fn check(bytes: &[u8], jail: &Jail, dir: &Path, file: &str) -> Result<Checke
                 node.op_type
             )));
         }
-        if node.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty()) {
+        if node
+            .attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+        {
             return Err(refuse(format!(
                 "operator '{}' (node '{name}') carries a subgraph, which is not supported",
                 node.op_type
@@ -163,8 +265,18 @@ pub fn normalize(model: &mut ModelProto, opset: i64) -> bool {
     for node in &mut graph.node {
         let elementwise = matches!(
             node.op_type.as_str(),
-            "Add" | "Sub" | "Mul" | "Div" | "Pow" | "And" | "Or" | "Xor" | "Equal" | "Greater"
-                | "Less" | "Gemm"
+            "Add"
+                | "Sub"
+                | "Mul"
+                | "Div"
+                | "Pow"
+                | "And"
+                | "Or"
+                | "Xor"
+                | "Equal"
+                | "Greater"
+                | "Less"
+                | "Gemm"
         );
         if !elementwise {
             continue;
@@ -202,7 +314,12 @@ fn check_initializer(
         count = count
             .checked_mul(d)
             .filter(|&c| c <= MAX_INITIALIZER_ELEMENTS)
-            .ok_or_else(|| refuse(format!("initializer '{name}' states {:?}: too large", init.dims)))?;
+            .ok_or_else(|| {
+                refuse(format!(
+                    "initializer '{name}' states {:?}: too large",
+                    init.dims
+                ))
+            })?;
     }
     let size = element_size(init.data_type).ok_or_else(|| {
         refuse(format!(
@@ -252,8 +369,11 @@ fn check_external(
             .find(|e| e.key == key)
             .map(|e| e.value.clone())
     };
-    let location = entry("location")
-        .ok_or_else(|| refuse(format!("initializer '{name}' is external but names no location")))?;
+    let location = entry("location").ok_or_else(|| {
+        refuse(format!(
+            "initializer '{name}' is external but names no location"
+        ))
+    })?;
     let number = |key: &str| -> Result<Option<u64>, ModelError> {
         entry(key)
             .map(|v| {
@@ -271,7 +391,11 @@ fn check_external(
     }
     let path = jail.file(dir, &format!("external data of {file}"), &location)?;
     let held = std::fs::metadata(&path)
-        .map_err(|e| refuse(format!("external data '{location}' of initializer '{name}': {e}")))?
+        .map_err(|e| {
+            refuse(format!(
+                "external data '{location}' of initializer '{name}': {e}"
+            ))
+        })?
         .len();
     if offset.checked_add(length).is_none_or(|end| end > held) {
         return Err(refuse(format!(

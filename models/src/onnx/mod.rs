@@ -31,7 +31,7 @@ use crate::tensor::{DataType, NamedTensor};
 use plan::Plan;
 use value::{Ctx, Value};
 
-pub use signature::{complete as complete_spec, default_spec, DEFAULT_FILE};
+pub use signature::{complete as complete_spec, default_spec, version_spec, DEFAULT_FILE};
 
 /// Why an operator could not run: a shape, index or value the node cannot take.
 #[derive(Debug, Clone)]
@@ -64,7 +64,11 @@ pub struct OnnxModel<B: Backend> {
 
 /// Loads an `onnx` version: checks the file, parses and plans it on the context's device.
 pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
-    let file = ctx.spec.weights.clone().unwrap_or_else(|| DEFAULT_FILE.into());
+    let file = ctx
+        .spec
+        .weights
+        .clone()
+        .unwrap_or_else(|| DEFAULT_FILE.into());
     let path = ctx.file("weights", &file)?;
     let bytes = signature::read_bounded(&path, &file)?;
     let mut checked = check::check(&bytes, ctx.jail(), ctx.dir, &file)?;
@@ -200,7 +204,11 @@ impl<B: Backend> InferenceModel for OnnxModel<B>
 where
     B::Device: Send,
 {
-    fn forward(&mut self, inputs: Vec<NamedTensor>, rows: usize) -> Result<ModelOutput, ModelError> {
+    fn forward(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        rows: usize,
+    ) -> Result<ModelOutput, ModelError> {
         self.forward_wanted(inputs, rows, None)
     }
 
@@ -213,8 +221,8 @@ where
         let mut values: HashMap<String, Value<B>> = HashMap::with_capacity(inputs.len());
         for tensor in inputs {
             let name = tensor.name.clone();
-            let value = value::upload(tensor, &self.ctx)
-                .map_err(|e| ModelError::InvalidInput(e.0))?;
+            let value =
+                value::upload(tensor, &self.ctx).map_err(|e| ModelError::InvalidInput(e.0))?;
             values.insert(name, value);
         }
         let names: Vec<String>;

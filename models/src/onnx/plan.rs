@@ -157,8 +157,9 @@ pub fn build<B: Backend>(
                     ModelError::Load(format!("graph output '{}' is made by no node", out.name))
                 })?;
                 let slot = next();
-                let value = Value::from_burn_data(data, ctx)
-                    .map_err(|e| ModelError::Load(format!("graph output '{}': {}", out.name, e.0)))?;
+                let value = Value::from_burn_data(data, ctx).map_err(|e| {
+                    ModelError::Load(format!("graph output '{}': {}", out.name, e.0))
+                })?;
                 constants.push((slot, value));
                 slot
             }
@@ -194,7 +195,11 @@ impl<B: Backend> Plan<B> {
                 kept.push(step);
                 continue;
             }
-            let args = step.inputs.iter().map(|s| s.and_then(|s| known[s].clone())).collect();
+            let args = step
+                .inputs
+                .iter()
+                .map(|s| s.and_then(|s| known[s].clone()))
+                .collect();
             let outputs = step.op.run(args, ctx).map_err(|e| {
                 ModelError::Load(format!("node '{}' ({}): {}", step.name, step.op_type, e.0))
             })?;
@@ -247,7 +252,14 @@ impl<B: Backend> Plan<B> {
     pub fn constant_bytes(&self) -> usize {
         self.constants
             .iter()
-            .map(|(_, v)| v.numel() * if v.kind() == super::value::Kind::Bool { 1 } else { 4 })
+            .map(|(_, v)| {
+                v.numel()
+                    * if v.kind() == super::value::Kind::Bool {
+                        1
+                    } else {
+                        4
+                    }
+            })
             .sum()
     }
 
@@ -309,7 +321,11 @@ impl<B: Backend> Plan<B> {
             if outputs.len() < step.outputs.len() {
                 return Err(step_error(
                     step,
-                    OpError::new(format!("made {} of {} outputs", outputs.len(), step.outputs.len())),
+                    OpError::new(format!(
+                        "made {} of {} outputs",
+                        outputs.len(),
+                        step.outputs.len()
+                    )),
                 ));
             }
             for (slot, value) in step.outputs.iter().zip(outputs) {

@@ -47,8 +47,12 @@ pub fn tensor_from_proto(p: &TensorProto) -> Result<NamedTensor, ModelError> {
         match datatype {
             DataType::F32 => TensorData::F32(le(raw, f32::from_le_bytes)),
             DataType::F64 => TensorData::F64(le(raw, f64::from_le_bytes)),
-            DataType::F16 => TensorData::F16(le(raw, |b| half::f16::from_bits(u16::from_le_bytes(b)))),
-            DataType::BF16 => TensorData::BF16(le(raw, |b| half::bf16::from_bits(u16::from_le_bytes(b)))),
+            DataType::F16 => {
+                TensorData::F16(le(raw, |b| half::f16::from_bits(u16::from_le_bytes(b))))
+            }
+            DataType::BF16 => {
+                TensorData::BF16(le(raw, |b| half::bf16::from_bits(u16::from_le_bytes(b))))
+            }
             DataType::I64 => TensorData::I64(le(raw, i64::from_le_bytes)),
             DataType::I32 => TensorData::I32(le(raw, i32::from_le_bytes)),
             DataType::I16 => TensorData::I16(le(raw, i16::from_le_bytes)),
@@ -72,8 +76,18 @@ pub fn tensor_from_proto(p: &TensorProto) -> Result<NamedTensor, ModelError> {
             DataType::U8 => TensorData::U8(ints().into_iter().map(|v| v as u8).collect()),
             DataType::U16 => TensorData::U16(ints().into_iter().map(|v| v as u16).collect()),
             DataType::Bool => TensorData::Bool(ints().into_iter().map(|v| v != 0).collect()),
-            DataType::F16 => TensorData::F16(ints().into_iter().map(|v| half::f16::from_bits(v as u16)).collect()),
-            DataType::BF16 => TensorData::BF16(ints().into_iter().map(|v| half::bf16::from_bits(v as u16)).collect()),
+            DataType::F16 => TensorData::F16(
+                ints()
+                    .into_iter()
+                    .map(|v| half::f16::from_bits(v as u16))
+                    .collect(),
+            ),
+            DataType::BF16 => TensorData::BF16(
+                ints()
+                    .into_iter()
+                    .map(|v| half::bf16::from_bits(v as u16))
+                    .collect(),
+            ),
             DataType::U32 => TensorData::U32(p.uint64_data.iter().map(|&v| v as u32).collect()),
             DataType::U64 => TensorData::U64(p.uint64_data.clone()),
             DataType::Bytes => return Err(bad("BYTES tensors are not read".into())),

@@ -84,7 +84,9 @@ fn graph_tensor(info: &onnx_ir::ValueInfoProto, role: &str) -> Result<GraphTenso
 }
 
 /// The request inputs and the outputs of a parsed model.
-pub fn graph_signature(model: &ModelProto) -> Result<(Vec<GraphTensor>, Vec<GraphTensor>), ModelError> {
+pub fn graph_signature(
+    model: &ModelProto,
+) -> Result<(Vec<GraphTensor>, Vec<GraphTensor>), ModelError> {
     let graph = model
         .graph
         .as_ref()
@@ -125,7 +127,9 @@ fn to_spec(t: &GraphTensor, batched: bool) -> TensorSpec {
 
 /// The spec of a version directory holding only `model.onnx` (its signature still to fill).
 pub fn default_spec() -> Result<ModelSpec, ModelError> {
-    ModelSpec::from_toml(&format!("architecture = \"onnx\"\nweights = \"{DEFAULT_FILE}\"\n"))
+    ModelSpec::from_toml(&format!(
+        "architecture = \"onnx\"\nweights = \"{DEFAULT_FILE}\"\n"
+    ))
 }
 
 /// Fills an `onnx` spec's signature from the graph of its file (read inside `jail`): the
@@ -135,7 +139,10 @@ pub fn complete(spec: &mut ModelSpec, jail: &Jail, dir: &Path) -> Result<(), Mod
     if spec.architecture != "onnx" {
         return Ok(());
     }
-    let file = spec.weights.get_or_insert_with(|| DEFAULT_FILE.into()).clone();
+    let file = spec
+        .weights
+        .get_or_insert_with(|| DEFAULT_FILE.into())
+        .clone();
     let path = jail.file(dir, "weights", &file)?;
     let bytes = read_bounded(&path, &file)?;
     let model = ModelProto::parse_from_bytes(&bytes)
@@ -145,7 +152,10 @@ pub fn complete(spec: &mut ModelSpec, jail: &Jail, dir: &Path) -> Result<(), Mod
     if !batched {
         spec.batching.max_batch_size = 0;
     }
-    for (declared, graph, role) in [(&mut spec.inputs, &inputs, "input"), (&mut spec.outputs, &outputs, "output")] {
+    for (declared, graph, role) in [
+        (&mut spec.inputs, &inputs, "input"),
+        (&mut spec.outputs, &outputs, "output"),
+    ] {
         if declared.is_empty() {
             *declared = graph.iter().map(|t| to_spec(t, batched)).collect();
             continue;
@@ -198,7 +208,28 @@ pub fn read_bounded(path: &Path, file: &str) -> Result<Vec<u8>, ModelError> {
         .read_to_end(&mut bytes)
         .map_err(|e| ModelError::Load(format!("'{file}' cannot be read: {e}")))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(ModelError::Load(format!("'{file}' is larger than {MAX_FILE_BYTES} bytes")));
+        return Err(ModelError::Load(format!(
+            "'{file}' is larger than {MAX_FILE_BYTES} bytes"
+        )));
     }
     Ok(bytes)
+}
+
+/// The spec of the version in `dir` (inside `jail`): its `model.toml`, or, for a directory
+/// holding only `model.onnx`, an `onnx` spec; an `onnx` spec's signature filled from the graph.
+pub fn version_spec(jail: &Jail, dir: &Path) -> Result<ModelSpec, ModelError> {
+    let mut spec = match jail.file(dir, "model.toml", crate::spec::SPEC_FILE) {
+        Ok(path) if path.is_file() => ModelSpec::from_file(&path)?,
+        Ok(_) | Err(_)
+            if jail
+                .file(dir, "weights", DEFAULT_FILE)
+                .is_ok_and(|p| p.is_file()) =>
+        {
+            default_spec()?
+        }
+        Ok(path) => ModelSpec::from_file(&path)?,
+        Err(e) => return Err(e),
+    };
+    complete(&mut spec, jail, dir)?;
+    Ok(spec)
 }

@@ -168,19 +168,17 @@ impl<B: Backend> Value<B> {
         let n = self.numel();
         let flat = Shape::new([n.max(1)]);
         let data = match self.data {
-            Data::Float(t) => {
-                Tensor::<B, 1, Float>::from_primitive(TensorPrimitive::Float(B::float_reshape(
-                    t, flat,
-                )))
-                .try_into_data()
-            }
+            Data::Float(t) => Tensor::<B, 1, Float>::from_primitive(TensorPrimitive::Float(
+                B::float_reshape(t, flat),
+            ))
+            .try_into_data(),
             Data::Int(t) => {
                 Tensor::<B, 1, Int>::from_primitive(B::int_reshape(t, flat)).try_into_data()
             }
-            Data::Bool(t) => Tensor::<B, 1, burn::tensor::Bool>::from_primitive(B::bool_reshape(
-                t, flat,
-            ))
-            .try_into_data(),
+            Data::Bool(t) => {
+                Tensor::<B, 1, burn::tensor::Bool>::from_primitive(B::bool_reshape(t, flat))
+                    .try_into_data()
+            }
         };
         data.map_err(|e| OpError::new(format!("reading a tensor from the device: {e:?}")))
     }
@@ -189,7 +187,10 @@ impl<B: Backend> Value<B> {
     pub fn to_i64s(&self) -> Result<Vec<i64>, OpError> {
         let n = self.numel();
         let data = self.clone().into_burn_data()?;
-        let mut values: Vec<i64> = data.convert::<i64>().into_vec::<i64>().map_err(data_error)?;
+        let mut values: Vec<i64> = data
+            .convert::<i64>()
+            .into_vec::<i64>()
+            .map_err(data_error)?;
         values.truncate(n);
         Ok(values)
     }
@@ -198,7 +199,10 @@ impl<B: Backend> Value<B> {
     pub fn to_f64s(&self) -> Result<Vec<f64>, OpError> {
         let n = self.numel();
         let data = self.clone().into_burn_data()?;
-        let mut values: Vec<f64> = data.convert::<f64>().into_vec::<f64>().map_err(data_error)?;
+        let mut values: Vec<f64> = data
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .map_err(data_error)?;
         values.truncate(n);
         Ok(values)
     }
@@ -221,8 +225,12 @@ impl<B: Backend> Value<B> {
                 return Err(OpError::new("quantized constants are not supported"));
             }
             _ => {
-                let values = data.convert::<i64>().into_vec::<i64>().map_err(data_error)?;
-                let values = BurnData::new(values, dims).convert_dtype(ctx.settings.int_dtype.into());
+                let values = data
+                    .convert::<i64>()
+                    .into_vec::<i64>()
+                    .map_err(data_error)?;
+                let values =
+                    BurnData::new(values, dims).convert_dtype(ctx.settings.int_dtype.into());
                 Data::Int(B::int_from_data(values, &ctx.device))
             }
         };
@@ -233,7 +241,10 @@ impl<B: Backend> Value<B> {
     pub fn from_i64s(values: Vec<i64>, shape: Vec<usize>, ctx: &Ctx<B>) -> Result<Self, OpError> {
         let dims = physical(&shape);
         let data = BurnData::new(values, dims).convert_dtype(ctx.settings.int_dtype.into());
-        Ok(Self::new(Data::Int(B::int_from_data(data, &ctx.device)), shape))
+        Ok(Self::new(
+            Data::Int(B::int_from_data(data, &ctx.device)),
+            shape,
+        ))
     }
 
     /// Uploads an f32 host vector of `shape`.
@@ -261,7 +272,12 @@ pub fn kind_of(datatype: DataType) -> Option<Kind> {
 pub fn upload<B: Backend>(tensor: NamedTensor, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
     let shape = tensor.shape.clone();
     let dims = physical(&shape);
-    let floats = |values: Vec<f32>| Data::Float(B::float_from_data(BurnData::new(values, dims.clone()), &ctx.device));
+    let floats = |values: Vec<f32>| {
+        Data::Float(B::float_from_data(
+            BurnData::new(values, dims.clone()),
+            &ctx.device,
+        ))
+    };
     let ints = |values: Vec<i64>| {
         let data = BurnData::new(values, dims.clone()).convert_dtype(ctx.settings.int_dtype.into());
         Data::Int(B::int_from_data(data, &ctx.device))
@@ -271,7 +287,10 @@ pub fn upload<B: Backend>(tensor: NamedTensor, ctx: &Ctx<B>) -> Result<Value<B>,
         TensorData::F64(v) => floats(v.into_iter().map(|x| x as f32).collect()),
         TensorData::F16(v) => floats(v.into_iter().map(f32::from).collect()),
         TensorData::BF16(v) => floats(v.into_iter().map(f32::from).collect()),
-        TensorData::Bool(v) => Data::Bool(B::bool_from_data(BurnData::new(v, dims.clone()), &ctx.device)),
+        TensorData::Bool(v) => Data::Bool(B::bool_from_data(
+            BurnData::new(v, dims.clone()),
+            &ctx.device,
+        )),
         TensorData::U8(v) => ints(v.into_iter().map(i64::from).collect()),
         TensorData::U16(v) => ints(v.into_iter().map(i64::from).collect()),
         TensorData::U32(v) => ints(v.into_iter().map(i64::from).collect()),
@@ -300,18 +319,30 @@ pub fn download<B: Backend>(
     let n = value.numel();
     let data = value.into_burn_data()?;
     let f64s = || -> Result<Vec<f64>, OpError> {
-        let mut v: Vec<f64> = data.clone().convert::<f64>().into_vec::<f64>().map_err(data_error)?;
+        let mut v: Vec<f64> = data
+            .clone()
+            .convert::<f64>()
+            .into_vec::<f64>()
+            .map_err(data_error)?;
         v.truncate(n);
         Ok(v)
     };
     let i64s = || -> Result<Vec<i64>, OpError> {
-        let mut v: Vec<i64> = data.clone().convert::<i64>().into_vec::<i64>().map_err(data_error)?;
+        let mut v: Vec<i64> = data
+            .clone()
+            .convert::<i64>()
+            .into_vec::<i64>()
+            .map_err(data_error)?;
         v.truncate(n);
         Ok(v)
     };
     let out = match datatype {
         DataType::F32 => {
-            let mut v: Vec<f32> = data.clone().convert::<f32>().into_vec::<f32>().map_err(data_error)?;
+            let mut v: Vec<f32> = data
+                .clone()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .map_err(data_error)?;
             v.truncate(n);
             TensorData::F32(v)
         }
@@ -328,7 +359,9 @@ pub fn download<B: Backend>(
         DataType::I32 => TensorData::I32(i64s()?.into_iter().map(|x| x as i32).collect()),
         DataType::I64 => TensorData::I64(i64s()?),
         DataType::Bytes => {
-            return Err(OpError::new(format!("output '{name}' is BYTES: not produced by ONNX graphs here")))
+            return Err(OpError::new(format!(
+                "output '{name}' is BYTES: not produced by ONNX graphs here"
+            )))
         }
     };
     Ok(NamedTensor::new(name, shape, out))

@@ -202,7 +202,10 @@ fn signatures_of_many_typed_tensors_load_and_older_files_keep_loading() {
         (MLP.replace("shape = [4]", "shape = [0]"), "dimension 0"),
         (MLP.replace("shape = [4]", "shape = [-2]"), "dimension -2"),
         (
-            MLP.replace("shape = [4]", "shape = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"),
+            MLP.replace(
+                "shape = [4]",
+                "shape = [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+            ),
             "0..=16 dimensions",
         ),
     ] {

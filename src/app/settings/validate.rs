@@ -84,10 +84,13 @@ impl Settings {
             }
             for version in &model.versions {
                 let dir = self.repository.path.join(&model.name).join(version);
-                if !dir.join("model.toml").is_file() {
+                if !dir.join("model.toml").is_file() && !dir.join("model.onnx").is_file() {
                     return Err(invalid(
                         key("versions"),
-                        format!("no {}/model.toml in the repository", dir.display()),
+                        format!(
+                            "no {}/model.toml (or model.onnx) in the repository",
+                            dir.display()
+                        ),
                     ));
                 }
             }

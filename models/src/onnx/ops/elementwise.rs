@@ -176,7 +176,10 @@ fn elu<B: Backend>(
     ctx: &Ctx<B>,
 ) -> burn::tensor::ops::FloatTensor<B> {
     let negative = B::float_lower_equal_elem(t.clone(), f(0.0), ctx.settings.bool_dtype);
-    let curve = B::float_mul_scalar(B::float_sub_scalar(B::float_exp(t.clone()), f(1.0)), f(alpha));
+    let curve = B::float_mul_scalar(
+        B::float_sub_scalar(B::float_exp(t.clone()), f(1.0)),
+        f(alpha),
+    );
     let out = B::float_mask_where(t, negative, curve);
     if gamma == 1.0 {
         out
@@ -253,7 +256,11 @@ pub fn binary<B: Backend>(
         }
         Binary::PRelu => {
             // Older exports give one slope per channel, `[C]` against `[N, C, ...]`.
-            let b = if b.rank() == 1 && a.rank() > 2 && b.shape[0] == a.shape[1] && b.shape[0] != *a.shape.last().unwrap_or(&0) {
+            let b = if b.rank() == 1
+                && a.rank() > 2
+                && b.shape[0] == a.shape[1]
+                && b.shape[0] != *a.shape.last().unwrap_or(&0)
+            {
                 let mut shape = vec![1; a.rank() - 1];
                 shape[0] = b.shape[0];
                 super::shapes::reshape_to(b, shape)
@@ -265,7 +272,10 @@ pub fn binary<B: Backend>(
             let slope = expand_to(slope, shape.clone()).into_float(ctx);
             let negative = B::float_lower_elem(x.clone(), f(0.0), bools);
             let scaled = B::float_mul(x.clone(), slope);
-            Ok(Value::new(Data::Float(B::float_mask_where(x, negative, scaled)), shape))
+            Ok(Value::new(
+                Data::Float(B::float_mask_where(x, negative, scaled)),
+                shape,
+            ))
         }
         Binary::Max | Binary::Min => {
             let kind = if both_int { Kind::Int } else { Kind::Float };
@@ -365,7 +375,11 @@ pub fn select_where<B: Backend>(
     ctx: &Ctx<B>,
 ) -> Result<Value<B>, OpError> {
     let shape = broadcast_shape(&broadcast_shape(&condition.shape, &x.shape)?, &y.shape)?;
-    let kind = if x.kind() == y.kind() { x.kind() } else { Kind::Float };
+    let kind = if x.kind() == y.kind() {
+        x.kind()
+    } else {
+        Kind::Float
+    };
     let mask = expand_to(condition.to_kind(Kind::Bool, ctx), shape.clone()).into_bool(ctx);
     let x = expand_to(x.to_kind(kind, ctx), shape.clone());
     let y = expand_to(y.to_kind(kind, ctx), shape.clone());

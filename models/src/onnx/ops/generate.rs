@@ -17,7 +17,10 @@ pub fn shape_of<B: Backend>(
 ) -> Result<Value<B>, OpError> {
     let rank = x.rank();
     let (start, end) = (config.start.min(rank), config.end.min(rank));
-    let dims: Vec<i64> = x.shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+    let dims: Vec<i64> = x.shape[start..end.max(start)]
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
     let n = dims.len();
     Value::from_i64s(dims, vec![n], ctx)
 }
@@ -78,7 +81,11 @@ pub fn range<B: Backend>(
             }
         }
     };
-    let (start, limit, delta) = (read(&config.start)?, read(&config.limit)?, read(&config.delta)?);
+    let (start, limit, delta) = (
+        read(&config.start)?,
+        read(&config.limit)?,
+        read(&config.delta)?,
+    );
     if delta == 0.0 || !delta.is_finite() || !start.is_finite() || !limit.is_finite() {
         return Err(OpError::new(format!(
             "Range: start {start}, limit {limit}, delta {delta}"
@@ -90,7 +97,9 @@ pub fn range<B: Backend>(
     }
     let count = count as usize;
     if float {
-        let values = (0..count).map(|i| (start + i as f64 * delta) as f32).collect();
+        let values = (0..count)
+            .map(|i| (start + i as f64 * delta) as f32)
+            .collect();
         Ok(Value::from_f32s(values, vec![count], ctx))
     } else {
         let (s, d) = (start as i64, delta as i64);
@@ -121,7 +130,10 @@ pub fn pad<B: Backend>(
         }
     };
     if pads.len() != rank {
-        return Err(OpError::new(format!("Pad: {} pads for a rank-{rank} input", pads.len())));
+        return Err(OpError::new(format!(
+            "Pad: {} pads for a rank-{rank} input",
+            pads.len()
+        )));
     }
     let fill = match &config.constant_value {
         ConstantValueInput::Static(v) => *v as f64,
@@ -155,10 +167,17 @@ fn pad_dim<B: Backend>(
     // Negative pads crop.
     let (crop_start, crop_end) = ((-before).max(0), (-after).max(0));
     if crop_start + crop_end > size {
-        return Err(OpError::new("Pad: negative pads crop more than the dimension"));
+        return Err(OpError::new(
+            "Pad: negative pads crop more than the dimension",
+        ));
     }
     let x = if crop_start > 0 || crop_end > 0 {
-        narrow(x, dim, crop_start as usize, (size - crop_start - crop_end) as usize)
+        narrow(
+            x,
+            dim,
+            crop_start as usize,
+            (size - crop_start - crop_end) as usize,
+        )
     } else {
         x
     };
@@ -218,7 +237,11 @@ fn pad_dim<B: Backend>(
 
 /// `len` elements of `dim` from `start`.
 pub fn narrow<B: Backend>(x: Value<B>, dim: usize, start: usize, len: usize) -> Value<B> {
-    let mut slices: Vec<Slice> = x.shape.iter().map(|&d| Slice::new(0, Some(d as isize), 1)).collect();
+    let mut slices: Vec<Slice> = x
+        .shape
+        .iter()
+        .map(|&d| Slice::new(0, Some(d as isize), 1))
+        .collect();
     slices[dim] = Slice::new(start as isize, Some((start + len) as isize), 1);
     let mut shape = x.shape.clone();
     shape[dim] = len;

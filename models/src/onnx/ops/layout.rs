@@ -35,14 +35,20 @@ fn resolve_reshape(input: &[usize], target: &[i64]) -> Result<Vec<usize>, OpErro
     for (i, &d) in target.iter().enumerate() {
         match d {
             0 => out.push(*input.get(i).ok_or_else(|| {
-                OpError::new(format!("Reshape: 0 at position {i} copies no input dimension"))
+                OpError::new(format!(
+                    "Reshape: 0 at position {i} copies no input dimension"
+                ))
             })?),
             -1 if infer.is_none() => {
                 infer = Some(i);
                 out.push(1);
             }
             d if d > 0 => out.push(d as usize),
-            _ => return Err(OpError::new(format!("Reshape: bad target shape {target:?}"))),
+            _ => {
+                return Err(OpError::new(format!(
+                    "Reshape: bad target shape {target:?}"
+                )))
+            }
         }
     }
     let known = checked_count(&out, MAX_ELEMENTS)?;
@@ -80,7 +86,9 @@ pub fn transpose<B: Backend>(x: Value<B>, perm: &[i64]) -> Result<Value<B>, OpEr
     let mut seen = vec![false; rank];
     for &p in &perm {
         if p >= rank || std::mem::replace(&mut seen[p], true) {
-            return Err(OpError::new(format!("Transpose: {perm:?} is not a permutation")));
+            return Err(OpError::new(format!(
+                "Transpose: {perm:?} is not a permutation"
+            )));
         }
     }
     if perm.len() != rank {
@@ -153,9 +161,11 @@ pub fn unsqueeze<B: Backend>(
         if axes.contains(&i) {
             shape.push(1);
         } else {
-            shape.push(*dims.next().ok_or_else(|| {
-                OpError::new("Unsqueeze: repeated axes".to_string())
-            })?);
+            shape.push(
+                *dims
+                    .next()
+                    .ok_or_else(|| OpError::new("Unsqueeze: repeated axes".to_string()))?,
+            );
         }
     }
     Ok(reshape_to(x, shape))
@@ -171,16 +181,25 @@ pub fn concat<B: Backend>(
         .ok_or_else(|| OpError::new("Concat: no inputs"))?;
     let kind = first.kind();
     let rank = first.rank().max(1);
-    let mut shape = if first.shape.is_empty() { vec![1] } else { first.shape.clone() };
+    let mut shape = if first.shape.is_empty() {
+        vec![1]
+    } else {
+        first.shape.clone()
+    };
     if axis >= rank {
-        return Err(OpError::new(format!("Concat: axis {axis} of a rank-{rank} input")));
+        return Err(OpError::new(format!(
+            "Concat: axis {axis} of a rank-{rank} input"
+        )));
     }
     let mut total = 0;
     let mut parts = Vec::with_capacity(values.len());
     for v in values {
-        let v = if v.shape.is_empty() { reshape_to(v, vec![1]) } else { v };
-        let same = v.rank() == rank
-            && (0..rank).all(|d| d == axis || v.shape[d] == shape[d]);
+        let v = if v.shape.is_empty() {
+            reshape_to(v, vec![1])
+        } else {
+            v
+        };
+        let same = v.rank() == rank && (0..rank).all(|d| d == axis || v.shape[d] == shape[d]);
         if !same {
             return Err(OpError::new(format!(
                 "Concat: {:?} does not match {:?} outside axis {axis}",
@@ -203,11 +222,19 @@ pub fn concat<B: Backend>(
 }
 
 /// A tensor of `shape` (holding no elements, or zeros).
-pub fn empty_like<B: Backend>(kind: super::super::value::Kind, shape: Vec<usize>, ctx: &Ctx<B>) -> Value<B> {
+pub fn empty_like<B: Backend>(
+    kind: super::super::value::Kind,
+    shape: Vec<usize>,
+    ctx: &Ctx<B>,
+) -> Value<B> {
     use super::super::value::Kind;
     let n: usize = shape.iter().product();
     let v = Value::from_f32s(vec![0.0; n], shape, ctx);
-    if kind == Kind::Float { v } else { v.to_kind(kind, ctx) }
+    if kind == Kind::Float {
+        v
+    } else {
+        v.to_kind(kind, ctx)
+    }
 }
 
 pub fn split<B: Backend>(
@@ -252,7 +279,11 @@ pub fn split<B: Backend>(
     let mut start = 0;
     let mut out = Vec::with_capacity(sizes.len());
     for size in sizes {
-        let mut slices: Vec<Slice> = x.shape.iter().map(|&d| Slice::new(0, Some(d as isize), 1)).collect();
+        let mut slices: Vec<Slice> = x
+            .shape
+            .iter()
+            .map(|&d| Slice::new(0, Some(d as isize), 1))
+            .collect();
         slices[axis] = Slice::new(start as isize, Some((start + size) as isize), 1);
         let mut shape = x.shape.clone();
         shape[axis] = size;
@@ -284,13 +315,22 @@ pub fn slice<B: Backend>(
     let x = inputs.take(0)?;
     let rank = x.rank();
     let axes: Vec<usize> = match axes {
-        Some(a) => a.iter().map(|&a| norm_axis(a, rank)).collect::<Result<_, _>>()?,
+        Some(a) => a
+            .iter()
+            .map(|&a| norm_axis(a, rank))
+            .collect::<Result<_, _>>()?,
         None => (0..starts.len()).collect(),
     };
     if starts.len() != ends.len() || axes.len() != starts.len() {
-        return Err(OpError::new("Slice: starts, ends and axes differ in length"));
+        return Err(OpError::new(
+            "Slice: starts, ends and axes differ in length",
+        ));
     }
-    let mut slices: Vec<Slice> = x.shape.iter().map(|&d| Slice::new(0, Some(d as isize), 1)).collect();
+    let mut slices: Vec<Slice> = x
+        .shape
+        .iter()
+        .map(|&d| Slice::new(0, Some(d as isize), 1))
+        .collect();
     let mut shape = x.shape.clone();
     let mut flips = Vec::new();
     for (i, &a) in axes.iter().enumerate() {
@@ -307,13 +347,24 @@ pub fn slice<B: Backend>(
             (s, if e > s { (e - s + step - 1) / step } else { 0 })
         } else {
             let (s, e) = (clamp(start, 0, dim - 1), clamp(end, -1, dim - 1));
-            (s, if s > e { (s - e + (-step) - 1) / (-step) } else { 0 })
+            (
+                s,
+                if s > e {
+                    (s - e + (-step) - 1) / (-step)
+                } else {
+                    0
+                },
+            )
         };
         shape[a] = count as usize;
         if count == 0 {
             slices[a] = Slice::new(0, Some(0), 1);
         } else if step > 0 {
-            slices[a] = Slice::new(first as isize, Some((first + (count - 1) * step + 1) as isize), step as isize);
+            slices[a] = Slice::new(
+                first as isize,
+                Some((first + (count - 1) * step + 1) as isize),
+                step as isize,
+            );
         } else {
             let last = first + (count - 1) * step;
             slices[a] = Slice::new(last as isize, Some((first + 1) as isize), (-step) as isize);
@@ -350,7 +401,11 @@ fn flip<B: Backend>(x: Value<B>, axes: &[usize]) -> Value<B> {
 }
 
 /// Indices read on the host, negative ones counted from the end, each checked against `dim`.
-fn checked_indices(indices: &Value<impl Backend>, dim: usize, op: &str) -> Result<Vec<i64>, OpError> {
+fn checked_indices(
+    indices: &Value<impl Backend>,
+    dim: usize,
+    op: &str,
+) -> Result<Vec<i64>, OpError> {
     let mut values = indices.to_i64s()?;
     for v in &mut values {
         let i = if *v < 0 { *v + dim as i64 } else { *v };
@@ -414,7 +469,10 @@ pub fn gather_elements<B: Backend>(
         return Ok(empty_like(x.kind(), shape, ctx));
     }
     // burn gathers from a tensor whose other dimensions equal the indices'.
-    let mut slices: Vec<Slice> = shape.iter().map(|&d| Slice::new(0, Some(d as isize), 1)).collect();
+    let mut slices: Vec<Slice> = shape
+        .iter()
+        .map(|&d| Slice::new(0, Some(d as isize), 1))
+        .collect();
     slices[axis] = Slice::new(0, Some(dim as isize), 1);
     let mut source = shape.clone();
     source[axis] = dim;

@@ -28,7 +28,10 @@ pub enum Op {
     Unary(Unary),
     Binary(Binary),
     /// Sum / Max / Min / Mean of any number of inputs, broadcast.
-    Variadic { op: Binary, mean: bool },
+    Variadic {
+        op: Binary,
+        mean: bool,
+    },
     Where,
     Clip(onnx_ir::clip::ClipConfig),
     Cast(DType),
@@ -53,19 +56,38 @@ pub enum Op {
     Conv(nn::Conv),
     ConvTranspose(nn::ConvTranspose),
     Pool(nn::Pool),
-    GlobalPool { max: bool },
-    BatchNorm { epsilon: f64 },
-    InstanceNorm { epsilon: f64 },
-    LayerNorm { epsilon: f64 },
+    GlobalPool {
+        max: bool,
+    },
+    BatchNorm {
+        epsilon: f64,
+    },
+    InstanceNorm {
+        epsilon: f64,
+    },
+    LayerNorm {
+        epsilon: f64,
+    },
     Gemm(onnx_ir::gemm::GemmConfig),
-    Linear { transpose_weight: bool },
+    Linear {
+        transpose_weight: bool,
+    },
     MatMul,
     /// `legacy`: opsets before 13, which flatten from `axis` on.
-    Softmax { axis: usize, log: bool, legacy: bool },
+    Softmax {
+        axis: usize,
+        log: bool,
+        legacy: bool,
+    },
     Lrn(onnx_ir::lrn::LrnConfig),
     Resize(onnx_ir::resize::ResizeConfig),
     Reduce(reduce::Reduce, onnx_ir::reduce::ReduceConfig),
-    ArgExtreme { max: bool, axis: usize, keepdims: bool, last: bool },
+    ArgExtreme {
+        max: bool,
+        axis: usize,
+        keepdims: bool,
+        last: bool,
+    },
     TopK(onnx_ir::topk::TopKConfig),
 }
 
@@ -127,10 +149,22 @@ impl Op {
             N::Or(_) => Op::Binary(Binary::Or),
             N::Xor(_) => Op::Binary(Binary::Xor),
             N::PRelu(_) => Op::Binary(Binary::PRelu),
-            N::Sum(_) => Op::Variadic { op: Binary::Add, mean: false },
-            N::Mean(_) => Op::Variadic { op: Binary::Add, mean: true },
-            N::Max(_) => Op::Variadic { op: Binary::Max, mean: false },
-            N::Min(_) => Op::Variadic { op: Binary::Min, mean: false },
+            N::Sum(_) => Op::Variadic {
+                op: Binary::Add,
+                mean: false,
+            },
+            N::Mean(_) => Op::Variadic {
+                op: Binary::Add,
+                mean: true,
+            },
+            N::Max(_) => Op::Variadic {
+                op: Binary::Max,
+                mean: false,
+            },
+            N::Min(_) => Op::Variadic {
+                op: Binary::Min,
+                mean: false,
+            },
             N::Where(_) => Op::Where,
             N::Clip(n) => Op::Clip(n.config.clone()),
             N::Cast(n) => Op::Cast(n.config.to),
@@ -278,7 +312,9 @@ impl Op {
             Op::InstanceNorm { epsilon } => one(nn::instance_norm(*epsilon, &mut inputs, ctx)?),
             Op::LayerNorm { epsilon } => one(nn::layer_norm(*epsilon, &mut inputs, ctx)?),
             Op::Gemm(c) => one(nn::gemm(c, &mut inputs, ctx)?),
-            Op::Linear { transpose_weight } => one(nn::linear(*transpose_weight, &mut inputs, ctx)?),
+            Op::Linear { transpose_weight } => {
+                one(nn::linear(*transpose_weight, &mut inputs, ctx)?)
+            }
             Op::MatMul => {
                 let (a, b) = (inputs.take(0)?, inputs.take(1)?);
                 one(nn::matmul(a, b, ctx)?)
@@ -294,7 +330,14 @@ impl Op {
                 axis,
                 keepdims,
                 last,
-            } => one(reduce::arg_extreme(*max, *axis, *keepdims, *last, inputs.take(0)?, ctx)?),
+            } => one(reduce::arg_extreme(
+                *max,
+                *axis,
+                *keepdims,
+                *last,
+                inputs.take(0)?,
+                ctx,
+            )?),
             Op::TopK(c) => reduce::top_k(c, &mut inputs, ctx),
         }
     }
@@ -343,6 +386,8 @@ pub fn axis(axis: i64, rank: usize) -> Result<usize, OpError> {
     if (0..r.max(1)).contains(&a) {
         Ok(a as usize)
     } else {
-        Err(OpError::new(format!("axis {axis} is outside a rank-{rank} tensor")))
+        Err(OpError::new(format!(
+            "axis {axis} is outside a rank-{rank} tensor"
+        )))
     }
 }

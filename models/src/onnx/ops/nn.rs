@@ -40,7 +40,9 @@ fn pads_1d(p: &PaddingConfig1d) -> Vec<(usize, usize)> {
 fn pads_2d(p: &PaddingConfig2d) -> Vec<(usize, usize)> {
     match p {
         PaddingConfig2d::Valid => vec![(0, 0), (0, 0)],
-        PaddingConfig2d::Explicit(top, left, bottom, right) => vec![(*top, *bottom), (*left, *right)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => {
+            vec![(*top, *bottom), (*left, *right)]
+        }
     }
 }
 
@@ -141,7 +143,11 @@ fn pre_pad<B: Backend>(
             let part = Value::from_f32s(vec![fill; count], shape, ctx);
             let mut out = x.shape.clone();
             out[dim] += n;
-            let parts = if at_start { vec![part, x] } else { vec![x, part] };
+            let parts = if at_start {
+                vec![part, x]
+            } else {
+                vec![x, part]
+            };
             x = super::shapes::cat(parts, dim, out);
         }
     }
@@ -159,7 +165,11 @@ fn spatial_check<B: Backend>(x: &Value<B>, dims: usize, op: &str) -> Result<(), 
     Ok(())
 }
 
-pub fn conv<B: Backend>(c: &Conv, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn conv<B: Backend>(
+    c: &Conv,
+    inputs: &mut Inputs<B>,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let x = inputs.take(0)?;
     let w = inputs.take(1)?;
     let bias = inputs.optional(2);
@@ -176,7 +186,14 @@ pub fn conv<B: Backend>(c: &Conv, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Resul
             x.shape, w.shape
         )));
     }
-    let pads = resolve_pads(&c.auto_pad, &c.pads, &x.shape[2..], &c.kernel, &c.stride, &c.dilation);
+    let pads = resolve_pads(
+        &c.auto_pad,
+        &c.pads,
+        &x.shape[2..],
+        &c.kernel,
+        &c.stride,
+        &c.dilation,
+    );
     let (x, pad) = pre_pad(x, &pads, 0.0, ctx)?;
     for i in 0..dims {
         let span = (c.kernel[i] - 1) * c.dilation[i] + 1;
@@ -190,16 +207,31 @@ pub fn conv<B: Backend>(c: &Conv, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Resul
     let bias = bias.map(|b| b.into_float(ctx));
     let (xf, wf) = (x.into_float(ctx), w.into_float(ctx));
     let out = if dims == 1 {
-        B::conv1d(xf, wf, bias, ConvOptions::new([c.stride[0]], [pad[0]], [c.dilation[0]], groups))
+        B::conv1d(
+            xf,
+            wf,
+            bias,
+            ConvOptions::new([c.stride[0]], [pad[0]], [c.dilation[0]], groups),
+        )
     } else if dims == 3 {
         let [s, d] = [&c.stride, &c.dilation].map(|v| [v[0], v[1], v[2]]);
-        B::conv3d(xf, wf, bias, ConvOptions::new(s, [pad[0], pad[1], pad[2]], d, groups))
+        B::conv3d(
+            xf,
+            wf,
+            bias,
+            ConvOptions::new(s, [pad[0], pad[1], pad[2]], d, groups),
+        )
     } else {
         B::conv2d(
             xf,
             wf,
             bias,
-            ConvOptions::new([c.stride[0], c.stride[1]], [pad[0], pad[1]], [c.dilation[0], c.dilation[1]], groups),
+            ConvOptions::new(
+                [c.stride[0], c.stride[1]],
+                [pad[0], pad[1]],
+                [c.dilation[0], c.dilation[1]],
+                groups,
+            ),
         )
     };
     Ok(Value::float(out))
@@ -269,7 +301,13 @@ pub fn conv_transpose<B: Backend>(
             xf,
             wf,
             bias,
-            ConvTransposeOptions::new([c.stride[0]], [c.padding[0]], [c.padding_out[0]], [c.dilation[0]], groups),
+            ConvTransposeOptions::new(
+                [c.stride[0]],
+                [c.padding[0]],
+                [c.padding_out[0]],
+                [c.dilation[0]],
+                groups,
+            ),
         )
     } else {
         B::conv_transpose2d(
@@ -385,9 +423,18 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
     let dims = p.kernel.len();
     spatial_check(&x, dims, if p.max { "MaxPool" } else { "AveragePool" })?;
     if !p.max && p.dilation.iter().any(|&d| d != 1) {
-        return Err(OpError::new("AveragePool: dilations other than 1 are not supported"));
+        return Err(OpError::new(
+            "AveragePool: dilations other than 1 are not supported",
+        ));
     }
-    let pads = resolve_pads(&p.auto_pad, &p.pads, &x.shape[2..], &p.kernel, &p.stride, &p.dilation);
+    let pads = resolve_pads(
+        &p.auto_pad,
+        &p.pads,
+        &x.shape[2..],
+        &p.kernel,
+        &p.stride,
+        &p.dilation,
+    );
     let asymmetric = pads.iter().any(|(a, b)| a != b);
     if asymmetric && !p.max && !p.count_include_pad {
         return Err(OpError::new(
@@ -410,8 +457,22 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
     }
     let t = x.into_float(ctx);
     let out = match (dims, p.max) {
-        (1, true) => B::max_pool1d(t, p.kernel[0], p.stride[0], pad[0], p.dilation[0], p.ceil_mode),
-        (1, false) => B::avg_pool1d(t, p.kernel[0], p.stride[0], pad[0], p.count_include_pad, p.ceil_mode),
+        (1, true) => B::max_pool1d(
+            t,
+            p.kernel[0],
+            p.stride[0],
+            pad[0],
+            p.dilation[0],
+            p.ceil_mode,
+        ),
+        (1, false) => B::avg_pool1d(
+            t,
+            p.kernel[0],
+            p.stride[0],
+            pad[0],
+            p.count_include_pad,
+            p.ceil_mode,
+        ),
         (_, true) => B::max_pool2d(
             t,
             [p.kernel[0], p.kernel[1]],
@@ -434,14 +495,33 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
 
 /// A 3-D pooling as a 2-D pooling over (H, W) then a 1-D pooling over D: max and sum (and the
 /// count of cells inside the input) are separable, so both kinds are exact.
-fn pool3d<B: Backend>(p: &Pool, x: Value<B>, pad: &[usize], ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+fn pool3d<B: Backend>(
+    p: &Pool,
+    x: Value<B>,
+    pad: &[usize],
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let [n, c, d, h, w] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4]];
     let plane = reshape_to(x, vec![n, c * d, h, w]).into_float(ctx);
     let (k, s, dl) = (&p.kernel, &p.stride, &p.dilation);
     let plane = if p.max {
-        B::max_pool2d(plane, [k[1], k[2]], [s[1], s[2]], [pad[1], pad[2]], [dl[1], dl[2]], p.ceil_mode)
+        B::max_pool2d(
+            plane,
+            [k[1], k[2]],
+            [s[1], s[2]],
+            [pad[1], pad[2]],
+            [dl[1], dl[2]],
+            p.ceil_mode,
+        )
     } else {
-        B::avg_pool2d(plane, [k[1], k[2]], [s[1], s[2]], [pad[1], pad[2]], p.count_include_pad, p.ceil_mode)
+        B::avg_pool2d(
+            plane,
+            [k[1], k[2]],
+            [s[1], s[2]],
+            [pad[1], pad[2]],
+            p.count_include_pad,
+            p.ceil_mode,
+        )
     };
     let plane = Value::float(plane);
     let (h2, w2) = (plane.shape[2], plane.shape[3]);
@@ -463,13 +543,20 @@ fn pool3d<B: Backend>(p: &Pool, x: Value<B>, pad: &[usize], ctx: &Ctx<B>) -> Res
 
 pub fn global_pool<B: Backend>(max: bool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
     if x.rank() < 3 {
-        return Err(OpError::new(format!("GlobalPool: input {:?} is not [N, C, ..]", x.shape)));
+        return Err(OpError::new(format!(
+            "GlobalPool: input {:?} is not [N, C, ..]",
+            x.shape
+        )));
     }
     let rank = x.rank();
     let mut shape = x.shape.clone();
     let mut t = x.into_float(ctx);
     for d in 2..rank {
-        t = if max { B::float_max_dim(t, d) } else { B::float_mean_dim(t, d) };
+        t = if max {
+            B::float_max_dim(t, d)
+        } else {
+            B::float_mean_dim(t, d)
+        };
         shape[d] = 1;
     }
     Ok(Value::new(Data::Float(t), shape))
@@ -483,11 +570,23 @@ fn channel<B: Backend>(v: Value<B>, rank: usize, ctx: &Ctx<B>) -> FloatTensor<B>
     reshape_to(v, shape).into_float(ctx)
 }
 
-pub fn batch_norm<B: Backend>(eps: f64, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn batch_norm<B: Backend>(
+    eps: f64,
+    inputs: &mut Inputs<B>,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let x = inputs.take(0)?;
-    let (scale, bias, mean, var) = (inputs.take(1)?, inputs.take(2)?, inputs.take(3)?, inputs.take(4)?);
+    let (scale, bias, mean, var) = (
+        inputs.take(1)?,
+        inputs.take(2)?,
+        inputs.take(3)?,
+        inputs.take(4)?,
+    );
     let rank = x.rank();
-    let c = *x.shape.get(1).ok_or_else(|| OpError::new("BatchNormalization: input has no channels"))?;
+    let c = *x
+        .shape
+        .get(1)
+        .ok_or_else(|| OpError::new("BatchNormalization: input has no channels"))?;
     for p in [&scale, &bias, &mean, &var] {
         if p.numel() != c {
             return Err(OpError::new(format!(
@@ -497,19 +596,32 @@ pub fn batch_norm<B: Backend>(eps: f64, inputs: &mut Inputs<B>, ctx: &Ctx<B>) ->
         }
     }
     let shape = x.shape.clone();
-    let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(channel(var, rank, ctx), f(eps))));
+    let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(
+        channel(var, rank, ctx),
+        f(eps),
+    )));
     let a = B::float_mul(channel(scale, rank, ctx), inv);
-    let b = B::float_sub(channel(bias, rank, ctx), B::float_mul(channel(mean, rank, ctx), a.clone()));
+    let b = B::float_sub(
+        channel(bias, rank, ctx),
+        B::float_mul(channel(mean, rank, ctx), a.clone()),
+    );
     let y = B::float_add(B::float_mul(x.into_float(ctx), a), b);
     Ok(Value::new(Data::Float(y), shape))
 }
 
-pub fn instance_norm<B: Backend>(eps: f64, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn instance_norm<B: Backend>(
+    eps: f64,
+    inputs: &mut Inputs<B>,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let x = inputs.take(0)?;
     let (scale, bias) = (inputs.take(1)?, inputs.take(2)?);
     let rank = x.rank();
     if rank < 3 || scale.numel() != x.shape[1] || bias.numel() != x.shape[1] {
-        return Err(OpError::new(format!("InstanceNormalization: input {:?}", x.shape)));
+        return Err(OpError::new(format!(
+            "InstanceNormalization: input {:?}",
+            x.shape
+        )));
     }
     let shape = x.shape.clone();
     let n: usize = shape[2..].iter().product();
@@ -520,16 +632,26 @@ pub fn instance_norm<B: Backend>(eps: f64, inputs: &mut Inputs<B>, ctx: &Ctx<B>)
     let normed = B::float_div(centered, B::float_sqrt(B::float_add_scalar(var, f(eps))));
     let normed = Value::new(Data::Float(normed), vec![shape[0], shape[1], n]);
     let normed = reshape_to(normed, shape.clone()).into_float(ctx);
-    let y = B::float_add(B::float_mul(normed, channel(scale, rank, ctx)), channel(bias, rank, ctx));
+    let y = B::float_add(
+        B::float_mul(normed, channel(scale, rank, ctx)),
+        channel(bias, rank, ctx),
+    );
     Ok(Value::new(Data::Float(y), shape))
 }
 
-pub fn layer_norm<B: Backend>(eps: f64, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn layer_norm<B: Backend>(
+    eps: f64,
+    inputs: &mut Inputs<B>,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let x = inputs.take(0)?;
     let gamma = inputs.take(1)?;
     let beta = inputs.optional(2);
     let rank = x.rank();
-    let last = *x.shape.last().ok_or_else(|| OpError::new("LayerNormalization: scalar input"))?;
+    let last = *x
+        .shape
+        .last()
+        .ok_or_else(|| OpError::new("LayerNormalization: scalar input"))?;
     if gamma.numel() != last || beta.as_ref().is_some_and(|b| b.numel() != last) {
         return Err(OpError::new(format!(
             "LayerNormalization: scale {:?} for an input {:?}",
@@ -563,19 +685,28 @@ pub fn gemm<B: Backend>(
     let b = inputs.take(1)?;
     let bias = inputs.optional(2);
     if a.rank() != 2 || b.rank() != 2 {
-        return Err(OpError::new(format!("Gemm: inputs {:?} and {:?} are not matrices", a.shape, b.shape)));
+        return Err(OpError::new(format!(
+            "Gemm: inputs {:?} and {:?} are not matrices",
+            a.shape, b.shape
+        )));
     }
     let a = if c.trans_a != 0 { transpose2(a) } else { a };
     let b = if c.trans_b != 0 { transpose2(b) } else { b };
     let mut y = matmul(a, b, ctx)?;
     if c.alpha != 1.0 {
         let shape = y.shape.clone();
-        y = Value::new(Data::Float(B::float_mul_scalar(y.into_float(ctx), f(c.alpha as f64))), shape);
+        y = Value::new(
+            Data::Float(B::float_mul_scalar(y.into_float(ctx), f(c.alpha as f64))),
+            shape,
+        );
     }
     if let Some(bias) = bias {
         let shape = broadcast_shape(&y.shape, &bias.shape)?;
         if shape != y.shape {
-            return Err(OpError::new(format!("Gemm: C {:?} does not broadcast to {:?}", bias.shape, y.shape)));
+            return Err(OpError::new(format!(
+                "Gemm: C {:?} does not broadcast to {:?}",
+                bias.shape, y.shape
+            )));
         }
         let mut bias = to_rank(bias, 2).into_float(ctx);
         if c.beta != 1.0 {
@@ -586,7 +717,11 @@ pub fn gemm<B: Backend>(
     Ok(y)
 }
 
-pub fn linear<B: Backend>(transpose_weight: bool, inputs: &mut Inputs<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn linear<B: Backend>(
+    transpose_weight: bool,
+    inputs: &mut Inputs<B>,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let x = inputs.take(0)?;
     let w = inputs.take(1)?;
     let bias = inputs.optional(2);
@@ -607,8 +742,16 @@ pub fn matmul<B: Backend>(a: Value<B>, b: Value<B>, ctx: &Ctx<B>) -> Result<Valu
         return Err(OpError::new("MatMul: scalar operand"));
     }
     let (a_vec, b_vec) = (a.rank() == 1, b.rank() == 1);
-    let a = if a_vec { reshape_to(a.clone(), vec![1, a.shape[0]]) } else { a };
-    let b = if b_vec { reshape_to(b.clone(), vec![b.shape[0], 1]) } else { b };
+    let a = if a_vec {
+        reshape_to(a.clone(), vec![1, a.shape[0]])
+    } else {
+        a
+    };
+    let b = if b_vec {
+        reshape_to(b.clone(), vec![b.shape[0], 1])
+    } else {
+        b
+    };
     let (ra, rb) = (a.rank(), b.rank());
     let (m, k) = (a.shape[ra - 2], a.shape[ra - 1]);
     let (k2, n) = (b.shape[rb - 2], b.shape[rb - 1]);
@@ -637,14 +780,26 @@ pub fn matmul<B: Backend>(a: Value<B>, b: Value<B>, ctx: &Ctx<B>) -> Result<Valu
     Ok(reshape_to(y, shape))
 }
 
-pub fn softmax<B: Backend>(x: Value<B>, axis: usize, log: bool, legacy: bool, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn softmax<B: Backend>(
+    x: Value<B>,
+    axis: usize,
+    log: bool,
+    legacy: bool,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     let rank = x.rank();
     if rank == 0 {
         return Err(OpError::new("Softmax: scalar input"));
     }
     let axis = axis.min(rank - 1);
     let shape = x.shape.clone();
-    let run = |t: FloatTensor<B>, dim| if log { B::log_softmax(t, dim) } else { B::softmax(t, dim) };
+    let run = |t: FloatTensor<B>, dim| {
+        if log {
+            B::log_softmax(t, dim)
+        } else {
+            B::softmax(t, dim)
+        }
+    };
     if legacy && axis + 1 < rank {
         // Opsets before 13 take the softmax over everything from `axis` on, flattened.
         let outer: usize = shape[..axis].iter().product();
@@ -656,15 +811,25 @@ pub fn softmax<B: Backend>(x: Value<B>, axis: usize, log: bool, legacy: bool, ct
     Ok(Value::new(Data::Float(run(x.into_float(ctx), axis)), shape))
 }
 
-pub fn lrn<B: Backend>(c: &onnx_ir::lrn::LrnConfig, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>, OpError> {
+pub fn lrn<B: Backend>(
+    c: &onnx_ir::lrn::LrnConfig,
+    x: Value<B>,
+    ctx: &Ctx<B>,
+) -> Result<Value<B>, OpError> {
     if x.rank() < 3 || c.size < 1 {
-        return Err(OpError::new(format!("LRN: input {:?}, size {}", x.shape, c.size)));
+        return Err(OpError::new(format!(
+            "LRN: input {:?}, size {}",
+            x.shape, c.size
+        )));
     }
     let size = c.size as usize;
     let channels = x.shape[1];
     let shape = x.shape.clone();
     let t = x.into_float(ctx);
-    let square = Value::new(Data::Float(B::float_mul(t.clone(), t.clone())), shape.clone());
+    let square = Value::new(
+        Data::Float(B::float_mul(t.clone(), t.clone())),
+        shape.clone(),
+    );
     let (before, after) = ((size - 1) / 2, (size - 1).div_ceil(2));
     let mut padded_shape = shape.clone();
     padded_shape[1] = channels + before + after;
@@ -700,7 +865,10 @@ pub fn lrn<B: Backend>(c: &onnx_ir::lrn::LrnConfig, x: Value<B>, ctx: &Ctx<B>) -
         });
     }
     let sum = sum.ok_or_else(|| OpError::new("LRN: empty window"))?;
-    let scale = B::float_add_scalar(B::float_mul_scalar(sum, f(c.alpha as f64 / size as f64)), f(c.bias as f64));
+    let scale = B::float_add_scalar(
+        B::float_mul_scalar(sum, f(c.alpha as f64 / size as f64)),
+        f(c.bias as f64),
+    );
     let denominator = B::float_powf_scalar(scale, f(c.beta as f64));
     Ok(Value::new(Data::Float(B::float_div(t, denominator)), shape))
 }

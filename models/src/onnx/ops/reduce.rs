@@ -49,7 +49,9 @@ pub fn reduce<B: Backend>(
     dims.sort_unstable();
     dims.dedup();
     if let Some(&d) = dims.iter().find(|&&d| d >= rank.max(1)) {
-        return Err(OpError::new(format!("Reduce: axis {d} of a rank-{rank} input")));
+        return Err(OpError::new(format!(
+            "Reduce: axis {d} of a rank-{rank} input"
+        )));
     }
     if rank == 0 {
         return Ok(x);
@@ -69,14 +71,21 @@ pub fn reduce<B: Backend>(
         Reduce::Mean => over::<B>(t, &dims, |t, d| B::float_mean_dim(t, d)),
         Reduce::Sum => over::<B>(t, &dims, |t, d| B::float_sum_dim(t, d)),
         Reduce::Prod => over::<B>(t, &dims, |t, d| B::float_prod_dim(t, d)),
-        Reduce::SumSquare => over::<B>(B::float_mul(t.clone(), t), &dims, |t, d| B::float_sum_dim(t, d)),
+        Reduce::SumSquare => over::<B>(B::float_mul(t.clone(), t), &dims, |t, d| {
+            B::float_sum_dim(t, d)
+        }),
         Reduce::L1 => over::<B>(B::float_abs(t), &dims, |t, d| B::float_sum_dim(t, d)),
-        Reduce::L2 => B::float_sqrt(over::<B>(B::float_mul(t.clone(), t), &dims, |t, d| B::float_sum_dim(t, d))),
+        Reduce::L2 => B::float_sqrt(over::<B>(B::float_mul(t.clone(), t), &dims, |t, d| {
+            B::float_sum_dim(t, d)
+        })),
         Reduce::LogSum => B::float_log(over::<B>(t, &dims, |t, d| B::float_sum_dim(t, d))),
         Reduce::LogSumExp => {
             let max = over::<B>(t.clone(), &dims, |t, d| B::float_max_dim(t, d));
             let shifted = B::float_exp(B::float_sub(t, max.clone()));
-            B::float_add(B::float_log(over::<B>(shifted, &dims, |t, d| B::float_sum_dim(t, d))), max)
+            B::float_add(
+                B::float_log(over::<B>(shifted, &dims, |t, d| B::float_sum_dim(t, d))),
+                max,
+            )
         }
     };
     let mut value = Value::new(Data::Float(y), kept.clone());
@@ -86,7 +95,10 @@ pub fn reduce<B: Backend>(
     if config.keepdims {
         return Ok(value);
     }
-    let shape: Vec<usize> = (0..rank).filter(|d| !dims.contains(d)).map(|d| kept[d]).collect();
+    let shape: Vec<usize> = (0..rank)
+        .filter(|d| !dims.contains(d))
+        .map(|d| kept[d])
+        .collect();
     Ok(reshape_to(value, shape))
 }
 
@@ -122,7 +134,10 @@ pub fn arg_extreme<B: Backend>(
     }
     let mut kept = Value::int(idx);
     if !keepdims {
-        let shape: Vec<usize> = (0..rank).filter(|&d| d != axis).map(|d| kept.shape[d]).collect();
+        let shape: Vec<usize> = (0..rank)
+            .filter(|&d| d != axis)
+            .map(|d| kept.shape[d])
+            .collect();
         kept = reshape_to(kept, shape);
     }
     Ok(kept)
@@ -149,7 +164,9 @@ pub fn top_k<B: Backend>(
         .get(axis)
         .ok_or_else(|| OpError::new(format!("TopK: axis {axis} of {:?}", x.shape)))?;
     if k < 0 || k as usize > dim {
-        return Err(OpError::new(format!("TopK: k = {k} on a dimension of {dim}")));
+        return Err(OpError::new(format!(
+            "TopK: k = {k} on a dimension of {dim}"
+        )));
     }
     let k = k as usize;
     let kind = x.kind();
@@ -158,6 +175,10 @@ pub fn top_k<B: Backend>(
         B::float_sort_with_indices(x.into_float(ctx), axis, true, ctx.settings.int_dtype);
     let values = narrow(Value::new(Data::Float(values), shape.clone()), axis, 0, k);
     let indices = narrow(Value::new(Data::Int(indices), shape), axis, 0, k);
-    let values = if kind == Kind::Int { values.to_kind(Kind::Int, ctx) } else { values };
+    let values = if kind == Kind::Int {
+        values.to_kind(Kind::Int, ctx)
+    } else {
+        values
+    };
     Ok(vec![values, indices])
 }

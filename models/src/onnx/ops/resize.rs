@@ -15,10 +15,15 @@ pub fn resize<B: Backend>(
     inputs: &mut Inputs<B>,
     ctx: &Ctx<B>,
 ) -> Result<Value<B>, OpError> {
-    use onnx_ir::resize::{CoordinateTransformMode as Coord, ResizeMode, ResizeScales, ResizeSizes};
+    use onnx_ir::resize::{
+        CoordinateTransformMode as Coord, ResizeMode, ResizeScales, ResizeSizes,
+    };
     let x = inputs.take(0)?;
     if x.rank() != 4 {
-        return Err(OpError::new(format!("Resize: input {:?} is not [N, C, H, W]", x.shape)));
+        return Err(OpError::new(format!(
+            "Resize: input {:?} is not [N, C, H, W]",
+            x.shape
+        )));
     }
     let sizes: Option<Vec<usize>> = match &c.sizes {
         Some(ResizeSizes::Static(s)) => Some(s.clone()),
@@ -57,7 +62,9 @@ pub fn resize<B: Backend>(
         _ => return Err(OpError::new("Resize: needs 4 scales or sizes")),
     };
     if out[0] != x.shape[0] || out[1] != x.shape[1] {
-        return Err(OpError::new("Resize: only the spatial dimensions may be resized"));
+        return Err(OpError::new(
+            "Resize: only the spatial dimensions may be resized",
+        ));
     }
     checked_count(&out, MAX_ELEMENTS)?;
     if out[2] == 0 || out[3] == 0 {
@@ -73,11 +80,9 @@ pub fn resize<B: Backend>(
             (InterpolateMode::Bicubic, false)
         }
         (ResizeMode::Cubic, Coord::AlignCorners) => (InterpolateMode::Bicubic, true),
-        (mode, coord) => {
-            return Err(OpError::new(format!(
-                "Resize: mode {mode:?} with coordinate_transformation_mode {coord:?} is not supported"
-            )))
-        }
+        (mode, coord) => return Err(OpError::new(format!(
+            "Resize: mode {mode:?} with coordinate_transformation_mode {coord:?} is not supported"
+        ))),
     };
     let options = InterpolateOptions::new(mode).with_align_corners(align_corners);
     let y = B::interpolate(x.into_float(ctx), [out[2], out[3]], options);
