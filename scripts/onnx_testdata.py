@@ -19,6 +19,12 @@ cross-checked against onnx's pure-Python reference evaluator):
   cnn-zoo/                     a seeded random CNN touching grouped, dilated, SAME_UPPER and
                                asymmetrically padded Conv, BatchNormalization, pooling, Concat, ...
   transformer/                 a seeded random 2-layer BERT-like encoder with symbolic batch/seq
+  minilm/                      all-MiniLM-L6-v2 (models/repository/minilm/1, from
+                               scripts/fetch-minilm.sh) as a real BERT graph: input_ids,
+                               attention_mask, token_type_ids -> last_hidden_state (before pooling);
+                               tokenizer.json beside it, three texts tokenized by the `tokenizers`
+                               package as the server does, and reference.json with their
+                               sentence embeddings (masked mean pooling + L2 normalisation)
   external-ok/                 a small model whose initializers live in weights.bin beside it
   hostile/                     malformed or malicious models a loader must reject cleanly
   manifest.json                every model's inputs/outputs (names, dtypes, shapes), opset, node
@@ -38,15 +44,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+import tokenizers
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
+from tokenizers import Tokenizer
 
 # Bump when the output changes in a way the sha256 of this file would not show (it always does).
-SCRIPT_VERSION = 2
+SCRIPT_VERSION = 3
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "onnx-testdata"
 FASHION = ROOT / "models" / "repository" / "fashion"
+MINILM = ROOT / "models" / "repository" / "minilm" / "1"
+MINILM_FILES = ("model.safetensors", "config.json", "tokenizer.json")
 DATASET = Path("/usr/share/datasets/fashion-mnist")
 
 FLOAT = TensorProto.FLOAT
@@ -171,8 +181,12 @@ def describe(model):
 # ---------------------------------------------------------------------------------------------
 
 
-def read_safetensors(path):
-    """name -> float32 array: 8-byte little-endian header length, JSON header, then the data."""
+SAFETENSORS_DTYPES = {"F32": np.dtype("<f4"), "I64": np.dtype("<i8")}
+
+
+def read_safetensors(path, dtypes=("F32",)):
+    """name -> array (float32 for F32): 8-byte little-endian header length, JSON header, then
+    the data. A tensor whose dtype is not in `dtypes` stops the script."""
     blob = path.read_bytes()
     (length,) = struct.unpack("<Q", blob[:8])
     header = json.loads(blob[8 : 8 + length])
@@ -181,11 +195,12 @@ def read_safetensors(path):
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        if entry["dtype"] != "F32":
-            raise SystemExit(f"{path}: {name} is {entry['dtype']}, expected F32")
+        if entry["dtype"] not in dtypes:
+            raise SystemExit(f"{path}: {name} is {entry['dtype']}, expected one of {list(dtypes)}")
         start, end = entry["data_offsets"]
-        array = np.frombuffer(data[start:end], dtype="<f4").reshape(entry["shape"])
-        tensors[name] = array.astype(np.float32)
+        dtype = SAFETENSORS_DTYPES[entry["dtype"]]
+        array = np.frombuffer(data[start:end], dtype=dtype).reshape(entry["shape"])
+        tensors[name] = array.astype(dtype.newbyteorder("="))
     return tensors
 
 
@@ -457,6 +472,212 @@ def transformer():
 
 
 # ---------------------------------------------------------------------------------------------
+# g. minilm: all-MiniLM-L6-v2 from the repository's safetensors as a BERT graph
+# ---------------------------------------------------------------------------------------------
+
+MINILM_TEXTS = [
+    "A man is eating food.",
+    "A man is riding a horse on a beach at sunset, slowly.",
+    "burnserve serves ONNX graphs on burn.",
+]
+MINILM_MAX_TOKENS = 256  # sentence_bert_config.json's max_seq_length; model.toml's max_tokens
+# The additive attention mask: (1 - mask) * MINILM_MASK_FILL, as HF BERT did before it switched
+# to finfo(float32).min. Either way exp() of a masked score is exactly 0 in float32, so real
+# tokens' outputs do not depend on the choice; -10000 keeps every value finite.
+MINILM_MASK_FILL = -10000.0
+
+
+def minilm_config():
+    config = json.loads((MINILM / "config.json").read_text())
+    expected = {
+        "model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+        "intermediate_size": 1536, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 512, "type_vocab_size": 2, "vocab_size": 30522,
+        "position_embedding_type": "absolute",
+    }
+    for key, value in expected.items():
+        if config.get(key) != value:
+            raise SystemExit(f"{MINILM}/config.json: {key} is {config.get(key)!r}, expected {value!r}")
+    return config
+
+
+def minilm(weights, config):
+    """HF BertModel's forward (eval mode, absolute positions) up to last_hidden_state:
+    embeddings = LayerNorm(word[input_ids] + token_type[token_type_ids] + position[0..seq]);
+    per layer, self-attention (12 heads of 32, scores / sqrt(32) + (1 - mask) * -10000, softmax)
+    → dense + residual + LayerNorm → dense + exact GELU → dense + residual + LayerNorm.
+    The safetensors Linear weights are [out, in] (torch); MatMul takes them transposed."""
+    hidden = config["hidden_size"]
+    heads = config["num_attention_heads"]
+    head_dim = hidden // heads
+    eps = config["layer_norm_eps"]
+    g = Graph()
+
+    def tensor(name):
+        if name not in weights:
+            raise SystemExit(f"{MINILM}/model.safetensors: no tensor {name}")
+        return weights[name]
+
+    def scalar(name, value, dtype):
+        return g.const(name, np.array(value, dtype))
+
+    def layer_norm(x, prefix, name=None):
+        scale = g.const(f"{prefix}.weight", tensor(f"{prefix}.weight"))
+        bias = g.const(f"{prefix}.bias", tensor(f"{prefix}.bias"))
+        return g.op("LayerNormalization", [x, scale, bias], name=name, axis=-1, epsilon=eps)
+
+    def dense(x, prefix):
+        w = g.const(f"{prefix}.weight", np.ascontiguousarray(tensor(f"{prefix}.weight").T))  # [in, out]
+        b = g.const(f"{prefix}.bias", tensor(f"{prefix}.bias"))
+        return g.op("Add", [g.op("MatMul", [x, w]), b])
+
+    # Embeddings. HF adds word + token type first, then positions.
+    word_table = g.const("embeddings.word_embeddings.weight", tensor("embeddings.word_embeddings.weight"))
+    type_table = g.const("embeddings.token_type_embeddings.weight", tensor("embeddings.token_type_embeddings.weight"))
+    pos_table = g.const("embeddings.position_embeddings.weight", tensor("embeddings.position_embeddings.weight"))
+    words = g.op("Gather", [word_table, "input_ids"], axis=0)  # [b, s, hidden]
+    types = g.op("Gather", [type_table, "token_type_ids"], axis=0)  # [b, s, hidden]
+    ids_shape = g.op("Shape", ["input_ids"])  # [2] = (batch, seq)
+    zero = scalar("zero_i64", 0, np.int64)
+    one = scalar("one_i64", 1, np.int64)
+    batch = g.op("Gather", [ids_shape, zero], axis=0)  # scalar batch
+    seq = g.op("Gather", [ids_shape, one], axis=0)  # scalar seq
+    positions = g.op("Range", [zero, seq, one])  # [seq] = 0..seq
+    pos = g.op("Gather", [pos_table, positions], axis=0)  # [seq, hidden]
+    x = g.op("Add", [g.op("Add", [words, types]), pos])
+    x = layer_norm(x, "embeddings.LayerNorm")  # [b, s, hidden]
+
+    # Additive attention mask, [b, 1, 1, s].
+    mask = g.op("Cast", ["attention_mask"], to=FLOAT)
+    inverted = g.op("Sub", [scalar("one_f32", 1.0, np.float32), mask])
+    additive = g.op("Mul", [inverted, scalar("mask_fill", MINILM_MASK_FILL, np.float32)])
+    additive = g.op("Unsqueeze", [additive, g.const("mask_axes", np.array([1, 2], np.int64))])
+
+    # Head split [b, s, heads, head_dim] and merge [b, s, hidden], batch and seq from the input's shape.
+    axis0 = g.const("axis0", np.array([0], np.int64))
+    batch_1d = g.op("Unsqueeze", [batch, axis0])
+    seq_1d = g.op("Unsqueeze", [seq, axis0])
+    heads_shape = g.op("Concat", [batch_1d, seq_1d, g.const("heads_dims", np.array([heads, head_dim], np.int64))], axis=0)
+    merge_shape = g.op("Concat", [batch_1d, seq_1d, g.const("hidden_dim", np.array([hidden], np.int64))], axis=0)
+    inv_sqrt_dh = scalar("inv_sqrt_head_dim", 1.0 / np.sqrt(head_dim), np.float32)
+    sqrt2 = scalar("sqrt2", np.sqrt(2.0), np.float32)
+    half = scalar("half", 0.5, np.float32)
+
+    layers = config["num_hidden_layers"]
+    for layer in range(layers):
+        p = f"encoder.layer.{layer}"
+
+        def split(name):
+            return g.op("Transpose", [g.op("Reshape", [dense(x, f"{p}.attention.self.{name}"), heads_shape])],
+                        perm=[0, 2, 1, 3])  # [b, heads, s, head_dim]
+
+        q, k, v = split("query"), split("key"), split("value")
+        k_t = g.op("Transpose", [k], perm=[0, 1, 3, 2])  # [b, heads, head_dim, s]
+        scores = g.op("Mul", [g.op("MatMul", [q, k_t]), inv_sqrt_dh])  # [b, heads, s, s]
+        probs = g.op("Softmax", [g.op("Add", [scores, additive])], axis=-1)
+        context = g.op("Transpose", [g.op("MatMul", [probs, v])], perm=[0, 2, 1, 3])  # [b, s, heads, dh]
+        context = g.op("Reshape", [context, merge_shape])  # [b, s, hidden]
+        attended = dense(context, f"{p}.attention.output.dense")
+        x = layer_norm(g.op("Add", [attended, x]), f"{p}.attention.output.LayerNorm")
+        h = dense(x, f"{p}.intermediate.dense")
+        # Exact GELU: 0.5 * h * (1 + erf(h / sqrt 2))
+        erf = g.op("Erf", [g.op("Div", [h, sqrt2])])
+        gelu = g.op("Mul", [g.op("Mul", [h, half]), g.op("Add", [erf, "one_f32"])])
+        out = dense(gelu, f"{p}.output.dense")
+        last = layer == layers - 1
+        x = layer_norm(g.op("Add", [out, x]), f"{p}.output.LayerNorm", name="last_hidden_state" if last else None)
+
+    return g.model(
+        "all_minilm_l6_v2",
+        [value_info(name, INT64, ["batch", "seq"]) for name in ("input_ids", "attention_mask", "token_type_ids")],
+        [value_info("last_hidden_state", FLOAT, ["batch", "seq", hidden])],
+        opset=17,
+        ir_version=8,
+    )
+
+
+def minilm_inputs(tokenizer_path):
+    """Tokenizes MINILM_TEXTS as the server does (no padding, truncation at 256), then pads the
+    batch to its longest text: ids 0, attention_mask 1/0, token_type_ids 0."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    tokenizer.no_padding()  # the file asks for Fixed(128) padding
+    tokenizer.enable_truncation(MINILM_MAX_TOKENS)  # the file says 128
+    encodings = [tokenizer.encode(text) for text in MINILM_TEXTS]
+    longest = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), longest), np.int64)
+    mask = np.zeros((len(encodings), longest), np.int64)
+    for row, encoding in enumerate(encodings):
+        ids[row, : len(encoding.ids)] = encoding.ids
+        mask[row, : len(encoding.ids)] = 1
+        if any(encoding.type_ids) or any(m != 1 for m in encoding.attention_mask):
+            raise SystemExit(f"minilm: unexpected type ids or mask for {MINILM_TEXTS[row]!r}")
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}, encodings
+
+
+def sentence_embeddings(last_hidden_state, attention_mask):
+    """sentence-transformers' recipe: mean over the tokens the mask keeps, then L2 normalisation."""
+    h = last_hidden_state.astype(np.float64)
+    m = attention_mask.astype(np.float64)[:, :, None]
+    pooled = (h * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def check_with_sentence_transformers(embeddings):
+    """When sentence-transformers is importable (it is not in target/onnx-venv: it pulls torch),
+    compare with its all-MiniLM-L6-v2 loaded from the repository's files; otherwise skip."""
+    try:
+        from sentence_transformers import SentenceTransformer, models
+    except ImportError:
+        log("minilm: sentence-transformers is not installed: its cross-check is skipped")
+        return None
+    encoder = models.Transformer(str(MINILM), max_seq_length=MINILM_MAX_TOKENS)
+    pooling = models.Pooling(encoder.get_word_embedding_dimension(), pooling_mode="mean")
+    st = SentenceTransformer(modules=[encoder, pooling, models.Normalize()], device="cpu")
+    theirs = st.encode(MINILM_TEXTS, convert_to_numpy=True)
+    diff = float(np.max(np.abs(theirs - embeddings)))
+    if diff > 1e-4:
+        raise SystemExit(f"minilm: sentence-transformers' embeddings differ by {diff:.2e}")
+    log(f"minilm: sentence-transformers agrees within {diff:.2e}")
+    return diff
+
+
+def write_minilm(out, report):
+    missing = [f for f in MINILM_FILES if not (MINILM / f).is_file()]
+    if missing:
+        raise SystemExit(f"minilm: {', '.join(missing)} missing from {MINILM}: run scripts/fetch-minilm.sh")
+    config = minilm_config()
+    weights = read_safetensors(MINILM / "model.safetensors", dtypes=("F32", "I64"))
+    model = minilm(weights, config)
+    case_dir = out / "minilm"
+    case_dir.mkdir(parents=True)
+    shutil.copyfile(MINILM / "tokenizer.json", case_dir / "tokenizer.json")
+    feeds, encodings = minilm_inputs(case_dir / "tokenizer.json")
+    # onnx.reference evaluates in numpy float32 as well; 6 layers of reordered sums stay ~1e-5 apart.
+    (last_hidden_state,) = write_case(case_dir, model, feeds, rtol=1e-4, atol=1e-4)
+    embeddings = sentence_embeddings(last_hidden_state, feeds["attention_mask"])
+    cosine = embeddings @ embeddings.T
+    log(f"minilm: {len(model.graph.node)} nodes; tokens per text {[len(e.ids) for e in encodings]}; "
+        f"cosines {cosine[0, 1]:.4f} (texts 0,1) {cosine[0, 2]:.4f} (0,2) {cosine[1, 2]:.4f} (1,2)")
+    # Two "A man is ..." sentences are related but not paraphrases: all-MiniLM-L6-v2 puts such
+    # pairs well inside (0.1, 0.8). A broken graph (wrong transposes, mask, or layout) tends to
+    # collapse everything to cosines near 1 or scatter them near 0.
+    if not 0.1 < cosine[0, 1] < 0.8:
+        raise SystemExit(f"minilm: cosine of the two English sentences is {cosine[0, 1]:.4f}, not in (0.1, 0.8)")
+    st_diff = check_with_sentence_transformers(embeddings)
+    reference = {"texts": MINILM_TEXTS, "embeddings": embeddings.astype(np.float32).tolist()}
+    (case_dir / "reference.json").write_text(json.dumps(reference) + "\n")
+    report["minilm"] = describe(model) | {
+        "texts": MINILM_TEXTS,
+        "tokens": [len(e.ids) for e in encodings],
+        "mask_fill": MINILM_MASK_FILL,
+        "cosine_0_1": round(float(cosine[0, 1]), 6),
+        "sentence_transformers_max_diff": st_diff,
+        "tokenizers": tokenizers.__version__,
+    }
+    return embeddings
+
+
+# ---------------------------------------------------------------------------------------------
 # f. external-ok: initializers as external data
 # ---------------------------------------------------------------------------------------------
 
@@ -594,13 +815,18 @@ def write_hostile(out, truncate_source):
 
 def stamp_text():
     script = Path(__file__).read_bytes()
+    missing = [f for f in MINILM_FILES if not (MINILM / f).is_file()]
+    if missing:
+        raise SystemExit(f"minilm: {', '.join(missing)} missing from {MINILM}: run scripts/fetch-minilm.sh")
     weights = [FASHION / "1" / "model.safetensors", FASHION / "2" / "model.safetensors"]
+    weights += [MINILM / f for f in MINILM_FILES]
     lines = [
         f"script-version {SCRIPT_VERSION}",
         f"script-sha256 {hashlib.sha256(script).hexdigest()}",
         f"onnx {onnx.__version__}",
         f"onnxruntime {ort.__version__}",
         f"numpy {np.__version__}",
+        f"tokenizers {tokenizers.__version__}",
     ] + [f"{p.relative_to(ROOT)} {hashlib.sha256(p.read_bytes()).hexdigest()}" for p in weights]
     return "\n".join(lines) + "\n"
 
@@ -639,6 +865,9 @@ def build(out):
     write_case(out / "transformer", model, {"input_ids": ids, "attention_mask": mask})
     report["transformer"] = describe(model)
 
+    # g. all-MiniLM-L6-v2 from the repository's safetensors
+    minilm_embeddings = write_minilm(out, report)
+
     # f. external data, done right
     write_external_ok(out, report)
 
@@ -647,7 +876,7 @@ def build(out):
 
     manifest = {"backend": backend_counts, "models": report, "hostile": hostile}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return backend_counts, accuracies, report, hostile
+    return backend_counts, accuracies, report, hostile, minilm_embeddings
 
 
 def main():
@@ -658,7 +887,7 @@ def main():
     partial = OUT.with_name(OUT.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    backend_counts, accuracies, report, hostile = build(partial)
+    backend_counts, accuracies, report, hostile, minilm_embeddings = build(partial)
     (partial / ".stamp").write_text(stamp)
     shutil.rmtree(OUT, ignore_errors=True)
     partial.rename(OUT)
@@ -673,6 +902,12 @@ def main():
         ios = lambda vs: ", ".join(f"{v['name']} {v['dtype']} {v['shape']}" for v in vs)
         print(f"  {case}: {info['nodes']} nodes, opset {info['opset']}, in: {ios(info['inputs'])}; out: {ios(info['outputs'])}")
     print(f"  hostile: {', '.join(hostile)}")
+    minilm_info = report["minilm"]
+    print(f"  minilm: {minilm_info['nodes']} nodes, tokens {minilm_info['tokens']}, "
+          f"mask fill {MINILM_MASK_FILL:g}, cosine(text 0, text 1) {minilm_info['cosine_0_1']:.4f}; "
+          f"reference.json, first values:")
+    for text, embedding in zip(MINILM_TEXTS, minilm_embeddings):
+        print(f"    {text!r}: {', '.join(f'{v:.6f}' for v in embedding[:5])}")
 
 
 if __name__ == "__main__":

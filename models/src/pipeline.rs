@@ -117,7 +117,7 @@ pub fn prepare_input(spec: &ModelSpec, input: RequestInput) -> Result<Prepared, 
             spec.batching.max_batch_size
         )));
     }
-    if crate::arch::takes_text(&spec.architecture) {
+    if crate::arch::spec_takes_text(spec) {
         check_text(&tensors)?;
     }
     Ok(Prepared { tensors, rows })

@@ -72,6 +72,13 @@ pub fn takes_text(name: &str) -> bool {
     ARCHITECTURES.iter().any(|a| a.name == name && a.text)
 }
 
+/// Whether the version `spec` describes reads its BYTES inputs as UTF-8 text (a text
+/// architecture, or an `onnx` graph behind a tokenizer).
+pub fn spec_takes_text(spec: &ModelSpec) -> bool {
+    takes_text(&spec.architecture)
+        || (spec.architecture == "onnx" && spec.params.contains_key("tokenizer"))
+}
+
 /// Builds the version described by `spec` (read from `dir`) on `device`, outside the runtime:
 /// `dir` is its own jail, the limits are the defaults, and there is no deadline. With the
 /// `test-util` feature, `fake-*` architectures build the test fakes.

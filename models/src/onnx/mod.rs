@@ -13,6 +13,7 @@ pub mod ops;
 pub mod plan;
 pub mod proto;
 pub mod signature;
+pub mod text;
 pub mod value;
 
 use std::collections::HashMap;
@@ -57,9 +58,13 @@ enum Source {
 pub struct OnnxModel<B: Backend> {
     plan: Arc<Plan<B>>,
     ctx: Ctx<B>,
-    /// Each input's name as the signature gives it, and each output's name and datatype.
+    /// Each output's name and datatype, as the signature gives them.
     outputs: Vec<(String, DataType)>,
     weight_bytes: usize,
+    /// The tokenizer in front and the pooling after, for a text version.
+    text: Option<Arc<text::TextFront>>,
+    /// The signature's name of a text version's pooled output.
+    pooled_name: String,
 }
 
 /// Loads an `onnx` version: checks the file, parses and plans it on the context's device.
@@ -93,6 +98,17 @@ pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
     let weights = checked.initializer_bytes;
     ctx.admit(&ctx.estimate(weights, weights / 2))?;
     ctx.check()?;
+    let front = match text::TextParams::from_spec(ctx.spec)? {
+        Some(params) => {
+            let bytes = ctx.read(
+                "params.tokenizer",
+                &params.tokenizer.clone(),
+                text::MAX_TOKENIZER_BYTES,
+            )?;
+            Some(Arc::new(text::TextFront::new(params, &bytes)?))
+        }
+        None => None,
+    };
     let opset = checked.opset;
     let (inputs, outputs) = signature::graph_signature(&checked.model)?;
     let names = plan::GraphNames {
@@ -106,15 +122,17 @@ pub fn load(ctx: &LoadContext) -> Result<Box<dyn InferenceModel>, ModelError> {
         source: Source,
         opset: i64,
         names: plan::GraphNames,
+        front: Option<Arc<text::TextFront>>,
     ) -> Result<Box<dyn InferenceModel>, ModelError>
     where
         B::Device: Send,
     {
-        let model = plan_on_thread::<B>(device, source, opset, names)?;
+        let mut model = plan_on_thread::<B>(device, source, opset, names)?;
+        model.text = front;
         ctx.check()?;
         Ok(Box::new(model.check_signature(ctx.spec)?))
     }
-    crate::arch::on_backend!(ctx.device, build, ctx, source, opset, names)
+    crate::arch::on_backend!(ctx.device, build, ctx, source, opset, names, front)
 }
 
 /// Parses `path` with onnx-ir and plans it, on a thread with a large stack; a panic inside the
@@ -148,6 +166,8 @@ where
                     ctx,
                     outputs: Vec::new(),
                     weight_bytes,
+                    text: None,
+                    pooled_name: String::new(),
                 })
             }))
             .unwrap_or_else(|payload| {
@@ -168,21 +188,46 @@ where
 }
 
 impl<B: Backend> OnnxModel<B> {
-    /// Every input and output of the signature must be one of the plan's.
+    /// Every input and output of the signature must be one of the plan's (for a text version:
+    /// the tokenizer feeds the graph, and the pooled output is the signature's).
     fn check_signature(mut self, spec: &ModelSpec) -> Result<Self, ModelError> {
-        for input in &spec.inputs {
-            if !self.plan.inputs.iter().any(|(n, _)| *n == input.name) {
+        if let Some(front) = &self.text {
+            let params = &front.params;
+            if !self.plan.inputs.iter().any(|(n, _)| *n == params.ids) {
                 return Err(ModelError::Load(format!(
-                    "the signature's input '{}' is not a graph input",
-                    input.name
+                    "'{}' is not a graph input",
+                    params.ids
                 )));
             }
-        }
-        for (name, _) in &self.plan.inputs {
-            if !spec.inputs.iter().any(|i| i.name == *name) {
-                return Err(ModelError::Load(format!(
-                    "graph input '{name}' is not in the signature"
-                )));
+            if params.pooling != text::Pooling::None {
+                let hidden = params
+                    .hidden
+                    .clone()
+                    .or_else(|| self.plan.outputs.first().map(|(n, _)| n.clone()))
+                    .unwrap_or_default();
+                self.outputs = vec![(hidden, DataType::F32)];
+                self.pooled_name = spec
+                    .outputs
+                    .first()
+                    .map(|o| o.name.clone())
+                    .unwrap_or_else(|| "embedding".into());
+                return Ok(self);
+            }
+        } else {
+            for input in &spec.inputs {
+                if !self.plan.inputs.iter().any(|(n, _)| *n == input.name) {
+                    return Err(ModelError::Load(format!(
+                        "the signature's input '{}' is not a graph input",
+                        input.name
+                    )));
+                }
+            }
+            for (name, _) in &self.plan.inputs {
+                if !spec.inputs.iter().any(|i| i.name == *name) {
+                    return Err(ModelError::Load(format!(
+                        "graph input '{name}' is not in the signature"
+                    )));
+                }
             }
         }
         let mut outputs = Vec::new();
@@ -198,33 +243,69 @@ impl<B: Backend> OnnxModel<B> {
         self.outputs = outputs;
         Ok(self)
     }
-}
 
-impl<B: Backend> InferenceModel for OnnxModel<B>
-where
-    B::Device: Send,
-{
-    fn forward(
+    /// A text version's pass: tokenize, run the graph, pool.
+    fn forward_text(
         &mut self,
+        front: &text::TextFront,
         inputs: Vec<NamedTensor>,
-        rows: usize,
-    ) -> Result<ModelOutput, ModelError> {
-        self.forward_wanted(inputs, rows, None)
-    }
-
-    fn forward_wanted(
-        &mut self,
-        inputs: Vec<NamedTensor>,
-        _rows: usize,
         wanted: Option<&[String]>,
     ) -> Result<ModelOutput, ModelError> {
-        let mut values: HashMap<String, Value<B>> = HashMap::with_capacity(inputs.len());
-        for tensor in inputs {
-            let name = tensor.name.clone();
-            let value =
-                value::upload(tensor, &self.ctx).map_err(|e| ModelError::InvalidInput(e.0))?;
-            values.insert(name, value);
+        let texts = crate::input::take_texts(inputs)?;
+        let tokens = front.tokenize(texts)?;
+        let params = &front.params;
+        let shape = vec![tokens.rows, tokens.seq];
+        let mut values: HashMap<String, Value<B>> = HashMap::new();
+        for (name, _) in &self.plan.inputs {
+            let data = if *name == params.ids {
+                tokens.ids.clone()
+            } else if *name == params.mask {
+                tokens.mask.clone()
+            } else {
+                vec![0; tokens.rows * tokens.seq]
+            };
+            let value = Value::from_i64s(data, shape.clone(), &self.ctx)
+                .map_err(|e| ModelError::Inference(e.0))?;
+            values.insert(name.clone(), value);
         }
+        if params.pooling == text::Pooling::None {
+            let mut out = self.run_graph(values, wanted)?;
+            out.tokens = tokens.lengths;
+            return Ok(out);
+        }
+        let hidden_name = [self.outputs[0].0.clone()];
+        let mut out = self.run_graph(values, Some(&hidden_name))?;
+        let hidden = out
+            .tensors
+            .pop()
+            .ok_or_else(|| ModelError::Inference("the graph gave no hidden states".into()))?;
+        let width = *hidden.shape.last().unwrap_or(&0);
+        if hidden.shape != [tokens.rows, tokens.seq, width] {
+            return Err(ModelError::Inference(format!(
+                "hidden states {:?}, expected [{}, {}, width]",
+                hidden.shape, tokens.rows, tokens.seq
+            )));
+        }
+        let crate::tensor::TensorData::F32(states) = hidden.data else {
+            return Err(ModelError::Inference("hidden states are not FP32".into()));
+        };
+        let pooled = front.pool(&states, &tokens, width);
+        Ok(ModelOutput {
+            tensors: vec![NamedTensor::new(
+                self.pooled_name.clone(),
+                vec![tokens.rows, width],
+                crate::tensor::TensorData::F32(pooled),
+            )],
+            tokens: tokens.lengths,
+        })
+    }
+
+    /// Runs the plan and reads back the outputs in `wanted` (every output when `None`).
+    fn run_graph(
+        &mut self,
+        values: HashMap<String, Value<B>>,
+        wanted: Option<&[String]>,
+    ) -> Result<ModelOutput, ModelError> {
         let names: Vec<String>;
         let wanted = match wanted {
             Some(w) => Some(w),
@@ -251,6 +332,38 @@ where
             tokens: Vec::new(),
         })
     }
+}
+
+impl<B: Backend> InferenceModel for OnnxModel<B>
+where
+    B::Device: Send,
+{
+    fn forward(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        rows: usize,
+    ) -> Result<ModelOutput, ModelError> {
+        self.forward_wanted(inputs, rows, None)
+    }
+
+    fn forward_wanted(
+        &mut self,
+        inputs: Vec<NamedTensor>,
+        _rows: usize,
+        wanted: Option<&[String]>,
+    ) -> Result<ModelOutput, ModelError> {
+        if let Some(front) = self.text.clone() {
+            return self.forward_text(&front, inputs, wanted);
+        }
+        let mut values: HashMap<String, Value<B>> = HashMap::with_capacity(inputs.len());
+        for tensor in inputs {
+            let name = tensor.name.clone();
+            let value =
+                value::upload(tensor, &self.ctx).map_err(|e| ModelError::InvalidInput(e.0))?;
+            values.insert(name, value);
+        }
+        self.run_graph(values, wanted)
+    }
 
     fn weight_bytes(&self) -> usize {
         self.weight_bytes
@@ -262,6 +375,8 @@ where
             ctx: self.ctx.clone(),
             outputs: self.outputs.clone(),
             weight_bytes: self.weight_bytes,
+            text: self.text.clone(),
+            pooled_name: self.pooled_name.clone(),
         }))
     }
 }

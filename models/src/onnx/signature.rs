@@ -149,6 +149,17 @@ pub fn complete(spec: &mut ModelSpec, jail: &Jail, dir: &Path) -> Result<(), Mod
         .map_err(|e| ModelError::Load(format!("'{file}' is not an ONNX model: {e}")))?;
     let (inputs, outputs) = graph_signature(&model)?;
     let batched = spec.batching.max_batch_size > 0 && has_batch_dimension(&inputs, &outputs);
+    if let Some(text) = super::text::TextParams::from_spec(spec)? {
+        if !batched {
+            return Err(ModelError::Load(
+                "a graph behind a tokenizer needs a symbolic first (batch) dimension on every \
+                 input and output"
+                    .into(),
+            ));
+        }
+        text.complete(spec, &inputs, &outputs)?;
+        return spec.validate();
+    }
     if !batched {
         spec.batching.max_batch_size = 0;
     }

@@ -188,13 +188,16 @@ fn elu<B: Backend>(
     }
 }
 
+/// Two operands and the shape they broadcast to.
+type Aligned<B> = (Value<B>, Value<B>, Vec<usize>);
+
 /// Both operands at the broadcast rank and a common kind.
 fn align<B: Backend>(
     a: Value<B>,
     b: Value<B>,
     kind: Kind,
     ctx: &Ctx<B>,
-) -> Result<(Value<B>, Value<B>, Vec<usize>), OpError> {
+) -> Result<Aligned<B>, OpError> {
     let shape = broadcast_shape(&a.shape, &b.shape)?;
     let rank = shape.len();
     let a = to_rank(a.to_kind(kind, ctx), rank);

@@ -53,7 +53,7 @@ fn resolve_reshape(input: &[usize], target: &[i64]) -> Result<Vec<usize>, OpErro
     }
     let known = checked_count(&out, MAX_ELEMENTS)?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(OpError::new(format!(
                 "Reshape: {input:?} cannot be reshaped to {target:?}"
             )));

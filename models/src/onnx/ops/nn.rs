@@ -195,9 +195,9 @@ pub fn conv<B: Backend>(
         &c.dilation,
     );
     let (x, pad) = pre_pad(x, &pads, 0.0, ctx)?;
-    for i in 0..dims {
+    for (i, p) in pad.iter().enumerate() {
         let span = (c.kernel[i] - 1) * c.dilation[i] + 1;
-        if x.shape[i + 2] + 2 * pad[i] < span {
+        if x.shape[i + 2] + 2 * p < span {
             return Err(OpError::new(format!(
                 "Conv: input {:?} is smaller than the kernel {:?}",
                 x.shape, c.kernel
@@ -443,9 +443,9 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
     }
     let fill = if p.max { f32::NEG_INFINITY } else { 0.0 };
     let (x, pad) = pre_pad(x, &pads, fill, ctx)?;
-    for i in 0..dims {
+    for (i, side) in pad.iter().enumerate() {
         let span = (p.kernel[i] - 1) * p.dilation[i] + 1;
-        if x.shape[i + 2] + 2 * pad[i] < span {
+        if x.shape[i + 2] + 2 * side < span {
             return Err(OpError::new(format!(
                 "Pool: input {:?} is smaller than the kernel {:?}",
                 x.shape, p.kernel
@@ -548,16 +548,15 @@ pub fn global_pool<B: Backend>(max: bool, x: Value<B>, ctx: &Ctx<B>) -> Result<V
             x.shape
         )));
     }
-    let rank = x.rank();
     let mut shape = x.shape.clone();
     let mut t = x.into_float(ctx);
-    for d in 2..rank {
+    for (d, size) in shape.iter_mut().enumerate().skip(2) {
         t = if max {
             B::float_max_dim(t, d)
         } else {
             B::float_mean_dim(t, d)
         };
-        shape[d] = 1;
+        *size = 1;
     }
     Ok(Value::new(Data::Float(t), shape))
 }

@@ -80,9 +80,11 @@ pub fn resize<B: Backend>(
             (InterpolateMode::Bicubic, false)
         }
         (ResizeMode::Cubic, Coord::AlignCorners) => (InterpolateMode::Bicubic, true),
-        (mode, coord) => return Err(OpError::new(format!(
+        (mode, coord) => {
+            return Err(OpError::new(format!(
             "Resize: mode {mode:?} with coordinate_transformation_mode {coord:?} is not supported"
-        ))),
+        )))
+        }
     };
     let options = InterpolateOptions::new(mode).with_align_corners(align_corners);
     let y = B::interpolate(x.into_float(ctx), [out[2], out[3]], options);
