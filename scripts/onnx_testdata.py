@@ -652,8 +652,9 @@ def write_minilm(out, report):
     case_dir.mkdir(parents=True)
     shutil.copyfile(MINILM / "tokenizer.json", case_dir / "tokenizer.json")
     feeds, encodings = minilm_inputs(case_dir / "tokenizer.json")
-    # onnx.reference evaluates in numpy float32 as well; 6 layers of reordered sums stay ~1e-5 apart.
-    (last_hidden_state,) = write_case(case_dir, model, feeds, rtol=1e-4, atol=1e-4)
+    # onnx.reference (numpy float32) stays within ~4e-6 of onnxruntime here; an independent
+    # float64 numpy BERT forward from the safetensors agreed within ~3e-6 when this was written.
+    (last_hidden_state,) = write_case(case_dir, model, feeds)
     embeddings = sentence_embeddings(last_hidden_state, feeds["attention_mask"])
     cosine = embeddings @ embeddings.T
     log(f"minilm: {len(model.graph.node)} nodes; tokens per text {[len(e.ids) for e in encodings]}; "

@@ -278,3 +278,72 @@ async fn hostile_onnx_files_are_refused_with_422_and_the_server_serves_on() {
     );
     server.stop().await;
 }
+
+/// MiniLM exported to ONNX (our safetensors, scripts/onnx_testdata.py) behind its tokenizer:
+/// the same embeddings as the native `bert-embedding` architecture and as onnxruntime (the
+/// installer's reference.json), within 1e-4.
+#[test]
+fn minilm_as_onnx_with_a_tokenizer_embeds_like_the_native_model_and_onnxruntime() {
+    let dir = testdata().join("minilm");
+    if !burnserve_models::testdata::require(
+        "the MiniLM ONNX export",
+        dir.join("model.onnx").is_file() && dir.join("reference.json").is_file(),
+        "bash scripts/install-onnx-testdata.sh",
+    ) {
+        return;
+    }
+    let mut spec = ModelSpec::from_toml(
+        "architecture = \"onnx\"\nweights = \"model.onnx\"\n[params]\ntokenizer = \"tokenizer.json\"\n\
+         max_tokens = 256\npooling = \"mean\"\nnormalize = true\n[batching]\nmax_batch_size = 32\n",
+    )
+    .unwrap();
+    let jail = Jail::open(&dir, Symlinks::Inside).unwrap();
+    complete_spec(&mut spec, &jail, &dir).unwrap();
+    assert_eq!(spec.inputs[0].name, "text");
+    assert_eq!(spec.outputs[0].shape, vec![384]);
+    let mut onnx = load_model(&spec, &dir, Device::Cpu).unwrap();
+
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let texts: Vec<String> = reference["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let got = burnserve_models::forward_texts(onnx.as_mut(), &spec, &text_refs).unwrap();
+    assert_eq!(got.len(), texts.len() * 384);
+
+    let native_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/repository/minilm/1");
+    let native_spec = ModelSpec::from_dir(&native_dir).unwrap();
+    let mut native = load_model(&native_spec, &native_dir, Device::Cpu).unwrap();
+    let expected =
+        burnserve_models::forward_texts(native.as_mut(), &native_spec, &text_refs).unwrap();
+    let worst_native = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+
+    let ort: Vec<f32> = reference["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    let worst_ort = got
+        .iter()
+        .zip(&ort)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    println!("MiniLM ONNX: max |onnx - native| = {worst_native:e}, max |onnx - onnxruntime| = {worst_ort:e}");
+    assert!(worst_native <= 1e-4, "{worst_native}");
+    assert!(worst_ort <= 1e-4, "{worst_ort}");
+}

@@ -151,7 +151,9 @@ where
         .stack_size(PARSE_STACK_BYTES)
         .spawn(move || {
             catch_unwind(AssertUnwindSafe(|| -> Result<OnnxModel<B>, ModelError> {
-                let builder = onnx_ir::OnnxGraphBuilder::new();
+                // onnx-ir's own simplification would fuse patterns into nodes we do not run (Attention);
+                // our plan folds constants itself.
+                let builder = onnx_ir::OnnxGraphBuilder::new().simplify(false);
                 let graph = match &source {
                     Source::File(path) => builder.parse_file(path),
                     Source::Bytes(bytes) => builder.parse_bytes(bytes),

@@ -3,10 +3,12 @@
 //! [`Op::run`], which checks its inputs' shapes before calling a burn kernel, so a request the
 //! graph cannot take is an error naming the node, never a panic inside the backend.
 
+mod conv;
 mod elementwise;
 mod generate;
 mod layout;
 mod nn;
+mod pool;
 mod reduce;
 mod resize;
 mod shapes;
@@ -53,9 +55,9 @@ pub enum Op {
     ConstantOfShape(onnx_ir::constant_of_shape::ConstantOfShapeConfig),
     Range(onnx_ir::range::RangeConfig),
     Pad(onnx_ir::pad::PadConfig),
-    Conv(nn::Conv),
-    ConvTranspose(nn::ConvTranspose),
-    Pool(nn::Pool),
+    Conv(conv::Conv),
+    ConvTranspose(conv::ConvTranspose),
+    Pool(pool::Pool),
     GlobalPool {
         max: bool,
     },
@@ -185,18 +187,18 @@ impl Op {
             N::ConstantOfShape(n) => Op::ConstantOfShape(n.config.clone()),
             N::Range(n) => Op::Range(n.config.clone()),
             N::Pad(n) => Op::Pad(n.config.clone()),
-            N::Conv1d(n) => Op::Conv(nn::Conv::from_1d(&n.config)),
-            N::Conv2d(n) => Op::Conv(nn::Conv::from_2d(&n.config)),
-            N::Conv3d(n) => Op::Conv(nn::Conv::from_3d(&n.config)),
-            N::MaxPool3d(n) => Op::Pool(nn::Pool::max_3d(&n.config)),
-            N::AveragePool3d(n) => Op::Pool(nn::Pool::avg_3d(&n.config)),
+            N::Conv1d(n) => Op::Conv(conv::Conv::from_1d(&n.config)),
+            N::Conv2d(n) => Op::Conv(conv::Conv::from_2d(&n.config)),
+            N::Conv3d(n) => Op::Conv(conv::Conv::from_3d(&n.config)),
+            N::MaxPool3d(n) => Op::Pool(pool::Pool::max_3d(&n.config)),
+            N::AveragePool3d(n) => Op::Pool(pool::Pool::avg_3d(&n.config)),
             N::Shrink(n) => Op::Unary(Unary::Shrink(n.config.lambda, n.config.bias)),
-            N::ConvTranspose1d(n) => Op::ConvTranspose(nn::ConvTranspose::from_1d(&n.config)),
-            N::ConvTranspose2d(n) => Op::ConvTranspose(nn::ConvTranspose::from_2d(&n.config)),
-            N::MaxPool1d(n) => Op::Pool(nn::Pool::max_1d(&n.config)),
-            N::MaxPool2d(n) => Op::Pool(nn::Pool::max_2d(&n.config)),
-            N::AveragePool1d(n) => Op::Pool(nn::Pool::avg_1d(&n.config)),
-            N::AveragePool2d(n) => Op::Pool(nn::Pool::avg_2d(&n.config)),
+            N::ConvTranspose1d(n) => Op::ConvTranspose(conv::ConvTranspose::from_1d(&n.config)),
+            N::ConvTranspose2d(n) => Op::ConvTranspose(conv::ConvTranspose::from_2d(&n.config)),
+            N::MaxPool1d(n) => Op::Pool(pool::Pool::max_1d(&n.config)),
+            N::MaxPool2d(n) => Op::Pool(pool::Pool::max_2d(&n.config)),
+            N::AveragePool1d(n) => Op::Pool(pool::Pool::avg_1d(&n.config)),
+            N::AveragePool2d(n) => Op::Pool(pool::Pool::avg_2d(&n.config)),
             N::GlobalAveragePool(_) => Op::GlobalPool { max: false },
             N::GlobalMaxPool(_) => Op::GlobalPool { max: true },
             N::BatchNormalization(n) => Op::BatchNorm {
@@ -304,10 +306,10 @@ impl Op {
             Op::ConstantOfShape(c) => one(generate::constant_of_shape(c, &mut inputs, ctx)?),
             Op::Range(c) => one(generate::range(c, &mut inputs, ctx)?),
             Op::Pad(c) => one(generate::pad(c, &mut inputs, ctx)?),
-            Op::Conv(c) => one(nn::conv(c, &mut inputs, ctx)?),
-            Op::ConvTranspose(c) => one(nn::conv_transpose(c, &mut inputs, ctx)?),
-            Op::Pool(p) => one(nn::pool(p, inputs.take(0)?, ctx)?),
-            Op::GlobalPool { max } => one(nn::global_pool(*max, inputs.take(0)?, ctx)?),
+            Op::Conv(c) => one(conv::conv(c, &mut inputs, ctx)?),
+            Op::ConvTranspose(c) => one(conv::conv_transpose(c, &mut inputs, ctx)?),
+            Op::Pool(p) => one(pool::pool(p, inputs.take(0)?, ctx)?),
+            Op::GlobalPool { max } => one(pool::global_pool(*max, inputs.take(0)?, ctx)?),
             Op::BatchNorm { epsilon } => one(nn::batch_norm(*epsilon, &mut inputs, ctx)?),
             Op::InstanceNorm { epsilon } => one(nn::instance_norm(*epsilon, &mut inputs, ctx)?),
             Op::LayerNorm { epsilon } => one(nn::layer_norm(*epsilon, &mut inputs, ctx)?),
