@@ -12,6 +12,17 @@ in the ONNX backend-test format: onnx.numpy_helper tensors, serialised; outputs 
 cross-checked against onnx's pure-Python reference evaluator):
 
   backend/{pytorch-converted,pytorch-operator,simple}/  the onnx wheel's own backend test cases
+  node/                        the ONNX operator-level conformance suite (the "node" tests runtimes
+                               report coverage on), generated from the wheel's Python definitions
+                               (onnx.backend.test.case.node.collect_testcases) in the same layout,
+                               with the onnx package's expected outputs; node/manifest.json has
+                               each case's op, op types, opset and tolerances (TestCase.rtol /
+                               TestCase.atol) and the cases not written (sequence, optional or map
+                               values have no TensorProto form) with the reason. Written by a
+                               second process alongside the rest (`onnx_testdata.py --node DIR`),
+                               or hard-linked from the current tree while node/.stamp (its own
+                               inputs) holds; scripts/onnx_node_reference.py, run by hand, runs
+                               the cases through onnxruntime into node/onnxruntime.json
   fashion-mlp/, fashion-cnn/   the repository's trained Fashion-MNIST models (models/repository/
                                fashion/{1,2}) as ONNX graphs; their test-set accuracy under
                                onnxruntime must match what model.toml says, which proves the
@@ -33,12 +44,17 @@ cross-checked against onnx's pure-Python reference evaluator):
 
 import gzip
 import hashlib
+import importlib.metadata
+import inspect
 import json
+import os
 import re
 import shutil
 import struct
+import subprocess
 import sys
 import tomllib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +66,9 @@ from onnx.reference import ReferenceEvaluator
 from tokenizers import Tokenizer
 
 # Bump when the output changes in a way the sha256 of this file would not show (it always does).
-SCRIPT_VERSION = 3
+SCRIPT_VERSION = 4
+# The same for node/ alone (node_stamp), which a rebuild reuses while its own stamp holds.
+NODE_VERSION = 1
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "onnx-testdata"
@@ -810,6 +828,173 @@ def write_hostile(out, truncate_source):
 
 
 # ---------------------------------------------------------------------------------------------
+# h. node: the ONNX operator-level conformance suite
+# ---------------------------------------------------------------------------------------------
+
+
+def qualified(op_type, domain):
+    return op_type if domain in ("", "ai.onnx") else f"{domain}:{op_type}"
+
+
+def graph_op_types(graph):
+    """Every op type in `graph` and in its subgraphs (If/Loop/Scan bodies), domain-qualified."""
+    found = set()
+    for node in graph.node:
+        found.add(qualified(node.op_type, node.domain))
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                found |= graph_op_types(sub)
+    return found
+
+
+VALUE_KINDS = {"sequence_type": "a sequence", "optional_type": "an optional", "map_type": "a map",
+               "sparse_tensor_type": "a sparse tensor"}
+
+
+def node_tensor(value, value_info):
+    """`value` (a data-set entry) as a TensorProto named after `value_info`, or a reason why not."""
+    kind = value_info.type.WhichOneof("value")
+    if kind != "tensor_type":
+        return None, VALUE_KINDS.get(kind, f"of type {kind}")
+    if isinstance(value, TensorProto):
+        tensor = TensorProto()
+        tensor.CopyFrom(value)
+        tensor.name = value_info.name
+    elif isinstance(value, (np.ndarray, np.generic)):
+        tensor = numpy_helper.from_array(np.asarray(value), value_info.name)
+    else:
+        return None, f"a {type(value).__name__} value"
+    want = value_info.type.tensor_type.elem_type
+    if want and tensor.data_type != want:
+        return None, (f"{TensorProto.DataType.Name(tensor.data_type)} data for a "
+                      f"{TensorProto.DataType.Name(want)} tensor")
+    return tensor, None
+
+
+def write_node(out):
+    """Writes every case of onnx.backend.test.case.node.collect_testcases(None) to out/<name>/ as
+    model.onnx + test_data_set_N/{input_K,output_K}.pb (the layout of onnx's backend/test/data/
+    node in its source tree) and out/manifest.json. A case with a graph input or output that is
+    not a tensor (sequence, optional, map) is not written: it is listed under "skipped"."""
+    from onnx.backend.test.case.node import collect_testcases
+
+    # The definitions draw their data from numpy's global RNG, module by module in sorted order.
+    np.random.seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Cast, Reduce* ... cases overflow on purpose
+        cases = sorted(collect_testcases(None), key=lambda c: c.name)
+    if len({c.name for c in cases}) != len(cases):
+        raise SystemExit("node: collect_testcases returned duplicate names")
+    out.mkdir(parents=True)
+    # The op a case tests: its (first) node's; an "_expanded" case (the op's function body)
+    # tests its base case's op.
+    tested = {c.name: qualified(c.model.graph.node[0].op_type, c.model.graph.node[0].domain) for c in cases}
+    written, skipped, reasons = {}, [], {}
+    for case in cases:
+        model = case.model
+        op = tested.get(re.sub(r"_expanded(_ver\d+)?$", "", case.name), tested[case.name])
+        sets, why, kind = [], None, None
+        for inputs, outputs in case.data_sets:
+            graph_io = [("input", model.graph.input, inputs), ("output", model.graph.output, outputs)]
+            tensors = {}
+            for side, infos, values in graph_io:
+                if len(values) != len(infos):
+                    why = kind = f"{len(values)} {side} values for {len(infos)} graph {side}s"
+                    break
+                tensors[side] = []
+                for info, value in zip(infos, values):
+                    tensor, problem = node_tensor(value, info)
+                    if problem:
+                        why, kind = f"{side} {info.name!r} is {problem}", f"{side} is {problem}"
+                        break
+                    tensors[side].append(tensor)
+                if why:
+                    break
+            if why:
+                break
+            sets.append(tensors)
+        if why:
+            reasons[kind] = reasons.get(kind, 0) + 1
+            skipped.append({"name": case.name, "op": op, "reason": why})
+            continue
+        case_dir = out / case.name
+        case_dir.mkdir()
+        (case_dir / "model.onnx").write_bytes(model.SerializeToString())
+        for n, tensors in enumerate(sets):
+            data = case_dir / f"test_data_set_{n}"
+            data.mkdir()
+            for side in ("input", "output"):
+                for k, tensor in enumerate(tensors[side]):
+                    (data / f"{side}_{k}.pb").write_bytes(tensor.SerializeToString())
+        written[case.name] = {
+            "op": op,
+            "op_types": sorted(graph_op_types(model.graph)),
+            "opset": {o.domain or "ai.onnx": o.version for o in model.opset_import},
+            "ir_version": model.ir_version,
+            "rtol": case.rtol,
+            "atol": case.atol,
+            "data_sets": len(sets),
+            "inputs": [i.name for i in model.graph.input],
+            "outputs": [o.name for o in model.graph.output],
+        }
+    manifest = {
+        "source": f"onnx {onnx.__version__} (ml_dtypes {importlib.metadata.version('ml_dtypes')}): "
+                  "onnx.backend.test.case.node.collect_testcases(None), numpy.random.seed(0) first",
+        "tolerance": "onnx.backend.test.runner: per output, equal shape and dtype, then "
+                     "numpy.testing.assert_allclose(actual, expected, rtol=TestCase.rtol, "
+                     "atol=TestCase.atol) (NaN equals NaN); strings exactly; bfloat16 compared "
+                     "as float32 with rtol at least 2**-6",
+        "collected": len(cases),
+        "written": len(written),
+        "skipped_count": len(skipped),
+        "skip_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "cases": written,
+        "skipped": skipped,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out / ".stamp").write_text(node_stamp())  # last: its presence says node/ is complete
+    log(f"node: wrote {len(written)} of {len(cases)} cases, skipped {len(skipped)} {manifest['skip_reasons']}")
+
+
+def node_stamp():
+    """What node/ depends on: the code that writes it, onnx (the definitions) and what computes
+    and serialises their data."""
+    code = "".join(inspect.getsource(f) for f in (qualified, graph_op_types, node_tensor, write_node))
+    lines = [
+        f"node-version {NODE_VERSION}",
+        f"node-code-sha256 {hashlib.sha256((code + repr(VALUE_KINDS)).encode()).hexdigest()}",
+        f"onnx {onnx.__version__}",
+        f"numpy {np.__version__}",
+        f"ml_dtypes {importlib.metadata.version('ml_dtypes')}",
+        f"protobuf {importlib.metadata.version('protobuf')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def start_node(out):
+    """Fills `out` (the new tree's node/) and answers the process still writing it, or None when
+    the current tree's node/ is what write_node would write now (its .stamp says so): then that
+    directory is moved into the new tree (8,000 files neither rewritten nor deleted, which this
+    disk makes slow). Otherwise starts `onnx_testdata.py --node out`, write_node in a second
+    process (with a fixed hash seed): collecting the suite costs several seconds of pure Python
+    (onnx's reference 3-D pooling), which then overlaps the onnxruntime work here."""
+    previous = OUT / "node"
+    if (previous / ".stamp").is_file() and (previous / ".stamp").read_text() == node_stamp():
+        previous.rename(out)
+        log(f"node: {previous.relative_to(ROOT)} is up to date: kept")
+        return None
+    # One BLAS thread: its small-array numpy work gains nothing from more, and idle BLAS threads
+    # spinning beside this process's onnxruntime and numpy work tripled its time on two cores.
+    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--node", str(out)], env=env)
+
+
+def finish_node(process):
+    if process is not None and process.wait() != 0:
+        raise SystemExit(f"node: the node-suite writer failed (exit status {process.returncode})")
+
+
+# ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
 
@@ -828,11 +1013,31 @@ def stamp_text():
         f"onnxruntime {ort.__version__}",
         f"numpy {np.__version__}",
         f"tokenizers {tokenizers.__version__}",
+        # not pinned by install-onnx.sh (onnx's dependency): its float -> int4/int2/float8 casts
+        # make some node cases' expected outputs
+        f"ml_dtypes {importlib.metadata.version('ml_dtypes')}",
     ] + [f"{p.relative_to(ROOT)} {hashlib.sha256(p.read_bytes()).hexdigest()}" for p in weights]
     return "\n".join(lines) + "\n"
 
 
 def build(out):
+    node = start_node(out / "node")
+    try:
+        results = build_rest(out)
+        finish_node(node)
+    except BaseException:
+        if node is None:
+            (out / "node").rename(OUT / "node")  # give the kept node/ back
+        else:
+            node.kill()
+            node.wait()
+        raise
+    # scripts/onnx_node_reference.py's output (run by hand) goes with the rest of the old tree.
+    (out / "node" / "onnxruntime.json").unlink(missing_ok=True)
+    return results
+
+
+def build_rest(out):
     report = {}
     np.random.seed(0)  # nothing should use the global RNG; this makes sure if something does
 
@@ -882,7 +1087,9 @@ def build(out):
 
 def main():
     stamp = stamp_text()
-    if (OUT / ".stamp").is_file() and (OUT / ".stamp").read_text() == stamp:
+    # node/.stamp too: a build killed after moving node/ out (start_node) leaves the tree without it
+    complete = (OUT / "node" / ".stamp").is_file()
+    if complete and (OUT / ".stamp").is_file() and (OUT / ".stamp").read_text() == stamp:
         print(f"onnx-testdata: {OUT.relative_to(ROOT)} is up to date")
         return
     partial = OUT.with_name(OUT.name + ".partial")
@@ -897,6 +1104,9 @@ def main():
     print(f"onnx-testdata: wrote {len(files)} files ({sum(p.stat().st_size for p in files) / 1e6:.1f} MB) "
           f"under {OUT.relative_to(ROOT)} (onnx {onnx.__version__}, onnxruntime {ort.__version__})")
     print(f"  backend cases: {backend_counts}")
+    node = json.loads((OUT / "node" / "manifest.json").read_text())
+    print(f"  node cases: {node['written']} of {node['collected']} written, {node['skipped_count']} skipped "
+          f"({', '.join(f'{n} {why}' for why, n in node['skip_reasons'].items())})")
     for case, acc in accuracies.items():
         print(f"  {case}: test accuracy {acc['onnxruntime']:.2f}% (model.toml: {acc['model_toml']:.2f}%)")
     for case, info in report.items():
@@ -912,4 +1122,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--node":
+        write_node(Path(sys.argv[2]))
+    elif len(sys.argv) == 1:
+        main()
+    else:
+        raise SystemExit(f"usage: {sys.argv[0]} [--node DIR]")

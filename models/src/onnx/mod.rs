@@ -9,8 +9,10 @@
 //! (tensors of any rank and kind).
 
 pub mod check;
+mod fuse;
 pub mod ops;
 pub mod plan;
+pub mod profile;
 pub mod proto;
 pub mod signature;
 pub mod text;

@@ -111,8 +111,10 @@ pub fn build<B: Backend>(
             ))
         })?;
         let mut step_inputs = Vec::with_capacity(node.inputs().len());
-        for arg in node.inputs() {
-            if arg.is_optional() || arg.name.is_empty() && arg.value().is_none() {
+        let captured = op.static_inputs();
+        for (index, arg) in node.inputs().iter().enumerate() {
+            let captured = captured.contains(&index) && arg.value().is_some();
+            if captured || arg.is_optional() || arg.name.is_empty() && arg.value().is_none() {
                 step_inputs.push(None);
                 continue;
             }
@@ -174,6 +176,7 @@ pub fn build<B: Backend>(
         outputs,
     };
     plan.fold(ctx)?;
+    super::fuse::conv_batch_norm(&mut plan, ctx)?;
     plan.mark_last_uses();
     Ok(plan)
 }
@@ -250,17 +253,7 @@ impl<B: Backend> Plan<B> {
 
     /// Bytes the constants hold on the device.
     pub fn constant_bytes(&self) -> usize {
-        self.constants
-            .iter()
-            .map(|(_, v)| {
-                v.numel()
-                    * if v.kind() == super::value::Kind::Bool {
-                        1
-                    } else {
-                        4
-                    }
-            })
-            .sum()
+        self.constants.iter().map(|(_, v)| v.device_bytes()).sum()
     }
 
     /// Which steps the outputs in `wanted` need (`None`: every step).
@@ -317,7 +310,11 @@ impl<B: Backend> Plan<B> {
                     })
                 })
                 .collect();
+            let started = super::profile::enabled().then(std::time::Instant::now);
             let outputs = step.op.run(args, ctx).map_err(|e| step_error(step, e))?;
+            if let Some(started) = started {
+                super::profile::record(&step.op_type, started.elapsed());
+            }
             if outputs.len() < step.outputs.len() {
                 return Err(step_error(
                     step,

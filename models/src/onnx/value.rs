@@ -121,6 +121,16 @@ impl<B: Backend> Value<B> {
         self.shape.iter().product()
     }
 
+    /// Bytes the primitive holds on its device (its element type's size, not ONNX's).
+    pub fn device_bytes(&self) -> usize {
+        let (count, dtype) = match &self.data {
+            Data::Float(t) => (t.shape().num_elements(), t.dtype()),
+            Data::Int(t) => (t.shape().num_elements(), t.dtype()),
+            Data::Bool(t) => (t.shape().num_elements(), t.dtype()),
+        };
+        count * dtype.size()
+    }
+
     /// The float primitive (ints and bools converted).
     pub fn into_float(self, ctx: &Ctx<B>) -> FloatTensor<B> {
         match self.data {

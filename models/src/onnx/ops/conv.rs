@@ -202,6 +202,12 @@ pub fn conv<B: Backend>(
     }
     let bias = bias.map(|b| b.into_float(ctx));
     let (xf, wf) = (x.into_float(ctx), w.into_float(ctx));
+    if dims == 2 && super::host::on_cpu::<B>() {
+        let (s, d) = ([c.stride[0], c.stride[1]], [c.dilation[0], c.dilation[1]]);
+        return super::host::conv2d::<B>(xf, wf, bias, s, [pad[0], pad[1]], d, groups)
+            .map(Value::float)
+            .ok_or_else(|| OpError::new("Conv: the host kernel could not read its tensors"));
+    }
     let out = if dims == 1 {
         B::conv1d(
             xf,

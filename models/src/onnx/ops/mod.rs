@@ -6,6 +6,7 @@
 mod conv;
 mod elementwise;
 mod generate;
+mod host;
 mod layout;
 mod nn;
 mod pool;
@@ -256,6 +257,58 @@ impl Op {
             other => return Err(op_type_of(other)),
         };
         Ok(op)
+    }
+
+    /// Inputs whose values onnx-ir already read into the settings (constants the operator
+    /// never looks at again): the plan does not keep them.
+    pub fn static_inputs(&self) -> Vec<usize> {
+        use onnx_ir::{clip::ClipInput, slice::SliceInput};
+        let stat = |yes: bool, index: usize| yes.then_some(index);
+        let slice = |s: &Option<SliceInput>| matches!(s, Some(SliceInput::Static(_)));
+        match self {
+            Op::Reshape(c) => vec![stat(
+                matches!(c.shape, onnx_ir::reshape::ReshapeInput::Static(_)),
+                1,
+            )],
+            Op::Unsqueeze(c) => vec![stat(
+                matches!(c, onnx_ir::unsqueeze::UnsqueezeConfig::Static(_)),
+                1,
+            )],
+            Op::Squeeze(c) => vec![stat(
+                matches!(c.axes, Some(onnx_ir::squeeze::SqueezeInput::Static(_))),
+                1,
+            )],
+            Op::Expand(c) => vec![stat(
+                matches!(c, onnx_ir::expand::ExpandConfig::Static(_)),
+                1,
+            )],
+            Op::Tile(c) => vec![stat(
+                matches!(c.repeats, onnx_ir::tile::TileInput::Static(_)),
+                1,
+            )],
+            Op::ConstantOfShape(c) => vec![stat(
+                matches!(
+                    c.shape,
+                    onnx_ir::constant_of_shape::ConstantOfShapeShape::Static(_)
+                ),
+                0,
+            )],
+            Op::Slice(c) => vec![
+                stat(slice(&Some(c.starts.clone())), 1),
+                stat(slice(&Some(c.ends.clone())), 2),
+                stat(slice(&c.axes), 3),
+                stat(slice(&c.steps), 4),
+            ],
+            Op::Clip(c) => vec![
+                stat(matches!(c.min, Some(ClipInput::Static(_))), 1),
+                stat(matches!(c.max, Some(ClipInput::Static(_))), 2),
+            ],
+            Op::TopK(c) => vec![stat(matches!(c.k, onnx_ir::topk::TopKInput::Static(_)), 1)],
+            _ => Vec::new(),
+        }
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// Runs the operator on its inputs (`None`: an optional input left out).

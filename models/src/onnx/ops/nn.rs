@@ -50,6 +50,23 @@ pub fn batch_norm<B: Backend>(
         }
     }
     let shape = x.shape.clone();
+    if super::host::on_cpu::<B>() {
+        let (s, b, m, v) = (
+            scale.to_f64s()?,
+            bias.to_f64s()?,
+            mean.to_f64s()?,
+            var.to_f64s()?,
+        );
+        let a: Vec<f32> = (0..c)
+            .map(|i| (s[i] / (v[i] + eps).sqrt()) as f32)
+            .collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|i| (b[i] - m[i] * f64::from(a[i])) as f32)
+            .collect();
+        return super::host::channel_affine::<B>(x.into_float(ctx), &a, &shift)
+            .map(|y| Value::new(Data::Float(y), shape))
+            .ok_or_else(|| OpError::new("BatchNormalization: the host kernel could not run"));
+    }
     let inv = B::float_recip(B::float_sqrt(B::float_add_scalar(
         channel(var, rank, ctx),
         f(eps),
@@ -101,7 +118,6 @@ pub fn layer_norm<B: Backend>(
     let x = inputs.take(0)?;
     let gamma = inputs.take(1)?;
     let beta = inputs.optional(2);
-    let rank = x.rank();
     let last = *x
         .shape
         .last()
@@ -113,16 +129,10 @@ pub fn layer_norm<B: Backend>(
         )));
     }
     let shape = x.shape.clone();
-    let t = x.into_float(ctx);
-    let mean = B::float_mean_dim(t.clone(), rank - 1);
-    let centered = B::float_sub(t, mean);
-    let var = B::float_mean_dim(B::float_mul(centered.clone(), centered.clone()), rank - 1);
-    let normed = B::float_div(centered, B::float_sqrt(B::float_add_scalar(var, f(eps))));
-    let g = to_rank(gamma, rank).into_float(ctx);
-    let mut y = B::float_mul(normed, g);
-    if let Some(b) = beta {
-        y = B::float_add(y, to_rank(b, rank).into_float(ctx));
-    }
+    // burn's fused kernel where the backend has one (burn-flex does), else its generic one.
+    let g = reshape_to(gamma, vec![last]).into_float(ctx);
+    let b = beta.map(|b| reshape_to(b, vec![last]).into_float(ctx));
+    let y = B::layer_norm(x.into_float(ctx), g, b, eps);
     Ok(Value::new(Data::Float(y), shape))
 }
 
@@ -143,6 +153,31 @@ pub fn gemm<B: Backend>(
             "Gemm: inputs {:?} and {:?} are not matrices",
             a.shape, b.shape
         )));
+    }
+    // The common export (alpha = beta = 1, A as is, C one row or absent): one host GEMM.
+    let n = if c.trans_b != 0 {
+        b.shape[0]
+    } else {
+        b.shape[1]
+    };
+    let plain = c.trans_a == 0 && c.alpha == 1.0 && c.beta == 1.0;
+    if super::host::on_cpu::<B>()
+        && plain
+        && a.shape[1]
+            == (if c.trans_b != 0 {
+                b.shape[1]
+            } else {
+                b.shape[0]
+            })
+        && bias
+            .as_ref()
+            .is_none_or(|v| v.numel() == n && v.shape.last() == Some(&n))
+    {
+        let wf = b.into_float(ctx);
+        let bf = bias.map(|v| v.into_float(ctx));
+        return super::host::linear::<B>(a.into_float(ctx), &wf, bf.as_ref(), c.trans_b != 0)
+            .map(Value::float)
+            .ok_or_else(|| OpError::new("Gemm: the host kernel could not read its tensors"));
     }
     let a = if c.trans_a != 0 { transpose2(a) } else { a };
     let b = if c.trans_b != 0 { transpose2(b) } else { b };
@@ -182,6 +217,22 @@ pub fn linear<B: Backend>(
     if w.rank() != 2 {
         return Err(OpError::new(format!("Linear: weight {:?}", w.shape)));
     }
+    let k = *x.shape.last().unwrap_or(&0);
+    let (k_w, n) = if transpose_weight {
+        (w.shape[1], w.shape[0])
+    } else {
+        (w.shape[0], w.shape[1])
+    };
+    if super::host::on_cpu::<B>() && x.rank() >= 2 && k == k_w {
+        let bias_ok = bias.as_ref().is_none_or(|b| b.numel() == n);
+        if bias_ok {
+            let wf = w.into_float(ctx);
+            let bf = bias.map(|b| b.into_float(ctx));
+            return super::host::linear::<B>(x.into_float(ctx), &wf, bf.as_ref(), transpose_weight)
+                .map(Value::float)
+                .ok_or_else(|| OpError::new("Linear: the host kernel could not read its tensors"));
+        }
+    }
     let w = if transpose_weight { transpose2(w) } else { w };
     let y = matmul(x, w, ctx)?;
     match bias {
@@ -206,6 +257,25 @@ pub fn matmul<B: Backend>(a: Value<B>, b: Value<B>, ctx: &Ctx<B>) -> Result<Valu
     } else {
         b
     };
+    // A weight without batch dimensions: one GEMM over every leading row of `a`.
+    if b.rank() == 2 && a.rank() > 2 {
+        let mut shape = a.shape.clone();
+        let k = shape[shape.len() - 1];
+        let rows: usize = shape[..shape.len() - 1].iter().product();
+        if k != b.shape[0] {
+            return Err(OpError::new(format!(
+                "MatMul: {:?} and {:?} differ in the inner dimension",
+                a.shape, b.shape
+            )));
+        }
+        let flat = reshape_to(a, vec![rows, k]);
+        let n = b.shape[1];
+        let y = Value::float(B::float_matmul(flat.into_float(ctx), b.into_float(ctx)));
+        if let Some(last) = shape.last_mut() {
+            *last = n;
+        }
+        return Ok(reshape_to(y, shape));
+    }
     let (ra, rb) = (a.rank(), b.rank());
     let (m, k) = (a.shape[ra - 2], a.shape[ra - 1]);
     let (k2, n) = (b.shape[rb - 2], b.shape[rb - 1]);

@@ -139,6 +139,18 @@ pub fn pool<B: Backend>(p: &Pool, x: Value<B>, ctx: &Ctx<B>) -> Result<Value<B>,
         return pool3d(p, x, &pad, ctx);
     }
     let t = x.into_float(ctx);
+    let t = if dims == 2 && p.max {
+        let k = [p.kernel[0], p.kernel[1]];
+        let (s, d) = ([p.stride[0], p.stride[1]], [p.dilation[0], p.dilation[1]]);
+        if super::host::on_cpu::<B>() {
+            return super::host::max_pool2d::<B>(t, k, s, [pad[0], pad[1]], d, p.ceil_mode)
+                .map(Value::float)
+                .ok_or_else(|| OpError::new("MaxPool: the host kernel could not read its input"));
+        }
+        t
+    } else {
+        t
+    };
     let out = match (dims, p.max) {
         (1, true) => B::max_pool1d(
             t,
