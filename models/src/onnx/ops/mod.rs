@@ -5,6 +5,7 @@
 
 mod conv;
 mod elementwise;
+mod gather;
 mod generate;
 mod host;
 mod layout;
@@ -343,11 +344,11 @@ impl Op {
             Op::Slice(c) => one(layout::slice(c, &mut inputs)?),
             Op::Gather(axis) => {
                 let (x, i) = (inputs.take(0)?, inputs.take(1)?);
-                one(layout::gather(x, i, *axis, ctx)?)
+                one(gather::gather(x, i, *axis, ctx)?)
             }
             Op::GatherElements(axis) => {
                 let (x, i) = (inputs.take(0)?, inputs.take(1)?);
-                one(layout::gather_elements(x, i, *axis, ctx)?)
+                one(gather::gather_elements(x, i, *axis, ctx)?)
             }
             Op::Expand(c) => one(layout::expand(c, &mut inputs)?),
             Op::Tile(c) => one(layout::tile(c, &mut inputs)?),
