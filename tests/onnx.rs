@@ -355,3 +355,68 @@ fn minilm_as_onnx_with_a_tokenizer_embeds_like_the_native_model_and_onnxruntime(
     assert!(worst_native <= 1e-4, "{worst_native}");
     assert!(worst_ort <= 1e-4, "{worst_ort}");
 }
+
+/// The same MiniLM graph and tokenizer served: `/v1/embeddings` and v2 BYTES infer answer the
+/// in-process embeddings, with the tokens counted.
+#[actix_web::test]
+async fn minilm_onnx_serves_the_embeddings_route() {
+    let source = testdata().join("minilm");
+    if !burnserve_models::testdata::require(
+        "the MiniLM ONNX export",
+        source.join("model.onnx").is_file(),
+        "bash scripts/install-onnx-testdata.sh",
+    ) {
+        return;
+    }
+    let fixture = Fixture::new();
+    let dir = fixture.version_dir("minilm-onnx", "1");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["model.onnx", "tokenizer.json"] {
+        std::fs::copy(source.join(f), dir.join(f)).unwrap();
+    }
+    let toml =
+        "architecture = \"onnx\"\n[params]\ntokenizer = \"tokenizer.json\"\nnormalize = true\n\
+                [batching]\nmax_batch_size = 8\n";
+    std::fs::write(dir.join("model.toml"), toml).unwrap();
+    let spec = {
+        let mut spec = ModelSpec::from_toml(toml).unwrap();
+        let jail = Jail::open(&dir, Symlinks::Inside).unwrap();
+        complete_spec(&mut spec, &jail, &dir).unwrap();
+        spec
+    };
+    let mut model = load_model(&spec, &dir, Device::Cpu).unwrap();
+    let texts = ["A man is eating food.", "Ein Mann isst."];
+    let expected = burnserve_models::forward_texts(model.as_mut(), &spec, &texts).unwrap();
+
+    let server = TestServer::start(settings(&fixture)).await;
+    let (status, body) = server
+        .admin("POST", "/admin/models/minilm-onnx/versions/1", "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = server
+        .post(
+            "/v1/embeddings",
+            &json!({"model": "minilm-onnx", "input": texts}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut served = floats(&body["data"][0]["embedding"]);
+    served.extend(floats(&body["data"][1]["embedding"]));
+    assert_eq!(served.len(), 768);
+    for (s, e) in served.iter().zip(&expected) {
+        assert!((s - e).abs() <= 1e-6, "served {s} vs in-process {e}");
+    }
+    assert!(
+        body["usage"]["prompt_tokens"].as_u64().unwrap() >= 8,
+        "{body}"
+    );
+    // v2 infer with a BYTES tensor gives the pooled vector per text.
+    let bad =
+        json!({"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1, 1], "data": ["ok"]}]});
+    let (status, body, _) = server
+        .post("/v2/models/minilm-onnx/versions/1/infer", &bad)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outputs"][0]["shape"], json!([1, 384]));
+    server.stop().await;
+}
