@@ -439,7 +439,7 @@ impl<B: Backend> Inputs<B> {
 pub fn axis(axis: i64, rank: usize) -> Result<usize, OpError> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if (0..r.max(1)).contains(&a) {
+    if (0..r).contains(&a) {
         Ok(a as usize)
     } else {
         Err(OpError::new(format!(
