@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SECONDS_PER_ROUND:-3}
-bash scripts/install-onnx-testdata.sh >/dev/null
+[ "${SKIP_INSTALL:-0}" = 1 ] || bash scripts/install-onnx-testdata.sh >/dev/null
 py=$(bash scripts/install-onnx.sh)
 cargo build --release --quiet --example onnx_bench
 out=benches/results/onnx.json

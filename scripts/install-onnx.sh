@@ -15,12 +15,17 @@ onnx_version=1.23.2
 ort_version=1.24.4
 numpy_version=2.3.5
 tokenizers_version=0.22.2
+# onnx's dependencies, pinned too: ml_dtypes decides some of the node suite's expected outputs.
+ml_dtypes_version=0.7.0
+protobuf_version=7.36.2
 installed() {
-  "$venv/bin/python" - "$onnx_version" "$ort_version" "$numpy_version" "$tokenizers_version" <<'EOF' 2>/dev/null
+  "$venv/bin/python" - "$onnx_version" "$ort_version" "$numpy_version" "$tokenizers_version" \
+    "$ml_dtypes_version" "$protobuf_version" <<'EOF' 2>/dev/null
 import sys
-import numpy, onnx, onnxruntime, tokenizers
+import google.protobuf, ml_dtypes, numpy, onnx, onnxruntime, tokenizers
 want = sys.argv[1:]
-have = [onnx.__version__, onnxruntime.__version__, numpy.__version__, tokenizers.__version__]
+have = [onnx.__version__, onnxruntime.__version__, numpy.__version__, tokenizers.__version__,
+        ml_dtypes.__version__, google.protobuf.__version__]
 sys.exit(0 if have == want else 1)
 EOF
 }
@@ -30,7 +35,8 @@ if ! installed; then
   python3 -m venv "$venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     "onnx==$onnx_version" "onnxruntime==$ort_version" "numpy==$numpy_version" \
-    "tokenizers==$tokenizers_version" >&2
+    "tokenizers==$tokenizers_version" "ml_dtypes==$ml_dtypes_version" \
+    "protobuf==$protobuf_version" >&2
   installed || { echo "onnx: $venv does not import the pinned versions" >&2; exit 1; }
 fi
 echo "$PWD/$venv/bin/python"

@@ -42,6 +42,7 @@ cross-checked against onnx's pure-Python reference evaluator):
                                count, and what each hostile file is
 """
 
+import fcntl
 import gzip
 import hashlib
 import importlib.metadata
@@ -983,9 +984,7 @@ def start_node(out):
         previous.rename(out)
         log(f"node: {previous.relative_to(ROOT)} is up to date: kept")
         return None
-    # One BLAS thread: its small-array numpy work gains nothing from more, and idle BLAS threads
-    # spinning beside this process's onnxruntime and numpy work tripled its time on two cores.
-    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, PYTHONHASHSEED="0")
     return subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--node", str(out)], env=env)
 
 
@@ -1086,6 +1085,15 @@ def build_rest(out):
 
 
 def main():
+    # One run at a time (scripts/test.sh and a run by hand may overlap): a second waits, then
+    # finds the tree up to date.
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with open(OUT.with_name(OUT.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        update()
+
+
+def update():
     stamp = stamp_text()
     # node/.stamp too: a build killed after moving node/ out (start_node) leaves the tree without it
     complete = (OUT / "node" / ".stamp").is_file()

@@ -1,8 +1,10 @@
 //! The ONNX conformance runner: every case of the `onnx` package's backend test data
-//! (`pytorch-converted`, `pytorch-operator`, `simple`, installed by
-//! `scripts/install-onnx-testdata.sh`) loaded as an `onnx` version and run on the CPU, each
-//! output compared with the case's reference (rtol 1e-3, atol 1e-5 for floats, exact for
-//! integers and booleans). Prints passed / failed / unsupported per operator and per suite,
+//! (`pytorch-converted`, `pytorch-operator`, `simple`) and of its operator-level suite (`node`:
+//! 1,855 cases generated from the package's definitions), installed by
+//! `scripts/install-onnx-testdata.sh`, loaded as an `onnx` version and run on the CPU, each
+//! output compared with the case's reference (rtol 1e-3, atol 1e-5 for the model suites, each
+//! node case at its own tolerances; exact for integers and booleans). Failures of the node
+//! suite are listed; its load refusals are counted per operator. Prints passed / failed / unsupported per operator and per suite,
 //! writes the table to `target/onnx-conformance.md`, and fails when a suite passes fewer
 //! cases than `models/tests/onnx_conformance.min` records.
 
@@ -260,9 +262,46 @@ fn onnx_backend_test_data_passes_at_least_the_recorded_count() {
     ) {
         return;
     }
+    let node_root = testdata_dir().join("node");
+    if !burnserve_models::testdata::require(
+        "the ONNX node test suite",
+        node_root.join("manifest.json").is_file(),
+        "bash scripts/install-onnx-testdata.sh",
+    ) {
+        return;
+    }
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(node_root.join("manifest.json")).expect("node manifest"),
+    )
+    .expect("node manifest JSON");
     let mut per_suite: BTreeMap<&str, Tally> = BTreeMap::new();
     let mut per_op: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut node_ops: BTreeMap<String, Tally> = BTreeMap::new();
     let mut failures = Vec::new();
+    // The operator-level suite, each case at its own tolerances (rtol 1e-3, atol 1e-7).
+    let mut node_cases: Vec<PathBuf> = std::fs::read_dir(&node_root)
+        .expect("node suite")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("model.onnx").is_file())
+        .collect();
+    node_cases.sort();
+    for case in node_cases {
+        let name = case
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let meta = &manifest["cases"][&name];
+        let rtol = meta["rtol"].as_f64().unwrap_or(RTOL);
+        let atol = meta["atol"].as_f64().unwrap_or(ATOL);
+        let outcome = run_case_within(&case, rtol, atol);
+        per_suite.entry("node").or_default().add(&outcome);
+        let op = meta["op"].as_str().unwrap_or("?").to_string();
+        node_ops.entry(op).or_default().add(&outcome);
+        if let Outcome::Failed(why) = &outcome {
+            failures.push(format!("| node | {name} | failed | {} |", clip(why)));
+        }
+    }
     for suite in SUITES {
         let mut cases: Vec<PathBuf> = std::fs::read_dir(root.join(suite))
             .expect("suite directory")
@@ -317,6 +356,14 @@ fn onnx_backend_test_data_passes_at_least_the_recorded_count() {
     );
     report += "| operator | cases passed | failed | unsupported |\n|---|---|---|---|\n";
     for (op, t) in &per_op {
+        report += &format!(
+            "| {op} | {} | {} | {} |\n",
+            t.passed, t.failed, t.unsupported
+        );
+    }
+    report +=
+        "\n| operator (node suite) | cases passed | failed | unsupported |\n|---|---|---|---|\n";
+    for (op, t) in &node_ops {
         report += &format!(
             "| {op} | {} | {} | {} |\n",
             t.passed, t.failed, t.unsupported

@@ -164,7 +164,8 @@ pub fn check(bytes: &[u8], jail: &Jail, dir: &Path, file: &str) -> Result<Checke
         .map(|o| o.version)
         .ok_or_else(|| {
             refuse(format!(
-                "'{file}' imports no default-domain (ai.onnx) opset"
+                "'{file}' imports no default-domain (ai.onnx) opset: operators of other \
+                 domains are not supported"
             ))
         })?;
     if !(1..=MAX_OPSET).contains(&opset) {
@@ -210,6 +211,17 @@ pub fn check(bytes: &[u8], jail: &Jail, dir: &Path, file: &str) -> Result<Checke
                 "operator '{}' (node '{name}', opset {opset}) is not supported; README lists the \
                  operators burnserve runs",
                 node.op_type
+            )));
+        }
+        let tanh_gelu = node.op_type == "Gelu"
+            && node
+                .attribute
+                .iter()
+                .any(|a| a.name == "approximate" && a.s.as_ref() == b"tanh");
+        if tanh_gelu {
+            return Err(refuse(format!(
+                "operator 'Gelu' with approximate = \"tanh\" (node '{name}', opset {opset}) is \
+                 not supported (the exact form is)"
             )));
         }
         if node

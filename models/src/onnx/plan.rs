@@ -104,6 +104,17 @@ pub fn build<B: Backend>(
             continue;
         }
         let kind = op_type(node);
+        if matches!(
+            node,
+            Node::MaxPool1d(_) | Node::MaxPool2d(_) | Node::MaxPool3d(_)
+        ) && node.outputs().len() > 1
+        {
+            return Err(load_error(
+                node.name(),
+                &kind,
+                "the Indices output of MaxPool is not supported".into(),
+            ));
+        }
         let op = Op::from_node(node, opset as usize).map_err(|t| {
             ModelError::Load(format!(
                 "operator '{t}' (node '{}', opset {opset}) is not supported",
@@ -300,9 +311,12 @@ impl<B: Backend> Plan<B> {
             let args: Vec<Option<Value<B>>> = step
                 .inputs
                 .iter()
-                .map(|s| {
+                .enumerate()
+                .map(|(at, s)| {
                     s.and_then(|s| {
-                        if step.last_use.contains(&s) {
+                        // Moved at its last read only (a node may read one value twice: x * x).
+                        let read_again = step.inputs[at + 1..].contains(&Some(s));
+                        if step.last_use.contains(&s) && !read_again {
                             values[s].take()
                         } else {
                             values[s].clone()

@@ -176,6 +176,14 @@ impl<B: Backend> Value<B> {
     /// The values on the host, as burn data of the backend's element type (a device read).
     pub fn into_burn_data(self) -> Result<BurnData, OpError> {
         let n = self.numel();
+        if n == 0 {
+            // Nothing to read (and a primitive of no elements cannot be viewed as [1]).
+            return Ok(match self.kind() {
+                Kind::Float => BurnData::new(Vec::<f32>::new(), [0]),
+                Kind::Int => BurnData::new(Vec::<i64>::new(), [0]),
+                Kind::Bool => BurnData::new(Vec::<bool>::new(), [0]),
+            });
+        }
         let flat = Shape::new([n.max(1)]);
         let data = match self.data {
             Data::Float(t) => Tensor::<B, 1, Float>::from_primitive(TensorPrimitive::Float(

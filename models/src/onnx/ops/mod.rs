@@ -19,7 +19,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::DType;
 use onnx_ir::ir::Node;
 
-use super::value::{Ctx, Value};
+use super::value::{self, Ctx, Value};
 use super::OpError;
 
 pub use elementwise::{Binary, Unary};
@@ -27,8 +27,10 @@ pub use elementwise::{Binary, Unary};
 /// One node's operator and its settings.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// Passes its first input through (Identity, Dropout at inference).
+    /// Passes its first input through.
     Identity,
+    /// Inference-time Dropout: the input, and a mask of ones when asked for.
+    Dropout,
     Unary(Unary),
     Binary(Binary),
     /// Sum / Max / Min / Mean of any number of inputs, broadcast.
@@ -101,7 +103,8 @@ impl Op {
         let legacy = opset < 13;
         use Node as N;
         let op = match node {
-            N::Identity(_) | N::Dropout(_) => Op::Identity,
+            N::Identity(_) => Op::Identity,
+            N::Dropout(_) => Op::Dropout,
             N::Neg(_) => Op::Unary(Unary::Neg),
             N::Abs(_) => Op::Unary(Unary::Abs),
             N::Sqrt(_) => Op::Unary(Unary::Sqrt),
@@ -305,6 +308,7 @@ impl Op {
                 stat(matches!(c.max, Some(ClipInput::Static(_))), 2),
             ],
             Op::TopK(c) => vec![stat(matches!(c.k, onnx_ir::topk::TopKInput::Static(_)), 1)],
+            Op::Reduce(_, c) => vec![stat(!c.dims.is_empty(), 1)],
             _ => Vec::new(),
         }
         .into_iter()
@@ -322,6 +326,18 @@ impl Op {
         let one = |v: Value<B>| Ok(vec![v]);
         match self {
             Op::Identity => one(inputs.take(0)?),
+            Op::Dropout => {
+                let x = inputs.take(0)?;
+                if let Some(training) = inputs.optional(2) {
+                    if training.to_i64s()?.first().is_some_and(|&t| t != 0) {
+                        return Err(OpError::new("Dropout in training mode is not supported"));
+                    }
+                }
+                let n = x.numel();
+                let mask = Value::from_i64s(vec![1; n], x.shape.clone(), ctx)?
+                    .to_kind(value::Kind::Bool, ctx);
+                Ok(vec![x, mask])
+            }
             Op::Unary(u) => one(elementwise::unary(*u, inputs.take(0)?, ctx)?),
             Op::Binary(b) => {
                 let (l, r) = (inputs.take(0)?, inputs.take(1)?);
@@ -380,7 +396,14 @@ impl Op {
             }
             Op::Lrn(c) => one(nn::lrn(c, inputs.take(0)?, ctx)?),
             Op::Resize(c) => one(resize::resize(c, &mut inputs, ctx)?),
-            Op::Reduce(r, c) => one(reduce::reduce(*r, c, inputs.take(0)?, ctx)?),
+            Op::Reduce(r, c) => {
+                let x = inputs.take(0)?;
+                let axes = match inputs.optional(1) {
+                    Some(a) => Some(a.to_i64s()?),
+                    None => None,
+                };
+                one(reduce::reduce(*r, c, x, axes, ctx)?)
+            }
             Op::ArgExtreme {
                 max,
                 axis,

@@ -258,7 +258,7 @@ pub fn matmul<B: Backend>(a: Value<B>, b: Value<B>, ctx: &Ctx<B>) -> Result<Valu
         b
     };
     // A weight without batch dimensions: one GEMM over every leading row of `a`.
-    if b.rank() == 2 && a.rank() > 2 {
+    if !b_vec && b.rank() == 2 && a.rank() > 2 {
         let mut shape = a.shape.clone();
         let k = shape[shape.len() - 1];
         let rows: usize = shape[..shape.len() - 1].iter().product();

@@ -38,13 +38,18 @@ pub fn reduce<B: Backend>(
     op: Reduce,
     config: &onnx_ir::reduce::ReduceConfig,
     x: Value<B>,
+    runtime_axes: Option<Vec<i64>>,
     ctx: &Ctx<B>,
 ) -> Result<Value<B>, OpError> {
     let rank = x.rank();
-    let mut dims: Vec<usize> = if config.dims.is_empty() {
-        (0..rank).collect()
-    } else {
-        config.dims.clone()
+    let mut dims: Vec<usize> = match runtime_axes {
+        // Axes given as a (non-constant) input since opset 13/18.
+        Some(axes) if !axes.is_empty() => axes
+            .iter()
+            .map(|&a| super::axis(a, rank))
+            .collect::<Result<_, _>>()?,
+        _ if config.dims.is_empty() => (0..rank).collect(),
+        _ => config.dims.clone(),
     };
     dims.sort_unstable();
     dims.dedup();
@@ -56,13 +61,35 @@ pub fn reduce<B: Backend>(
     if rank == 0 {
         return Ok(x);
     }
-    if dims.iter().any(|&d| x.shape[d] == 0) {
-        return Err(OpError::new(format!("Reduce: empty axis in {:?}", x.shape)));
-    }
     let kind = x.kind();
     let mut kept = x.shape.clone();
     for &d in &dims {
         kept[d] = 1;
+    }
+    if dims.iter().any(|&d| x.shape[d] == 0) || x.numel() == 0 {
+        // An empty set reduces to the operation's identity.
+        let fill = match op {
+            Reduce::Max | Reduce::LogSum | Reduce::LogSumExp => f32::NEG_INFINITY,
+            Reduce::Min => f32::INFINITY,
+            Reduce::Prod => 1.0,
+            Reduce::Mean => f32::NAN,
+            _ => 0.0,
+        };
+        let shape: Vec<usize> = if config.keepdims {
+            kept.clone()
+        } else {
+            (0..rank)
+                .filter(|d| !dims.contains(d))
+                .map(|d| kept[d])
+                .collect()
+        };
+        let n = shape.iter().product();
+        let value = Value::from_f32s(vec![fill; n], shape, ctx);
+        return Ok(if kind == Kind::Int {
+            value.to_kind(Kind::Int, ctx)
+        } else {
+            value
+        });
     }
     let t = x.into_float(ctx);
     let y = match op {

@@ -70,8 +70,16 @@ pub fn resize<B: Backend>(
     if out[2] == 0 || out[3] == 0 {
         return Err(OpError::new(format!("Resize: output {out:?} is empty")));
     }
+    let downsampling = out[2] < x.shape[2] || out[3] < x.shape[3];
+    if downsampling && !matches!(c.mode, ResizeMode::Nearest) {
+        return Err(OpError::new(format!(
+            "Resize: {:?} downsampling is not supported (burn's kernels filter it differently)",
+            c.mode
+        )));
+    }
+    let floor = matches!(c.nearest_mode, onnx_ir::resize::NearestMode::Floor);
     let (mode, align_corners) = match (&c.mode, &c.coordinate_transformation_mode) {
-        (ResizeMode::Nearest, Coord::Asymmetric) => (InterpolateMode::Nearest, false),
+        (ResizeMode::Nearest, Coord::Asymmetric) if floor => (InterpolateMode::Nearest, false),
         (ResizeMode::Linear, Coord::HalfPixel | Coord::PytorchHalfPixel) => {
             (InterpolateMode::Bilinear, false)
         }
