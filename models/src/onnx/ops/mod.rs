@@ -29,8 +29,8 @@ pub use elementwise::{Binary, Unary};
 pub enum Op {
     /// Passes its first input through.
     Identity,
-    /// Inference-time Dropout: the input, and a mask of ones when asked for.
-    Dropout,
+    /// Inference-time Dropout (its ratio): the input, and a mask of ones when asked for.
+    Dropout(onnx_ir::dropout::DropoutInput),
     Unary(Unary),
     Binary(Binary),
     /// Sum / Max / Min / Mean of any number of inputs, broadcast.
@@ -104,7 +104,7 @@ impl Op {
         use Node as N;
         let op = match node {
             N::Identity(_) => Op::Identity,
-            N::Dropout(_) => Op::Dropout,
+            N::Dropout(n) => Op::Dropout(n.config.prob.clone()),
             N::Neg(_) => Op::Unary(Unary::Neg),
             N::Abs(_) => Op::Unary(Unary::Abs),
             N::Sqrt(_) => Op::Unary(Unary::Sqrt),
@@ -326,10 +326,19 @@ impl Op {
         let one = |v: Value<B>| Ok(vec![v]);
         match self {
             Op::Identity => one(inputs.take(0)?),
-            Op::Dropout => {
+            Op::Dropout(ratio) => {
                 let x = inputs.take(0)?;
                 if let Some(training) = inputs.optional(2) {
-                    if training.to_i64s()?.first().is_some_and(|&t| t != 0) {
+                    let ratio = match ratio {
+                        onnx_ir::dropout::DropoutInput::Static(r) => *r,
+                        onnx_ir::dropout::DropoutInput::Runtime(r) => inputs
+                            .optional(r.input_index)
+                            .map(|v| v.to_f64s())
+                            .transpose()?
+                            .and_then(|v| v.first().copied())
+                            .unwrap_or(0.5),
+                    };
+                    if training.to_i64s()?.first().is_some_and(|&t| t != 0) && ratio != 0.0 {
                         return Err(OpError::new("Dropout in training mode is not supported"));
                     }
                 }
