@@ -13,13 +13,13 @@ use rayon::prelude::*;
 /// Elements per rayon task; below two tasks' worth the work stays on the calling thread.
 const CHUNK: usize = 16 * 1024;
 
-/// GELU(x) = ½x(1 + erf(x/√2)), with erf by the f32 rational approximation of Eigen and XLA
+/// erf(x) by the f32 rational approximation of Eigen and XLA
 /// (`MaterializeErfApproximationF32`): absolute error about 2e-7 (the argument clamped to ±4,
-/// where erf is ±1 in f32). Branch-free, so the loops below vectorise.
+/// where erf is ±1 in f32; NaN in, NaN out). Branch-free, so loops over it vectorise.
 #[inline(always)]
 #[allow(clippy::excessive_precision)]
-pub fn gelu_scalar(x: f32) -> f32 {
-    let z = (x * std::f32::consts::FRAC_1_SQRT_2).clamp(-4.0, 4.0);
+pub fn erf_scalar(x: f32) -> f32 {
+    let z = x.clamp(-4.0, 4.0);
     let z2 = z * z;
     let mut p = z2 * -2.726_142_258_013_06e-10 + 2.770_681_424_959_02e-08;
     p = z2 * p + -2.101_024_020_825_08e-06;
@@ -31,7 +31,13 @@ pub fn gelu_scalar(x: f32) -> f32 {
     q = z2 * q + -1.682_826_974_382_03e-03;
     q = z2 * q + -7.373_329_167_204_68e-03;
     q = z2 * q + -1.426_473_905_141_89e-02;
-    0.5 * x * (1.0 + z * p / q)
+    z * p / q
+}
+
+/// GELU(x) = ½x(1 + erf(x/√2)), with [`erf_scalar`].
+#[inline(always)]
+pub fn gelu_scalar(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf_scalar(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 fn gelu_portable(values: &mut [f32]) {

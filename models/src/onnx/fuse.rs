@@ -127,16 +127,6 @@ pub fn conv_batch_norm<B: Backend>(plan: &mut Plan<B>, ctx: &Ctx<B>) -> Result<(
         index += 1;
         !removed.contains(&(index - 1))
     });
-    // Drop the constants only the removed normalisations read.
-    let mut used = vec![false; plan.slots];
-    for step in &plan.steps {
-        for s in step.inputs.iter().flatten() {
-            used[*s] = true;
-        }
-    }
-    for (_, s) in &plan.outputs {
-        used[*s] = true;
-    }
-    plan.constants.retain(|(slot, _)| used[*slot]);
+    plan.drop_unused_constants();
     Ok(())
 }

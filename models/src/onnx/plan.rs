@@ -44,15 +44,6 @@ pub struct Plan<B: Backend> {
     pub outputs: Vec<(String, usize)>,
 }
 
-fn op_type(node: &Node) -> String {
-    let debug = format!("{node:?}");
-    debug
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or("unknown")
-        .to_string()
-}
-
 /// Builds the plan of `graph` (opset `opset`) on `ctx`'s device.
 /// `names` are the file's own names of the graph inputs and outputs, in order (onnx-ir
 /// renames values to Rust identifiers).
@@ -103,7 +94,7 @@ pub fn build<B: Backend>(
             }
             continue;
         }
-        let kind = op_type(node);
+        let kind = super::ops::op_type_of(node);
         if matches!(
             node,
             Node::MaxPool1d(_) | Node::MaxPool2d(_) | Node::MaxPool3d(_)
@@ -223,7 +214,12 @@ impl<B: Backend> Plan<B> {
             }
         }
         self.steps = kept;
-        // Constants no step and no output reads are dropped (the folded nodes' inputs).
+        self.drop_unused_constants();
+        Ok(())
+    }
+
+    /// Drops the constants no step and no output reads (folded or fused nodes' inputs).
+    pub(super) fn drop_unused_constants(&mut self) {
         let mut used = vec![false; self.slots];
         for step in &self.steps {
             for s in step.inputs.iter().flatten() {
@@ -234,7 +230,6 @@ impl<B: Backend> Plan<B> {
             used[*s] = true;
         }
         self.constants.retain(|(slot, _)| used[*slot]);
-        Ok(())
     }
 
     /// Records at each step the inputs it reads for the last time (never a graph output).

@@ -13,7 +13,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Float, Shape, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use crate::arch::kernels::gelu_slice;
+use crate::arch::kernels::{erf_scalar, gelu_slice};
 use crate::arch::CpuBackend;
 
 /// Elements per rayon task for element-wise kernels.
@@ -147,30 +147,6 @@ fn to_device<B: Backend>(data: TensorData, shape: &[usize], device: &B::Device) 
 /// Values back into a tensor of `shape` on `device`.
 fn device<B: Backend>(values: Vec<f32>, shape: &[usize], device: &B::Device) -> FloatTensor<B> {
     B::float_from_data(TensorData::new(values, Shape::from(shape.to_vec())), device)
-}
-
-/// erf by the same rational approximation as [`crate::arch::kernels::gelu_scalar`] (about
-/// 2e-7 absolute error; the argument clamped to ±4, where erf is ±1 in f32).
-#[inline(always)]
-#[allow(clippy::excessive_precision)]
-fn erf_scalar(x: f32) -> f32 {
-    let z = x.clamp(-4.0, 4.0);
-    let z2 = z * z;
-    let mut p = z2 * -2.726_142_258_013_06e-10 + 2.770_681_424_959_02e-08;
-    p = z2 * p + -2.101_024_020_825_08e-06;
-    p = z2 * p + -5.692_506_394_623_46e-05;
-    p = z2 * p + -7.349_906_303_268_55e-04;
-    p = z2 * p + -2.954_599_808_540_25e-03;
-    p = z2 * p + -1.609_603_332_624_15e-02;
-    let mut q = z2 * -1.456_607_184_649_96e-05 + -2.133_740_552_789_05e-04;
-    q = z2 * q + -1.682_826_974_382_03e-03;
-    q = z2 * q + -7.373_329_167_204_68e-03;
-    q = z2 * q + -1.426_473_905_141_89e-02;
-    if x.is_nan() {
-        x
-    } else {
-        z * p / q
-    }
 }
 
 fn erf_slice(values: &mut [f32]) {

@@ -432,7 +432,7 @@ impl Op {
 }
 
 /// The ONNX op type of a node we do not run (its `Node` variant's name).
-fn op_type_of(node: &Node) -> String {
+pub fn op_type_of(node: &Node) -> String {
     let debug = format!("{node:?}");
     debug
         .split(|c: char| !c.is_alphanumeric())
