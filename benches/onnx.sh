@@ -60,13 +60,18 @@ echo "wrote $out"
 # Served.
 work=target/bench-onnx
 rm -rf "$work"
-mkdir -p "$work/k6" "$work/repo/fashion-onnx/1" "$work/repo/cnn-zoo/1"
+mkdir -p "$work/k6" "$work/repo/fashion-onnx/1" "$work/repo/cnn-zoo/1" "$work/repo/minilm-onnx/1"
 cp target/onnx-testdata/fashion-cnn/model.onnx "$work/repo/fashion-onnx/1/"
 cp target/onnx-testdata/cnn-zoo/model.onnx "$work/repo/cnn-zoo/1/"
 cp -r models/repository/fashion "$work/repo/fashion"
+# MiniLM: the export behind its tokenizer, beside the native `bert-embedding` (fetch-minilm.sh).
+cp target/onnx-testdata/minilm/model.onnx target/onnx-testdata/minilm/tokenizer.json "$work/repo/minilm-onnx/1/"
+printf 'architecture = "onnx"\n[params]\ntokenizer = "tokenizer.json"\nnormalize = true\n[batching]\nmax_batch_size = 32\n' \
+  > "$work/repo/minilm-onnx/1/model.toml"
+cp -r models/repository/minilm "$work/repo/minilm"
 dur=${DURATION_S:-5}
 source benches/lib.sh
-server_config "$PWD/$work/repo" fashion-onnx:1 cnn-zoo:1 fashion:2 > "$work/server.toml"
+server_config "$PWD/$work/repo" fashion-onnx:1 cnn-zoo:1 fashion:2 minilm-onnx:1 minilm:1 > "$work/server.toml"
 port=$(free_port)
 base="http://127.0.0.1:$port"
 start_server burnserve /ready env BURNSERVE__SERVER__PORT="$port" target/release/burnserve --config "$work/server.toml"
@@ -74,6 +79,9 @@ for conns in 1 16; do
   LOAD_ARGS="--version 1 --input pixels --shape 1,28,28" load_run "fashion-onnx-c$conns" binary "127.0.0.1:$port" fashion-onnx "$conns"
   LOAD_ARGS="--version 2 --input pixels --shape 1,28,28" load_run "fashion-native-c$conns" binary "127.0.0.1:$port" fashion "$conns"
   LOAD_ARGS="--version 1 --input x --shape 1,3,32,32" load_run "cnn-zoo-c$conns" binary "127.0.0.1:$port" cnn-zoo "$conns"
+  # One ~16-token text a request (binary BYTES), the ONNX export and the native model.
+  LOAD_ARGS="--version 1 --only-extras --extra text:BYTES:1x1" load_run "minilm-onnx-c$conns" binary "127.0.0.1:$port" minilm-onnx "$conns"
+  LOAD_ARGS="--version 1 --only-extras --extra text:BYTES:1x1" load_run "minilm-native-c$conns" binary "127.0.0.1:$port" minilm "$conns"
 done
 stop_server
 python3 - "$work" "$out" <<'PY'
@@ -90,7 +98,7 @@ for path in sorted(glob.glob(f"{work}/k6/*.json")):
         "server_cpu_us_per_request": round(r["server_cpu_cores"] / r["req_per_s"] * 1e6, 1),
     }
 for name, r in served.items():
-    model = "fashion-cnn" if name.startswith("fashion") else "cnn-zoo"
+    model = "fashion-cnn" if name.startswith("fashion") else "minilm" if name.startswith("minilm") else "cnn-zoo"
     if name.endswith("-c1"):
         r["onnxruntime_in_process_us_b1"] = ort[(model, 1)]
     print(f"{name:20s} {r}")

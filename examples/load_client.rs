@@ -68,6 +68,9 @@ struct Args {
     /// More inputs after the first, `NAME:DATATYPE:SHAPE` (e.g. `ids:INT64:1x16`), repeatable.
     #[arg(long = "extra", value_parser = extra::parse)]
     extras: Vec<extra::Extra>,
+    /// Send only the `--extra` inputs, not the FP32 `--input` (e.g. one BYTES text input).
+    #[arg(long)]
+    only_extras: bool,
     /// Connections, each one user sending back to back.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -213,6 +216,10 @@ fn grpc_request(args: &Args) -> Bytes {
         ..Default::default()
     }];
     let mut raw_input_contents = vec![raw.into()];
+    if args.only_extras {
+        inputs.clear();
+        raw_input_contents.clear();
+    }
     for extra in &args.extras {
         inputs.push(InferInputTensor {
             name: extra.name.clone(),
@@ -367,6 +374,9 @@ fn http_request(args: &Args, mode: Mode) -> Vec<u8> {
             "FP32",
             &serde_json::to_string(&data).unwrap_or_default(),
         )];
+        if args.only_extras {
+            inputs.clear();
+        }
         inputs.extend(args.extras.iter().map(extra::Extra::json));
         let body = format!("{{\"inputs\":[{}]}}", inputs.join(","));
         ("application/json", String::new(), body.into_bytes())
@@ -375,6 +385,12 @@ fn http_request(args: &Args, mode: Mode) -> Vec<u8> {
             "name": args.input, "shape": args.shape, "datatype": "FP32",
             "parameters": {"binary_data_size": values.len() * 4},
         })];
+        let values = if args.only_extras {
+            inputs.clear();
+            Vec::new()
+        } else {
+            values
+        };
         let extras: Vec<Vec<u8>> = args.extras.iter().map(extra::Extra::bytes).collect();
         for (extra, bytes) in args.extras.iter().zip(&extras) {
             inputs.push(serde_json::json!({

@@ -39,9 +39,15 @@ pub fn parse(text: &str) -> anyhow::Result<Extra> {
         .filter(|&n| n <= 1 << 24)
         .ok_or_else(|| anyhow::anyhow!("--extra {text}: at most 2^24 elements"))?;
     let data = match datatype {
-        DataType::Bytes => {
-            TensorData::Bytes((0..count).map(|i| format!("t{i}").into_bytes()).collect())
-        }
+        // A sentence of about 16 tokens (the MiniLM benches' short text), numbered.
+        DataType::Bytes => TensorData::Bytes(
+            (0..count)
+                .map(|i| {
+                    format!("A model server should be fast, observable and reliable ({i}).")
+                        .into_bytes()
+                })
+                .collect(),
+        ),
         DataType::Bool => TensorData::Bool((0..count).map(|i| i % 2 == 0).collect()),
         DataType::I64 => TensorData::I64((0..count).map(|i| (i % 30_000) as i64).collect()),
         DataType::F32 => TensorData::F32((0..count).map(|i| (i % 255) as f32 / 255.0).collect()),
