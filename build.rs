@@ -1,9 +1,12 @@
-//! Compiles `proto/inference.proto` (the KServe v2 gRPC service) with protox, a pure-Rust
-//! protobuf compiler, so building needs no `protoc`.
+//! Compiles `proto/inference.proto` (the KServe v2 gRPC service, importing Triton's model
+//! configuration from `models/proto/model_config.proto`) with protox, a pure-Rust protobuf
+//! compiler, so building needs no `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/inference.proto");
-    let descriptors = protox::compile(["proto/inference.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=models/proto/model_config.proto");
+    // Triton's model configuration is the models crate's schema (config.pbtxt), imported.
+    let descriptors = protox::compile(["proto/inference.proto"], ["proto", "models/proto"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -10,14 +10,28 @@ use burnserve_models::{ModelError, NamedTensor, TensorData};
 use crate::messages::Job;
 
 /// A version's batching rules.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BatchPolicy {
     /// Most rows (items) in one forward pass.
     pub max_rows: usize,
+    /// Batch sizes worth sending at once (Triton's `preferred_batch_size`): a batch holds at
+    /// most the largest, and goes as soon as it holds one of them and nothing more is queued.
+    pub preferred: Vec<usize>,
     /// Longest the first job of a batch waits for others to join.
     pub max_delay: Duration,
     /// Let a [`DelayGovernor`] skip the wait while batches find no company.
     pub adaptive: bool,
+}
+
+impl BatchPolicy {
+    /// Most rows of one batch: the largest preferred size, else `max_rows`.
+    pub fn batch_rows(&self) -> usize {
+        self.preferred
+            .iter()
+            .copied()
+            .max()
+            .map_or(self.max_rows, |largest| largest.min(self.max_rows))
+    }
 }
 
 /// What to do with a job taken from the queue.

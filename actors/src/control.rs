@@ -6,13 +6,13 @@
 //! load follows, the memory cap and deadline of a load), which every load carries to the
 //! supervisor and the scan obeys. Callers never see an actor (ARCHITECTURE.md, "Handles").
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
 use burnserve_models::spec::is_valid_name;
-use burnserve_models::{Device, Jail, LoadLimits, ModelSpec, Symlinks};
+use burnserve_models::{Device, LoadLimits, ModelSpec, Symlinks};
 
 use crate::error::ControlError;
 use crate::guardian::SupervisorGuardian;
@@ -35,6 +35,34 @@ pub struct RepositoryConfig {
     pub symlinks: Symlinks,
     /// `repository.max_model_bytes` and `repository.load_timeout_ms`.
     pub limits: LoadLimits,
+    /// `repository.control_mode`: who decides what the repository serves.
+    pub mode: ControlMode,
+}
+
+/// Triton's model control modes (`--model-control-mode`, `repository.control_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControlMode {
+    /// Every model of the repository is loaded at start; the repository API may not load or
+    /// unload.
+    None,
+    /// Only the settings' models (and `--load-model` names) at start; the repository API loads
+    /// and unloads.
+    #[default]
+    Explicit,
+    /// As `none`, then the repository is watched: new versions load, changed ones reload
+    /// (load before unload), removed ones unload.
+    Poll,
+}
+
+impl std::fmt::Display for ControlMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ControlMode::None => "none",
+            ControlMode::Explicit => "explicit",
+            ControlMode::Poll => "poll",
+        })
+    }
 }
 
 impl From<std::path::PathBuf> for RepositoryConfig {
@@ -44,6 +72,7 @@ impl From<std::path::PathBuf> for RepositoryConfig {
             path,
             symlinks: Symlinks::default(),
             limits: LoadLimits::default(),
+            mode: ControlMode::default(),
         }
     }
 }
@@ -88,6 +117,9 @@ pub enum IndexStatus {
     Loading,
     Failed(String),
     Unloaded,
+    /// The repository cannot serve it (its `config.pbtxt` was refused, or no version
+    /// directory matches its version policy): why.
+    Unavailable(String),
 }
 
 /// A routing change: the default version, the weighted split, or both. `weights: Some(empty)`
@@ -108,18 +140,22 @@ pub struct ReconcileReport {
 }
 
 #[derive(Default)]
-struct Catalog {
+pub(crate) struct Catalog {
     /// The settings' models, as last reconciled.
-    configured: BTreeMap<String, ModelConfig>,
+    pub(crate) configured: BTreeMap<String, ModelConfig>,
     /// The routing of models the repository unloaded, restored by a repository load.
-    unloaded_routing: HashMap<String, Routing>,
+    pub(crate) unloaded_routing: HashMap<String, Routing>,
+    /// The fingerprint of each version's files when the repository last loaded it (or tried
+    /// to): the poll reloads a version when its files change, and retries a failed one only
+    /// then.
+    pub(crate) loaded_prints: HashMap<VersionKey, u64>,
 }
 
 #[derive(Clone)]
 pub struct ModelControl {
-    router: Addr<ModelRouter>,
-    supervisor: SupervisorGuardian,
-    repository: RepositoryConfig,
+    pub(crate) router: Addr<ModelRouter>,
+    pub(crate) supervisor: SupervisorGuardian,
+    pub(crate) repository: RepositoryConfig,
     catalog: Arc<Mutex<Catalog>>,
 }
 
@@ -173,7 +209,7 @@ impl ModelControl {
             .is_some_and(|model| model.versions.contains(&key.version))
     }
 
-    fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+    pub(crate) fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
         // Plain maps, each write complete: a poisoned lock still holds valid data.
         self.catalog
             .lock()
@@ -219,9 +255,10 @@ impl ModelControl {
         options: LoadOptions,
     ) -> Result<LoadReport, ControlError> {
         check_names(model, Some(version))?;
-        let device = match options.device {
-            Some(device) => device,
-            None => self.configured(model).map_or(Device::Cpu, |m| m.device),
+        let device = match (options.device, self.configured(model)) {
+            (Some(device), _) => device,
+            (None, Some(configured)) => configured.device,
+            (None, None) => self.repository_device(model).await.unwrap_or(Device::Cpu),
         };
         if !device.is_supported() {
             return Err(ControlError::Invalid(format!(
@@ -283,61 +320,6 @@ impl ModelControl {
         Ok(routing?)
     }
 
-    /// The v2 repository load: every version of `model` in the repository, then the routing
-    /// it had when the repository unloaded it, else the settings' default version.
-    pub async fn load_model(&self, model: &str) -> Result<Vec<(String, LoadReport)>, ControlError> {
-        check_names(model, None)?;
-        let versions: Vec<String> = self
-            .scan()
-            .await?
-            .into_iter()
-            .filter(|key| key.model == model)
-            .map(|key| key.version)
-            .collect();
-        if versions.is_empty() {
-            return Err(ControlError::NotFound(format!(
-                "model '{model}' is not in the repository"
-            )));
-        }
-        let mut loaded = Vec::new();
-        for version in versions {
-            let report = self.load(model, &version, LoadOptions::default()).await?;
-            loaded.push((version, report));
-        }
-        let remembered = self.catalog().unloaded_routing.remove(model);
-        let change = match remembered {
-            Some(routing) => RoutingChange {
-                default_version: routing.default_version,
-                weights: Some(routing.weights),
-            },
-            None => RoutingChange {
-                default_version: self.configured(model).and_then(|m| m.default_version),
-                weights: None,
-            },
-        };
-        if change.default_version.is_some() || change.weights.is_some() {
-            // A remembered version may be gone from the repository: then the loads stand as
-            // they are rather than failing after the fact.
-            if let Err(err) = self.set_routing(model, change).await {
-                tracing::warn!(model, error = %err, "could not restore the model's routing");
-            }
-        }
-        Ok(loaded)
-    }
-
-    /// The v2 repository unload: every loaded version of `model`; its routing is remembered
-    /// for the next repository load.
-    pub async fn unload_model(&self, model: &str) -> Result<Vec<String>, ControlError> {
-        let described = self.describe(model, None).await?;
-        self.catalog()
-            .unloaded_routing
-            .insert(model.to_string(), described.routing.clone());
-        for version in &described.versions {
-            self.unload(model, version).await?;
-        }
-        Ok(described.versions)
-    }
-
     /// Makes the served versions those of `models` (the settings file, re-read): loads the
     /// added versions, sets the configured default versions, then unloads what is no longer
     /// listed (load before unload). Remembers `models` for later admin loads.
@@ -390,48 +372,6 @@ impl ModelControl {
             }
         }
         Ok(report)
-    }
-
-    /// Every version in the repository or served, and its state.
-    pub async fn repository_index(&self) -> Result<Vec<(VersionKey, IndexStatus)>, ControlError> {
-        let on_disk = self.scan().await?;
-        let served: BTreeMap<VersionKey, bool> =
-            self.router.send(ListVersions).await?.into_iter().collect();
-        let instances = self.supervisor.send(ListInstances).await?;
-        let mut keys: BTreeSet<VersionKey> = on_disk.into_iter().collect();
-        keys.extend(served.keys().cloned());
-        Ok(keys
-            .into_iter()
-            .map(|key| {
-                let unrouted = instances
-                    .iter()
-                    .filter(|s| *s.key() == key)
-                    .find(|s| matches!(s.phase(), VersionPhase::Loading | VersionPhase::Failed));
-                let status = match (served.get(&key), unrouted) {
-                    (Some(true), _) => IndexStatus::Ready,
-                    (Some(false), _) => IndexStatus::Restarting,
-                    (None, Some(s)) if s.phase() == VersionPhase::Loading => IndexStatus::Loading,
-                    (None, Some(s)) => IndexStatus::Failed(s.failure().unwrap_or_default()),
-                    (None, None) => IndexStatus::Unloaded,
-                };
-                (key, status)
-            })
-            .collect())
-    }
-
-    /// The repository's versions a load would accept (no link leading out of the root, or
-    /// none at all with `Symlinks::None`).
-    async fn scan(&self) -> Result<Vec<VersionKey>, ControlError> {
-        let (root, symlinks) = (self.repository.path.clone(), self.repository.symlinks);
-        let found = tokio::task::spawn_blocking(move || {
-            Jail::open(&root, symlinks).map_or_else(|_| Vec::new(), |jail| jail.scan())
-        })
-        .await
-        .map_err(|e| ControlError::LoadFailed(format!("scanning the repository: {e}")))?;
-        Ok(found
-            .into_iter()
-            .map(|(model, version)| VersionKey::new(model, version))
-            .collect())
     }
 }
 

@@ -106,6 +106,10 @@ pub enum ControlError {
     /// The supervisor died while it held the operation (and was restarted): retry it.
     #[error("{0}")]
     Interrupted(String),
+    /// Not allowed in this configuration (the repository API under `--model-control-mode none`
+    /// or `poll`).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl ControlError {
@@ -116,6 +120,7 @@ impl ControlError {
             ControlError::LoadFailed(_) => ErrorType::LoadFailed,
             ControlError::ShuttingDown => ErrorType::ShuttingDown,
             ControlError::Interrupted(_) => ErrorType::NotReady,
+            ControlError::Forbidden(_) => ErrorType::Forbidden,
         }
     }
 }

@@ -49,6 +49,7 @@ impl ExecutorConfig {
     pub fn policy(&self) -> BatchPolicy {
         BatchPolicy {
             max_rows: self.spec.batching.max_rows(),
+            preferred: self.spec.batching.preferred_batch_sizes.clone(),
             max_delay: self.spec.batching.max_batch_delay(),
             adaptive: self.spec.batching.adaptive_delay,
         }
@@ -133,6 +134,19 @@ fn build_and_warm(
             .map_err(|e| ModelError::Load(format!("warm-up failed: {e}")))?;
         if pass == 1 {
             config.state.cost().record_pass(1, started.elapsed());
+        }
+    }
+    // The configuration's own warm-up requests (Triton's `model_warmup`), each `count` times.
+    for sample in &config.spec.warmup {
+        for _ in 0..sample.count {
+            budget.check()?;
+            guarded_forward(
+                model.as_mut(),
+                &config.spec,
+                (sample.inputs.clone(), sample.rows),
+                None,
+            )
+            .map_err(|e| ModelError::Load(format!("model_warmup '{}' failed: {e}", sample.name)))?;
         }
     }
     budget.check()?;
@@ -446,7 +460,7 @@ fn gather(
         carried,
         last_end,
     } = gathering;
-    let mut batch = Batch::new(policy.max_rows);
+    let mut batch = Batch::new(policy.batch_rows());
     // A job joins only if it can still finish: its remaining time covers the expected pass
     // (with margin) of the batch it would make.
     let pass_for = |rows: usize| {
@@ -516,7 +530,9 @@ fn gather(
                 }
             }
             let now = Instant::now();
-            if batch.is_full() || now >= until {
+            // A preferred size with nothing more queued goes now (Triton's dynamic batcher).
+            let preferred = policy.preferred.contains(&batch.rows());
+            if batch.is_full() || preferred || now >= until {
                 break;
             }
             // A whole slice asleep and nobody came: the requests that were coming have come
@@ -809,6 +825,7 @@ mod tests {
         }
         let policy = BatchPolicy {
             max_rows: 64,
+            preferred: Vec::new(),
             max_delay,
             adaptive: false,
         };

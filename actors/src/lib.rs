@@ -45,6 +45,7 @@ pub mod metrics;
 mod model_actor;
 pub mod reconcile;
 pub mod reply;
+pub mod repository;
 mod router;
 pub mod runtime;
 pub mod service;
@@ -55,7 +56,8 @@ mod supervisor;
 
 pub use burnserve_models::ErrorType;
 pub use control::{
-    IndexStatus, Listing, LoadOptions, ModelControl, PendingVersion, ReconcileReport, RoutingChange,
+    ControlMode, IndexStatus, Listing, LoadOptions, ModelControl, PendingVersion, ReconcileReport,
+    RoutingChange,
 };
 pub use error::{ControlError, InferError};
 pub use jobs::{JobService, JobSettings};
@@ -64,6 +66,7 @@ pub use messages::{JobOutput, VersionKey};
 pub use metrics::{Metrics, MetricsConfig, ANONYMOUS};
 pub use model_actor::restart_backoff;
 pub use reconcile::ModelConfig;
+pub use repository::SyncReport;
 pub use router::{version_order, ModelDescription, Routing, VersionInfo, RETRY_AFTER};
 pub use runtime::Runtime;
 pub use service::{InferRequest, InferResponse, InferenceService};

@@ -361,7 +361,12 @@ fn enqueue(
     let prepared = prepare_input(&entry.spec, input)?;
     let rows = prepared.rows;
     let default_timeout = entry.spec.default_timeout();
-    let timeout = timeout.map_or(default_timeout, |t| t.min(default_timeout));
+    // A request's own timeout shortens the model's only where the model allows it (Triton's
+    // `allow_timeout_override`).
+    let timeout = match timeout {
+        Some(t) if entry.spec.allow_timeout_override => t.min(default_timeout),
+        _ => default_timeout,
+    };
     let now = Instant::now();
     let deadline = received_at.map_or(now, |arrived| arrived.min(now)) + timeout;
     let remaining = deadline.saturating_duration_since(now);

@@ -187,7 +187,7 @@ async fn load_instance(
                 .map_err(|e| ControlError::LoadFailed(e.to_string()))?;
             spec
         }
-        None => burnserve_models::onnx::version_spec(&jail, &dir)
+        None => burnserve_models::triton::version_spec(&jail, &key.model, &dir)
             .map_err(|e| ControlError::LoadFailed(e.to_string()))?,
     };
     let spec = Arc::new(spec);

@@ -32,6 +32,7 @@ fn runtime(root: &Path, symlinks: Symlinks, load_timeout_ms: u64) -> Runtime {
             path: root.to_path_buf(),
             symlinks,
             limits: LoadLimits::new(1 << 30, load_timeout_ms).expect("limits"),
+            mode: Default::default(),
         },
         metrics,
     )

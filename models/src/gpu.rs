@@ -52,3 +52,12 @@ pub fn memory() -> Vec<DeviceMemory> {
     #[cfg(not(feature = "cuda"))]
     Vec::new()
 }
+
+/// How many GPUs this process can use: `None` without the `cuda` feature (no GPU can be
+/// asked for then), `Some(0)` when no driver or device answers.
+pub fn device_count() -> Option<usize> {
+    #[cfg(feature = "cuda")]
+    return Some(cudarc::driver::CudaContext::device_count().map_or(0, |n| n.max(0) as usize));
+    #[cfg(not(feature = "cuda"))]
+    None
+}

@@ -163,6 +163,38 @@ impl Jail {
         }
     }
 
+    /// Every model directory of the repository (valid name, reached without a refused link),
+    /// with its canonical path, sorted by name.
+    pub fn model_dirs(&self) -> Vec<(String, PathBuf)> {
+        let mut found: Vec<(String, PathBuf)> = valid_entries(&self.root)
+            .into_iter()
+            .filter_map(|model| {
+                let dir = self
+                    .resolve(&self.root, [std::ffi::OsStr::new(&model)])
+                    .ok()?;
+                dir.is_dir().then_some((model, dir))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The subdirectories of `model_dir` (validly named, reached without a refused link),
+    /// sorted by name.
+    pub fn version_dirs(&self, model_dir: &Path) -> Vec<(String, PathBuf)> {
+        let mut found: Vec<(String, PathBuf)> = valid_entries(model_dir)
+            .into_iter()
+            .filter_map(|version| {
+                let dir = self
+                    .resolve(model_dir, [std::ffi::OsStr::new(&version)])
+                    .ok()?;
+                dir.is_dir().then_some((version, dir))
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
     /// Every `(model, version)` of the repository whose directories and `model.toml` a load
     /// would accept (valid names, no refused link on the way to `model.toml`), sorted. The
     /// files `model.toml` names are judged by the load itself.
@@ -201,6 +233,19 @@ impl Jail {
         found.sort();
         found
     }
+}
+
+/// The validly named entries of `dir` (none when it cannot be read).
+fn valid_entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| is_valid_name(n))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Resolves `name` (field `field` of `model.toml`) inside the version directory `dir`, with

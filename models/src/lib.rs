@@ -49,6 +49,7 @@ pub mod spec;
 pub mod tensor;
 #[cfg(feature = "test-util")]
 pub mod testdata;
+pub mod triton;
 pub mod weights;
 
 pub use arch::{load_model, load_version};

@@ -63,6 +63,26 @@ pub struct ModelSpec {
     /// even when their requests ran again one by one; 0 never restarts for failures.
     #[serde(default = "default_restart_after_failed_batches")]
     pub restart_after_failed_batches: u32,
+    /// Whether a request's own `timeout` parameter may shorten `timeout_ms` (Triton's
+    /// `allow_timeout_override`); `false`: every request gets `timeout_ms`.
+    #[serde(default = "default_allow_timeout_override")]
+    pub allow_timeout_override: bool,
+    /// Requests run at load, after the warm-up pass (Triton's `model_warmup`).
+    #[serde(skip)]
+    pub warmup: Vec<WarmupSample>,
+    /// The Triton configuration this spec was mapped from (`config.pbtxt`), for the
+    /// configuration document; `None` for `model.toml` versions.
+    #[serde(skip)]
+    pub triton: Option<std::sync::Arc<crate::triton::pb::ModelConfig>>,
+}
+
+/// One `model_warmup` sample: its inputs (with the batch dimension), run `count` times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WarmupSample {
+    pub name: String,
+    pub inputs: Vec<crate::tensor::NamedTensor>,
+    pub rows: usize,
+    pub count: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -87,6 +107,10 @@ pub struct BatchingSpec {
     /// (one per core).
     #[serde(default)]
     pub instances: Instances,
+    /// Batch sizes worth waiting for (Triton's `preferred_batch_size`): gathering ends once a
+    /// batch holds the largest of them, before `max_batch_size` and the delay.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preferred_batch_sizes: Vec<usize>,
     /// Threads each instance's forward passes use (the intra-op threads of ONNX Runtime and
     /// PyTorch): a number, or `"auto"`: with one instance, the process's shared pool (every
     /// core); with several, the cores divided among them, each instance on a pool of its own.
@@ -233,6 +257,7 @@ impl Default for BatchingSpec {
             adaptive_delay: default_adaptive_delay(),
             instances: Instances::default(),
             threads_per_instance: Threads::default(),
+            preferred_batch_sizes: Vec::new(),
         }
     }
 }
@@ -254,6 +279,9 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_restart_after_failed_batches() -> u32 {
     20
+}
+fn default_allow_timeout_override() -> bool {
+    true
 }
 
 /// Bounds of the `model.toml` values that size memory or time: a value outside is refused
@@ -447,6 +475,16 @@ impl ModelSpec {
         {
             return fail(format!(
                 "batching.max_batch_delay_ms must be within 0..={MAX_BATCH_DELAY_MS}"
+            ));
+        }
+        if let Some(bad) = batching
+            .preferred_batch_sizes
+            .iter()
+            .find(|&&n| n == 0 || n > batching.max_rows())
+        {
+            return fail(format!(
+                "batching.preferred_batch_sizes: {bad} is not within 1..={} (max_batch_size)",
+                batching.max_rows()
             ));
         }
         if !(1..=MAX_QUEUE_CAPACITY).contains(&batching.queue_capacity) {

@@ -5,6 +5,7 @@
 //! - [`server`] — start-up (registry, actors, model loading) and the HTTP and gRPC servers.
 //! - [`shutdown`] — the graceful drain on SIGTERM/SIGINT.
 //! - [`limits`] — process limits raised at start.
+//! - [`repository`] — the model repository at start-up by control mode, and the poll.
 //! - [`heap`] — the allocator's free memory handed back, and its figures.
 //! - [`telemetry`] — logging.
 //! - [`gpu_metrics`] — GPU memory gauges read at scrape (`cuda` builds).
@@ -12,6 +13,7 @@
 pub mod gpu_metrics;
 pub mod heap;
 pub mod limits;
+pub mod repository;
 pub mod server;
 pub mod settings;
 pub mod shutdown;

@@ -202,6 +202,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, StartError> {
             weight_bytes = loaded.weight_bytes, "loaded");
     }
     let loads = report.loaded;
+    crate::app::repository::start(&settings, &runtime.control).await?;
 
     let access = Access::from_settings(&settings, &registry).map_err(StartError::Access)?;
     // Jobs start once the configured versions are loaded: a job of a version that is not

@@ -217,7 +217,27 @@ pub struct RepositorySettings {
     /// `load_failed`, the version ends failed and its build is cancelled.
     #[serde(default = "default_load_timeout_ms")]
     pub load_timeout_ms: u64,
+    /// Triton's model control mode: `explicit` (the settings' models and `load_models` at
+    /// start, then the repository API), `none` (every repository model at start; the
+    /// repository API may not load or unload) or `poll` (as `none`, then the repository is
+    /// watched every `poll_interval_ms`).
+    #[serde(default)]
+    pub control_mode: burnserve_actors::ControlMode,
+    /// How often `poll` looks at the repository (Triton's `--repository-poll-secs`).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Repository models loaded at start in `explicit` mode, beside the settings' models
+    /// (Triton's `--load-model`; `*`: every one).
+    #[serde(default)]
+    pub load_models: Vec<String>,
 }
+
+fn default_poll_interval_ms() -> u64 {
+    15_000
+}
+
+/// Bounds of `repository.poll_interval_ms`.
+pub const POLL_INTERVAL_MS: std::ops::RangeInclusive<u64> = 100..=86_400_000;
 
 fn default_max_model_bytes() -> u64 {
     burnserve_models::load::DEFAULT_MAX_MODEL_BYTES
@@ -239,6 +259,7 @@ impl RepositorySettings {
             path: self.path.clone(),
             symlinks: self.symlinks,
             limits: self.limits().unwrap_or_default(),
+            mode: self.control_mode,
         }
     }
 }
@@ -364,6 +385,14 @@ pub enum SettingsError {
 impl Settings {
     /// Layers the sources. `file` replaces the `config/{mode}.toml` lookup when given.
     pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_adjusted(file, |_| {})
+    }
+
+    /// [`Self::load`], with `adjust` (the command line's flags) applied before validation.
+    pub fn load_adjusted(
+        file: Option<&Path>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Result<Self, SettingsError> {
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
         builder = match file {
@@ -382,6 +411,7 @@ impl Settings {
             )
             .build()?
             .try_deserialize()?;
+        adjust(&mut settings);
         settings.validate()?;
         settings.source = file.map(Path::to_path_buf);
         Ok(settings)

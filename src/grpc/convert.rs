@@ -153,95 +153,12 @@ pub(super) fn metadata_message(m: documents::ModelMetadata) -> ModelMetadataResp
     }
 }
 
-/// The core's model configuration as the gRPC message.
-pub(super) fn config_message(c: documents::ModelConfig) -> proto::ModelConfig {
-    let data_type = |name: &str| {
-        DataType::ALL
-            .iter()
-            .find(|d| d.triton_config_name() == name)
-            .map_or(proto::DataType::TypeInvalid, |d| proto_data_type(*d)) as i32
-    };
-    let group = c.instance_group.first();
-    let kind = match group.map(|g| g.kind) {
-        Some("KIND_GPU") => model_instance_group::Kind::Gpu,
-        _ => model_instance_group::Kind::Cpu,
-    };
-    proto::ModelConfig {
-        name: c.name.clone(),
-        platform: c.platform,
-        backend: c.backend.into(),
-        max_batch_size: i32::try_from(c.max_batch_size).unwrap_or(i32::MAX),
-        input: c
-            .input
-            .iter()
-            .map(|t| ModelInput {
-                name: t.name.clone(),
-                data_type: data_type(t.data_type),
-                dims: t.dims.clone(),
-            })
-            .collect(),
-        output: c
-            .output
-            .iter()
-            .map(|t| proto::ModelOutput {
-                name: t.name.clone(),
-                data_type: data_type(t.data_type),
-                dims: t.dims.clone(),
-            })
-            .collect(),
-        instance_group: vec![ModelInstanceGroup {
-            name: c.name,
-            count: group.map_or(1, |g| g.count as i32),
-            gpus: group.map_or_else(Vec::new, |g| g.gpus.iter().map(|&n| n as i32).collect()),
-            kind: kind as i32,
-        }],
-        dynamic_batching: Some(ModelDynamicBatching {
-            max_queue_delay_microseconds: c.dynamic_batching.max_queue_delay_microseconds,
-            default_queue_policy: Some(ModelQueuePolicy {
-                timeout_action: model_queue_policy::TimeoutAction::Reject as i32,
-                default_timeout_microseconds: c
-                    .dynamic_batching
-                    .default_queue_policy
-                    .default_timeout_microseconds,
-                max_queue_size: u32::try_from(
-                    c.dynamic_batching.default_queue_policy.max_queue_size,
-                )
-                .unwrap_or(u32::MAX),
-            }),
-        }),
-        parameters: c
-            .parameters
-            .into_iter()
-            .map(|(key, value)| {
-                (
-                    key,
-                    ModelParameter {
-                        string_value: value.string_value,
-                    },
-                )
-            })
-            .collect(),
-    }
-}
-
-/// A datatype as gRPC's configuration enum.
-fn proto_data_type(datatype: DataType) -> proto::DataType {
-    match datatype {
-        DataType::Bool => proto::DataType::TypeBool,
-        DataType::U8 => proto::DataType::TypeUint8,
-        DataType::U16 => proto::DataType::TypeUint16,
-        DataType::U32 => proto::DataType::TypeUint32,
-        DataType::U64 => proto::DataType::TypeUint64,
-        DataType::I8 => proto::DataType::TypeInt8,
-        DataType::I16 => proto::DataType::TypeInt16,
-        DataType::I32 => proto::DataType::TypeInt32,
-        DataType::I64 => proto::DataType::TypeInt64,
-        DataType::F16 => proto::DataType::TypeFp16,
-        DataType::BF16 => proto::DataType::TypeBf16,
-        DataType::F32 => proto::DataType::TypeFp32,
-        DataType::F64 => proto::DataType::TypeFp64,
-        DataType::Bytes => proto::DataType::TypeString,
-    }
+/// The effective configuration as the gRPC message: the same schema (`model_config.proto`)
+/// compiled into this crate, so the bytes carry over as they are.
+pub(super) fn config_message(c: &burnserve_models::triton::pb::ModelConfig) -> proto::ModelConfig {
+    use prost::Message;
+    // Both types come from one schema: every message of one decodes as the other.
+    proto::ModelConfig::decode(c.encode_to_vec().as_slice()).unwrap_or_default()
 }
 
 fn duration(totals: stats::StatDuration) -> Option<StatisticDuration> {

@@ -244,7 +244,7 @@ impl GrpcInferenceService for Inference {
             .await
             .map_err(refused)?;
         Ok(Response::new(ModelConfigResponse {
-            config: Some(config_message(documents::model_config(&described))),
+            config: Some(config_message(&documents::model_config(&described))),
         }))
     }
 

@@ -396,6 +396,7 @@ pub fn index_state(status: IndexStatus) -> (&'static str, String) {
         IndexStatus::Loading => ("LOADING", String::new()),
         IndexStatus::Failed(error) => ("UNAVAILABLE", error),
         IndexStatus::Unloaded => ("UNAVAILABLE", "unloaded".to_string()),
+        IndexStatus::Unavailable(reason) => ("UNAVAILABLE", reason),
     }
 }
 

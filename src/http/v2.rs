@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 
 use super::openapi::{LookupErrors, ModelPath, VersionPath};
 use super::{ApiError, AppState};
-use crate::kserve::documents::{self, ModelConfig, ModelMetadata, ServerMetadata};
+use crate::kserve::documents::{self, ModelConfigSchema, ModelMetadata, ServerMetadata};
 use crate::kserve::stats::{model_stats, StatsResponse};
 
 /// The server's name, version and extensions.
@@ -99,12 +99,12 @@ async fn config(
     version: Option<String>,
 ) -> Result<HttpResponse, ApiError> {
     let described = state.service.describe(&model, version.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(documents::model_config(&described)))
+    Ok(HttpResponse::Ok().json(documents::model_config_json(&described)))
 }
 
 /// `GET /v2/models/{m}/config`: the model configuration extension (the default version's).
 #[utoipa::path(get, path = "/v2/models/{model}/config", tag = "v2", params(ModelPath),
-    responses((status = 200, body = ModelConfig), LookupErrors))]
+    responses((status = 200, body = ModelConfigSchema), LookupErrors))]
 pub async fn config_model(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -114,7 +114,7 @@ pub async fn config_model(
 
 /// One version's configuration.
 #[utoipa::path(get, path = "/v2/models/{model}/versions/{version}/config", tag = "v2",
-    params(VersionPath), responses((status = 200, body = ModelConfig), LookupErrors))]
+    params(VersionPath), responses((status = 200, body = ModelConfigSchema), LookupErrors))]
 pub async fn config_version(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

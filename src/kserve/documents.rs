@@ -128,70 +128,40 @@ pub fn model_metadata(d: ModelDescription, explicit: bool) -> ModelMetadata {
     }
 }
 
-/// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration (JSON).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelConfig {
-    pub name: String,
-    pub version: String,
-    pub platform: String,
-    pub backend: &'static str,
-    /// 0: the model has no batch dimension.
-    pub max_batch_size: usize,
-    pub input: Vec<ConfigTensor>,
-    pub output: Vec<ConfigTensor>,
-    pub dynamic_batching: DynamicBatching,
-    pub instance_group: Vec<InstanceGroup>,
-    /// `device`, `threads_per_instance` and `timeout_ms`.
-    pub parameters: BTreeMap<String, StringValue>,
+/// `GET /v2/models/{m}[/versions/{v}]/config`: Triton's model configuration as JSON (its field
+/// names, every field, enums by name), with burnserve's `version` and each output's `labels`
+/// beside; documented in OpenAPI by [`ModelConfigSchema`].
+pub type ModelConfigJson = serde_json::Value;
+
+/// The schema of the configuration document (Triton's `ModelConfig`).
+pub struct ModelConfigSchema;
+
+impl utoipa::PartialSchema for ModelConfigSchema {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let schema = serde_json::json!({
+            "type": "object",
+            "description": "Triton's model configuration (inference.ModelConfig as JSON, proto field names): name, platform, backend, version_policy, max_batch_size, input, output, dynamic_batching, instance_group, default_model_filename, parameters, model_warmup; with burnserve's `version` and each output's `labels`.",
+            "required": ["name", "platform", "max_batch_size", "input", "output"],
+            "properties": {
+                "name": { "type": "string" },
+                "version": { "type": "string" },
+                "platform": { "type": "string" },
+                "backend": { "type": "string" },
+                "max_batch_size": { "type": "integer" },
+                "input": { "type": "array", "items": { "type": "object" } },
+                "output": { "type": "array", "items": { "type": "object" } },
+                "dynamic_batching": { "type": "object" },
+                "instance_group": { "type": "array", "items": { "type": "object" } },
+                "parameters": { "type": "object" }
+            }
+        });
+        serde_json::from_value(schema).unwrap_or_default()
+    }
 }
 
-/// A tensor as Triton's model configuration writes it (dims without the batch dimension).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ConfigTensor {
-    pub name: String,
-    /// `TYPE_FP32`, `TYPE_INT64`, `TYPE_STRING`, ...
-    pub data_type: &'static str,
-    pub dims: Vec<i64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub optional: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub labels: Vec<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DynamicBatching {
-    pub max_queue_delay_microseconds: u64,
-    pub adaptive_delay: bool,
-    pub default_queue_policy: QueuePolicy,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueuePolicy {
-    pub max_queue_size: usize,
-    pub default_timeout_microseconds: u64,
-    pub timeout_action: &'static str,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InstanceGroup {
-    pub count: usize,
-    /// `KIND_CPU` or `KIND_GPU`.
-    pub kind: &'static str,
-    pub gpus: Vec<usize>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StringValue {
-    pub string_value: String,
-}
-
-fn config_tensor(tensor: &TensorSpec) -> ConfigTensor {
-    ConfigTensor {
-        name: tensor.name.clone(),
-        data_type: tensor.datatype.triton_config_name(),
-        dims: tensor.shape.clone(),
-        optional: tensor.optional,
-        labels: tensor.labels.clone(),
+impl ToSchema for ModelConfigSchema {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ModelConfig")
     }
 }
 
@@ -203,47 +173,27 @@ pub fn threads_per_instance(spec: &ModelSpec) -> String {
         .map_or_else(|| "shared".to_string(), |n| n.to_string())
 }
 
-/// The configuration of a described version.
-pub fn model_config(d: &ModelDescription) -> ModelConfig {
-    let spec = &d.spec;
-    let (kind, gpus) = match d.device {
-        burnserve_models::Device::Cpu => ("KIND_CPU", vec![]),
-        burnserve_models::Device::Cuda(n) => ("KIND_GPU", vec![n]),
-    };
-    let delay_us = (spec.batching.max_batch_delay_ms * 1000.0).round() as u64;
-    let parameter = |text: String| StringValue { string_value: text };
-    ModelConfig {
-        name: d.name.clone(),
-        version: d.version.clone(),
-        platform: format!("burn_{}", spec.architecture),
-        backend: "burn",
-        max_batch_size: spec.batching.max_batch_size,
-        input: spec.inputs.iter().map(config_tensor).collect(),
-        output: spec.outputs.iter().map(config_tensor).collect(),
-        dynamic_batching: DynamicBatching {
-            max_queue_delay_microseconds: delay_us,
-            adaptive_delay: spec.batching.adaptive_delay,
-            default_queue_policy: QueuePolicy {
-                max_queue_size: spec.batching.queue_capacity,
-                default_timeout_microseconds: spec.default_timeout().as_micros() as u64,
-                timeout_action: "REJECT",
-            },
-        },
-        instance_group: vec![InstanceGroup {
-            count: spec.batching.instances.resolve(),
-            kind,
-            gpus,
-        }],
-        parameters: BTreeMap::from([
-            ("device".to_string(), parameter(d.device.to_string())),
-            (
-                "threads_per_instance".to_string(),
-                parameter(threads_per_instance(spec)),
-            ),
-            (
-                "timeout_ms".to_string(),
-                parameter(spec.default_timeout().as_millis().to_string()),
-            ),
-        ]),
+/// The effective configuration of a described version (Triton's `ModelConfig`).
+pub fn model_config(d: &ModelDescription) -> burnserve_models::triton::pb::ModelConfig {
+    burnserve_models::triton::effective_config(
+        &d.name,
+        &d.spec,
+        d.device,
+        &threads_per_instance(&d.spec),
+    )
+}
+
+/// [`model_config`] as the HTTP document: Triton's JSON, plus `version` and each output's
+/// `labels`.
+pub fn model_config_json(d: &ModelDescription) -> ModelConfigJson {
+    let mut json = burnserve_models::triton::schema::to_json(&model_config(d));
+    json["version"] = serde_json::Value::String(d.version.clone());
+    if let Some(outputs) = json["output"].as_array_mut() {
+        for (output, spec) in outputs.iter_mut().zip(&d.spec.outputs) {
+            if !spec.labels.is_empty() {
+                output["labels"] = serde_json::json!(spec.labels);
+            }
+        }
     }
+    json
 }

@@ -81,6 +81,7 @@ fn gathering_stops_the_delay_after_the_first_arrival_or_the_last_pass() {
 fn policy(adaptive: bool) -> BatchPolicy {
     BatchPolicy {
         max_rows: 8,
+        preferred: Vec::new(),
         max_delay: Duration::from_millis(2),
         adaptive,
     }

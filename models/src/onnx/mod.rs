@@ -14,6 +14,7 @@ pub mod ops;
 pub mod plan;
 pub mod profile;
 pub mod proto;
+pub mod reshape;
 pub mod signature;
 pub mod text;
 pub mod value;
@@ -67,6 +68,8 @@ pub struct OnnxModel<B: Backend> {
     text: Option<Arc<text::TextFront>>,
     /// The signature's name of a text version's pooled output.
     pooled_name: String,
+    /// Tensors the graph takes or gives in another layout (Triton's `reshape`).
+    reshapes: Arc<reshape::Reshapes>,
 }
 
 /// Loads an `onnx` version: checks the file, parses and plans it on the context's device.
@@ -172,6 +175,7 @@ where
                     weight_bytes,
                     text: None,
                     pooled_name: String::new(),
+                    reshapes: Arc::default(),
                 })
             }))
             .unwrap_or_else(|payload| {
@@ -195,6 +199,7 @@ impl<B: Backend> OnnxModel<B> {
     /// Every input and output of the signature must be one of the plan's (for a text version:
     /// the tokenizer feeds the graph, and the pooled output is the signature's).
     fn check_signature(mut self, spec: &ModelSpec) -> Result<Self, ModelError> {
+        self.reshapes = Arc::new(reshape::Reshapes::of(spec));
         if let Some(front) = &self.text {
             let params = &front.params;
             if !self.plan.inputs.iter().any(|(n, _)| *n == params.ids) {
@@ -359,6 +364,10 @@ where
         if let Some(front) = self.text.clone() {
             return self.forward_text(&front, inputs, wanted);
         }
+        let mut inputs = inputs;
+        if !self.reshapes.is_empty() {
+            self.reshapes.inputs(&mut inputs);
+        }
         let mut values: HashMap<String, Value<B>> = HashMap::with_capacity(inputs.len());
         for tensor in inputs {
             let name = tensor.name.clone();
@@ -366,7 +375,11 @@ where
                 value::upload(tensor, &self.ctx).map_err(|e| ModelError::InvalidInput(e.0))?;
             values.insert(name, value);
         }
-        self.run_graph(values, wanted)
+        let mut output = self.run_graph(values, wanted)?;
+        if !self.reshapes.is_empty() {
+            self.reshapes.outputs(&mut output.tensors);
+        }
+        Ok(output)
     }
 
     fn weight_bytes(&self) -> usize {
@@ -381,6 +394,7 @@ where
             weight_bytes: self.weight_bytes,
             text: self.text.clone(),
             pooled_name: self.pooled_name.clone(),
+            reshapes: self.reshapes.clone(),
         }))
     }
 }

@@ -143,11 +143,7 @@ pub fn complete(spec: &mut ModelSpec, jail: &Jail, dir: &Path) -> Result<(), Mod
         .weights
         .get_or_insert_with(|| DEFAULT_FILE.into())
         .clone();
-    let path = jail.file(dir, "weights", &file)?;
-    let bytes = read_bounded(&path, &file)?;
-    let model = ModelProto::parse_from_bytes(&bytes)
-        .map_err(|e| ModelError::Load(format!("'{file}' is not an ONNX model: {e}")))?;
-    let (inputs, outputs) = graph_signature(&model)?;
+    let (inputs, outputs) = read_graph(jail, dir, &file)?;
     let batched = spec.batching.max_batch_size > 0 && has_batch_dimension(&inputs, &outputs);
     if let Some(text) = super::text::TextParams::from_spec(spec)? {
         if !batched {
@@ -207,6 +203,19 @@ pub fn complete(spec: &mut ModelSpec, jail: &Jail, dir: &Path) -> Result<(), Mod
         )));
     }
     spec.validate()
+}
+
+/// The request inputs and the outputs of the graph in `dir`/`file` (inside `jail`).
+pub fn read_graph(
+    jail: &Jail,
+    dir: &Path,
+    file: &str,
+) -> Result<(Vec<GraphTensor>, Vec<GraphTensor>), ModelError> {
+    let path = jail.file(dir, "weights", file)?;
+    let bytes = read_bounded(&path, file)?;
+    let model = ModelProto::parse_from_bytes(&bytes)
+        .map_err(|e| ModelError::Load(format!("'{file}' is not an ONNX model: {e}")))?;
+    graph_signature(&model)
 }
 
 /// Reads at most [`MAX_FILE_BYTES`] of `path`.

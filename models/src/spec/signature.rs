@@ -44,6 +44,10 @@ pub struct TensorSpec {
     /// Also accept `UINT8` values (0–255), scaled to `[0, 1]` by the preprocess stage.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_uint8: bool,
+    /// The shape the model itself takes or gives, when it differs from `shape` (what clients
+    /// send and receive) by its layout only (Triton's `reshape`): same number of values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reshape: Option<Vec<i64>>,
 }
 
 fn default_datatype() -> DataType {
@@ -63,6 +67,7 @@ impl TensorSpec {
             max: None,
             labels: Vec::new(),
             accept_uint8: false,
+            reshape: None,
         }
     }
 
@@ -120,6 +125,30 @@ impl TensorSpec {
                 "{field}.shape {:?} holds more than {MAX_ITEM_LEN} values per item",
                 self.shape
             ));
+        }
+        if let Some(reshape) = &self.reshape {
+            if reshape.len() > MAX_RANK || reshape.iter().any(|&d| d < 1 && d != VARIABLE) {
+                return Err(format!(
+                    "{field}.reshape {reshape:?}: 0..={MAX_RANK} dimensions, each at least 1 or -1"
+                ));
+            }
+            let count = |dims: &[i64]| {
+                dims.iter()
+                    .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+            };
+            if let (Some(a), Some(b)) = (count(&self.shape), count(reshape)) {
+                if a != b {
+                    return Err(format!(
+                        "{field}.reshape {reshape:?} holds {b} values; shape {:?} holds {a}",
+                        self.shape
+                    ));
+                }
+            }
+            if reshape.iter().filter(|&&d| d == VARIABLE).count() > 1 {
+                return Err(format!(
+                    "{field}.reshape {reshape:?}: at most one -1 (it is inferred)"
+                ));
+            }
         }
         if self.accept_uint8 && self.datatype != DataType::F32 {
             return Err(format!("{field}.accept_uint8 applies to FP32 inputs"));

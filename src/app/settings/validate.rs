@@ -38,6 +38,27 @@ impl Settings {
         self.validate_metrics()?;
         self.validate_jobs()?;
         self.repository.limits()?;
+        if !super::POLL_INTERVAL_MS.contains(&self.repository.poll_interval_ms) {
+            return Err(invalid(
+                "repository.poll_interval_ms",
+                format!(
+                    "must be within {}..={}",
+                    super::POLL_INTERVAL_MS.start(),
+                    super::POLL_INTERVAL_MS.end()
+                ),
+            ));
+        }
+        if let Some(bad) = self
+            .repository
+            .load_models
+            .iter()
+            .find(|m| *m != "*" && !is_valid_name(m))
+        {
+            return Err(invalid(
+                "repository.load_models",
+                format!("'{bad}' is not a model directory name (or \"*\")"),
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, model) in self.models.iter().enumerate() {
             let key = |field: &str| format!("models[{i}].{field}");
@@ -82,9 +103,20 @@ impl Settings {
                     ),
                 ));
             }
+            let triton = self
+                .repository
+                .path
+                .join(&model.name)
+                .join(burnserve_models::triton::CONFIG_FILE)
+                .is_file();
             for version in &model.versions {
                 let dir = self.repository.path.join(&model.name).join(version);
-                if !dir.join("model.toml").is_file() && !dir.join("model.onnx").is_file() {
+                let found = if triton {
+                    dir.is_dir()
+                } else {
+                    dir.join("model.toml").is_file() || dir.join("model.onnx").is_file()
+                };
+                if !found {
                     return Err(invalid(
                         key("versions"),
                         format!(

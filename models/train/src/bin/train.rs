@@ -71,9 +71,13 @@ fn fashion_spec(architecture: &str, params: toml::Table, description: String) ->
             adaptive_delay: true,
             instances: Default::default(),
             threads_per_instance: Default::default(),
+            preferred_batch_sizes: Vec::new(),
         },
         timeout_ms: 5000,
         restart_after_failed_batches: 20,
+        allow_timeout_override: true,
+        warmup: Vec::new(),
+        triton: None,
     }
 }
 
