@@ -68,6 +68,30 @@ impl From<ControlModeArg> for ControlMode {
 }
 
 impl Cli {
+    /// The keys the --config file sets that the repository flags consider (`models`,
+    /// `repository.control_mode`); none when there is no file or it does not parse (the
+    /// settings loader then says why).
+    fn config_file_keys(&self) -> std::collections::HashSet<&'static str> {
+        let table = self
+            .config
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .unwrap_or_default();
+        let mut keys = std::collections::HashSet::new();
+        if table.contains_key("models") {
+            keys.insert("models");
+        }
+        if table
+            .get("repository")
+            .and_then(|r| r.get("control_mode"))
+            .is_some()
+        {
+            keys.insert("repository.control_mode");
+        }
+        keys
+    }
+
     /// The flags over the settings read.
     fn apply(&self, settings: &mut Settings) {
         if let Some(port) = self.port {
@@ -84,8 +108,13 @@ impl Cli {
         }
         if let Some(path) = &self.model_repository {
             settings.repository.path = path.clone();
-            if self.config.is_none() {
+            // The built-in [[models]] name the bundled repository; Triton's default mode is
+            // `none`. A --config file that sets either keeps its own.
+            let file = self.config_file_keys();
+            if !file.contains("models") {
                 settings.models.clear();
+            }
+            if !file.contains("repository.control_mode") {
                 settings.repository.control_mode = ControlMode::None;
             }
         }

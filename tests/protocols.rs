@@ -292,10 +292,17 @@ async fn requested_outputs_must_exist_and_ids_echo_only_when_given() {
     let (status, answer, _) = server
         .post(
             "/v2/models/mlp/infer",
-            &request(json!([{ "name": "probabilities", "parameters": { "classification": 2 } }])),
+            &request(json!([{ "name": "probabilities", "parameters": { "classification": -1 } }])),
         )
         .await;
     assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("classification must be within"),
+        "{answer}"
+    );
     let (status, answer, _) = server
         .post(
             "/v2/models/mlp/infer",

@@ -206,7 +206,8 @@ impl GrpcInferenceService for Inference {
         }
         let mut response = self.state.service.infer(infer).await.map_err(refused)?;
         let tensors = std::mem::take(&mut response.output.outputs);
-        let answers = response::select(tensors, &outputs, true, false).map_err(refused)?;
+        let answers =
+            response::select(tensors, &outputs, (true, false), &response.spec).map_err(refused)?;
         let mut raw_output_contents = Vec::with_capacity(answers.len());
         let outputs = answers
             .into_iter()

@@ -122,7 +122,7 @@ async fn run(
     let mut response = state.service.infer(request).await?;
     let tensors = std::mem::take(&mut response.output.outputs);
     let binary_all = parameters.binary_data_output == Some(true);
-    let answers = response::select(tensors, &outputs, binary_all, true)?;
+    let answers = response::select(tensors, &outputs, (binary_all, true), &response.spec)?;
     let mut binary = Vec::new();
     let written = answers
         .iter()

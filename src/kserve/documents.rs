@@ -70,7 +70,7 @@ pub struct ModelMetadata {
     pub name: String,
     /// Every loaded version (the one named, when the path names one).
     pub versions: Vec<String>,
-    /// `burn_<architecture>`.
+    /// `onnxruntime_onnx` for ONNX graphs (as Triton names them), else `burn_<architecture>`.
     pub platform: String,
     pub inputs: Vec<TensorMetadata>,
     pub outputs: Vec<TensorMetadata>,
@@ -101,7 +101,7 @@ pub fn model_metadata(d: ModelDescription, explicit: bool) -> ModelMetadata {
         } else {
             d.versions
         },
-        platform: format!("burn_{}", spec.architecture),
+        platform: burnserve_models::triton::effective::platform(&spec.architecture),
         inputs: spec
             .inputs
             .iter()

@@ -13,6 +13,7 @@
 //! It depends on the runtime's types only (`burnserve-actors`, `burnserve-models`), never on
 //! the HTTP or gRPC modules.
 
+pub mod classify;
 pub mod documents;
 pub mod json;
 pub mod request;

@@ -163,7 +163,8 @@ pub struct RequestedOutput {
     pub name: String,
     /// HTTP: this output as binary data (gRPC answers raw contents always).
     pub binary_data: Option<bool>,
-    /// Triton's classification extension (not implemented: refused when above 0).
+    /// Triton's classification extension: the top `k` classes of this output (0: the output
+    /// itself).
     pub classification: Option<i64>,
 }
 
@@ -184,15 +185,15 @@ pub fn check_outputs(outputs: &[RequestedOutput]) -> Result<(), InferError> {
             output.name.len()
         )));
     }
-    if outputs
+    let most = super::classify::MAX_CLASSES;
+    if let Some(output) = outputs
         .iter()
-        .any(|o| o.classification.is_some_and(|c| c > 0))
+        .find(|o| o.classification.is_some_and(|c| !(0..=most).contains(&c)))
     {
-        return Err(invalid(
-            "the classification extension is not supported; use /v1/models/{model}/predict for \
-             top-k labels"
-                .into(),
-        ));
+        return Err(invalid(format!(
+            "output '{}': classification must be within 0..={most}",
+            output.name
+        )));
     }
     Ok(())
 }
@@ -313,11 +314,13 @@ mod tests {
         assert!(check_outputs(&[named("")]).is_err());
         assert!(check_outputs(&[named(&"y".repeat(257))]).is_err());
         assert!(check_outputs(&vec![named("y"); 65]).is_err());
-        let classify = RequestedOutput {
-            classification: Some(3),
+        let classify = |k| RequestedOutput {
+            classification: Some(k),
             ..named("y")
         };
-        assert!(check_outputs(&[classify]).is_err());
+        assert!(check_outputs(&[classify(3)]).is_ok());
+        assert!(check_outputs(&[classify(-1)]).is_err());
+        assert!(check_outputs(&[classify(1 << 40)]).is_err());
         assert_eq!(timeout(None).unwrap(), None);
         assert_eq!(
             timeout(Some(Some(1500))).unwrap(),

@@ -3,7 +3,7 @@
 //! asked for none), each as JSON or binary data (HTTP; gRPC answers raw contents always).
 
 use burnserve_actors::InferError;
-use burnserve_models::NamedTensor;
+use burnserve_models::{ModelSpec, NamedTensor};
 
 use super::json::first_non_utf8;
 use super::request::RequestedOutput;
@@ -20,11 +20,13 @@ pub struct Answer {
 /// data (`parameters.binary_data_output`); an output's own `binary_data` wins over it.
 /// `json_only`: the protocol writes non-binary outputs as JSON, which cannot carry BYTES
 /// elements that are not UTF-8 text.
+/// An output asked for with `classification: k` is its top `k` classes (`classify`), labelled
+/// from `spec`.
 pub fn select(
     outputs: Vec<NamedTensor>,
     requested: &[RequestedOutput],
-    binary_all: bool,
-    json: bool,
+    (binary_all, json): (bool, bool),
+    spec: &ModelSpec,
 ) -> Result<Vec<Answer>, InferError> {
     let answers: Vec<Answer> = if requested.is_empty() {
         outputs
@@ -50,6 +52,20 @@ pub fn select(
                             wanted.name
                         ))
                     })?;
+                let tensor = match wanted.classification {
+                    Some(k) if k > 0 => {
+                        let labels = spec
+                            .output_named(&tensor.name)
+                            .map_or(&[][..], |t| t.labels.as_slice());
+                        super::classify::classify(
+                            tensor,
+                            k as usize,
+                            labels,
+                            spec.batching.is_batched(),
+                        )?
+                    }
+                    _ => tensor,
+                };
                 Ok(Answer {
                     tensor,
                     binary: wanted.binary_data.unwrap_or(binary_all),
@@ -94,14 +110,15 @@ mod tests {
 
     #[test]
     fn outputs_come_as_asked_in_the_order_asked() {
-        let all = select(outputs(), &[], true, true).unwrap();
+        let spec = burnserve_models::onnx::default_spec().expect("spec");
+        let all = select(outputs(), &[], (true, true), &spec).unwrap();
         assert_eq!(all.len(), 2);
         assert!(all.iter().all(|a| a.binary));
         let picked = select(
             outputs(),
             &[asked("b", Some(true)), asked("a", None)],
-            false,
-            true,
+            (false, true),
+            &spec,
         )
         .unwrap();
         let names: Vec<(&str, bool)> = picked
@@ -109,10 +126,10 @@ mod tests {
             .map(|a| (a.tensor.name.as_str(), a.binary))
             .collect();
         assert_eq!(names, vec![("b", true), ("a", false)]);
-        let json = select(outputs(), &[asked("b", None)], false, true).unwrap_err();
+        let json = select(outputs(), &[asked("b", None)], (false, true), &spec).unwrap_err();
         assert!(json.to_string().contains("not UTF-8"), "{json}");
-        assert!(select(outputs(), &[asked("b", None)], false, false).is_ok());
-        let gone = select(outputs(), &[asked("c", None)], false, true).unwrap_err();
+        assert!(select(outputs(), &[asked("b", None)], (false, false), &spec).is_ok());
+        let gone = select(outputs(), &[asked("c", None)], (false, true), &spec).unwrap_err();
         assert!(gone.to_string().contains("no output 'c'"), "{gone}");
     }
 }

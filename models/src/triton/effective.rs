@@ -10,6 +10,16 @@ use super::pb;
 use crate::device::Device;
 use crate::spec::{ModelSpec, TensorSpec};
 
+/// The platform name of an architecture: Triton's for ONNX graphs, `burn_<architecture>` for
+/// the others.
+pub fn platform(architecture: &str) -> String {
+    if architecture == "onnx" {
+        ONNX_PLATFORM.into()
+    } else {
+        format!("burn_{architecture}")
+    }
+}
+
 /// The configuration of `name` as served from `spec` on `device`; `threads` is each
 /// instance's forward-pass threads as reported (a number, or `shared`).
 pub fn effective_config(
@@ -29,12 +39,11 @@ pub fn effective_config(
         });
     }
     c.name = name.to_string();
+    c.platform = platform(&spec.architecture);
     if spec.architecture == "onnx" {
-        c.platform = ONNX_PLATFORM.into();
         c.backend = ONNX_BACKEND.into();
         c.default_model_filename = spec.weights.clone().unwrap_or_default();
     } else {
-        c.platform = format!("burn_{}", spec.architecture);
         c.backend = "burn".into();
     }
     c.max_batch_size = i32::try_from(spec.batching.max_batch_size).unwrap_or(i32::MAX);

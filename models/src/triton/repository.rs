@@ -114,6 +114,7 @@ fn describe(jail: &Jail, name: String, dir: &Path) -> Option<RepoModel> {
         let (serves, device) = match config::read(jail, dir, &name) {
             Ok(Some(triton)) => (Ok(policy(&triton, &on_disk)), Some(triton.device)),
             Ok(None) => (Err(format!("{CONFIG_FILE} disappeared")), None),
+            Err(ModelError::Load(why)) => (Err(why), None),
             Err(e) => (Err(e.to_string()), None),
         };
         let serves = serves.and_then(|v| {

@@ -85,7 +85,7 @@ pub struct OutputRequest {
 pub struct OutputParameters {
     #[serde(default)]
     pub binary_data: Option<bool>,
-    /// Triton's classification extension: not implemented, refused when asked for.
+    /// Triton's classification extension: the top `k` classes of this output.
     #[serde(default)]
     pub classification: Option<i64>,
 }
