@@ -146,14 +146,14 @@ async fn each_config_field_shows_its_effect() {
     add_model(
         repo,
         "labelled",
-        Some(&format!(
+        Some(
             "name: \"labelled\"\nbackend: \"onnxruntime\"\nmax_batch_size: 8\n\
              default_model_filename: \"net.onnx\"\n\
-             input [{{ name: \"pixels\" data_type: TYPE_FP32 dims: [784] reshape: {{ shape: [28, 28] }} }}]\n\
-             output [{{ name: \"probabilities\" data_type: TYPE_FP32 dims: [10] label_filename: \"labels.txt\" }}]\n\
-             instance_group [{{ count: 2 kind: KIND_CPU }}]\n\
-             parameters {{ key: \"intra_op_thread_count\" value: {{ string_value: \"1\" }} }}\n"
-        )),
+             input [{ name: \"pixels\" data_type: TYPE_FP32 dims: [784] reshape: { shape: [28, 28] } }]\n\
+             output [{ name: \"probabilities\" data_type: TYPE_FP32 dims: [10] label_filename: \"labels.txt\" }]\n\
+             instance_group [{ count: 2 kind: KIND_CPU }]\n\
+             parameters { key: \"intra_op_thread_count\" value: { string_value: \"1\" } }\n",
+        ),
         &[("1", MLP, "net.onnx")],
     );
     std::fs::write(repo.join("labelled/labels.txt"), LABELS.join("\n")).expect("labels");

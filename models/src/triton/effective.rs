@@ -86,11 +86,12 @@ pub fn effective_config(
         })
         .collect();
     let batching = &spec.batching;
-    let declared_batching = match &c.scheduling_choice {
-        Some(pb::model_config::SchedulingChoice::DynamicBatching(d)) => Some(d.clone()),
-        None => None,
-    };
-    let mut dynamic = declared_batching.unwrap_or_default();
+    let pb::model_config::SchedulingChoice::DynamicBatching(mut dynamic) = c
+        .scheduling_choice
+        .take()
+        .unwrap_or(pb::model_config::SchedulingChoice::DynamicBatching(
+            Default::default(),
+        ));
     dynamic.max_queue_delay_microseconds = (batching.max_batch_delay_ms * 1000.0).round() as u64;
     dynamic.preferred_batch_size = batching
         .preferred_batch_sizes
