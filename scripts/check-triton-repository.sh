@@ -24,63 +24,22 @@ done
 py=$(bash scripts/install-tritonclient.sh)
 onnx_py=$(bash scripts/install-onnx.sh)
 
-work=target/check-triton-repository
-rm -rf "$work"
-mkdir -p "$work"
-"$onnx_py" scripts/triton_repository.py "$work"
+data=target/check-triton-repository
+rm -rf "$data"
+mkdir -p "$data"
+"$onnx_py" scripts/triton_repository.py "$data"
 
-read -r port grpc_port < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-PY
-)
-token="check-triton-repository-$(python3 -c 'import secrets; print(secrets.token_hex(12))')"
-# No [[models]]: every model comes from the repository. detector_trt and broken_cfg cannot load
-# by design, so the server must serve the others (Triton's --exit-on-error=false).
-cat > "$work/burnserve.toml" <<TOML
-[server]
-port = $port
-drain_grace_ms = 100
-start_on_load_failure = "serve"
-[grpc]
-port = $grpc_port
-[jobs]
-path = "$PWD/$work/jobs"
-[log]
-level = "warn"
-TOML
-
-BURNSERVE__ADMIN__TOKEN="$token" "$bin" --config "$work/burnserve.toml" \
-  --model-repository "$work/repo" --model-control-mode none > "$work/burnserve.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
-
-up=0
-deadline=$((SECONDS + 60))
-while [ "$SECONDS" -lt "$deadline" ]; do
-  if curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/health/live" \
-    && curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/models/fashion_cnn/ready"; then
-    up=1
-    break
-  fi
-  kill -0 "$server" 2>/dev/null || { echo "burnserve exited:" >&2; cat "$work/burnserve.log" >&2; exit 1; }
-  sleep 0.1
-done
-if [ "$up" != 1 ]; then
-  echo "burnserve did not serve fashion_cnn in 60 s:" >&2
-  cat "$work/burnserve.log" >&2
-  exit 1
-fi
+source scripts/lib-serve.sh
+# No [[models]]: every model comes from the repository (the server starts in mode none, with
+# detector_trt and broken_cfg UNAVAILABLE by design, and serves the others).
+serve check-triton-repository-server "" --model-repository "$data/repo" --model-control-mode none
 
 status=0
 timeout 300 "$py" scripts/triton_repository_check.py --url "127.0.0.1:$port" \
-  --grpc-url "127.0.0.1:$grpc_port" --reference "$work/reference" --token "$token" \
+  --grpc-url "127.0.0.1:$grpc_port" --reference "$data/reference" --token "$token" \
   "$@" || status=$?
 if [ "$status" != 0 ]; then
-  echo "burnserve log ($work/burnserve.log):" >&2
-  tail -n 50 "$work/burnserve.log" >&2
+  echo "burnserve log (target/check-triton-repository-server/burnserve.log):" >&2
+  tail -n 50 "target/check-triton-repository-server/burnserve.log" >&2
 fi
 exit "$status"

@@ -1,12 +1,14 @@
-#!/usr/bin/env bash
 # Sourced by the scripts that check burnserve with an outside client (check-tritonclient.sh,
-# check-openapi.sh): `serve_bundled NAME` starts the built binary (target/debug/burnserve, or
-# $BURNSERVE_BIN; nothing is built here) on free loopback HTTP and gRPC ports with the bundled
-# fashion models (1 and 2, default 2) and the example signature `multi-io`, an admin token, warn-level logs and its job store in
-# target/NAME, waits until it is ready, and stops it when the calling script exits. Sets
-# `work`, `port`, `grpc_port`, `token` and `server`.
-serve_bundled() {
-  local name=$1 bin=${BURNSERVE_BIN:-target/debug/burnserve}
+# check-openapi.sh, check-triton-repository.sh): `serve NAME TOML [FLAGS...]` starts the built
+# binary (target/debug/burnserve, or $BURNSERVE_BIN; nothing is built here) on free loopback
+# HTTP and gRPC ports with TOML appended to its settings and FLAGS on its command line, an
+# admin token, warn-level logs and its job store in target/NAME, waits until it is ready, and
+# stops it when the calling script exits. Sets `work`, `port`, `grpc_port`, `token` and
+# `server`. `serve_bundled NAME` serves the bundled fashion models (1 and 2, default 2) and the
+# example signature `multi-io`.
+serve() {
+  local name=$1 extra=$2 bin=${BURNSERVE_BIN:-target/debug/burnserve}
+  shift 2
   [ -x "$bin" ] || { echo "no burnserve binary at $bin (build it first, e.g. cargo build)" >&2; exit 2; }
   work=target/$name
   rm -rf "$work"
@@ -30,15 +32,9 @@ port = $grpc_port
 path = "$PWD/$work/jobs"
 [log]
 level = "warn"
-[[models]]
-name = "fashion"
-versions = ["1", "2"]
-default_version = "2"
-[[models]]
-name = "multi-io"
-versions = ["1"]
+$extra
 TOML
-  BURNSERVE__ADMIN__TOKEN="$token" "$bin" --config "$work/burnserve.toml" > "$work/burnserve.log" 2>&1 &
+  BURNSERVE__ADMIN__TOKEN="$token" "$bin" --config "$work/burnserve.toml" "$@" > "$work/burnserve.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT
   for _ in $(seq 1 300); do
@@ -47,5 +43,16 @@ TOML
     sleep 0.1
   done
   echo "burnserve did not become ready in 30 s" >&2
+  cat "$work/burnserve.log" >&2
   exit 1
+}
+
+serve_bundled() {
+  serve "$1" '[[models]]
+name = "fashion"
+versions = ["1", "2"]
+default_version = "2"
+[[models]]
+name = "multi-io"
+versions = ["1"]'
 }

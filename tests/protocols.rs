@@ -556,9 +556,16 @@ async fn statistics_count_the_traffic_sent_and_config_describes_the_model() {
         (Some("mlp"), Some("2"))
     );
     assert_eq!(config["max_batch_size"], 16);
+    let input = &config["input"][0];
     assert_eq!(
-        config["input"][0],
-        json!({ "name": "features", "data_type": "TYPE_FP32", "dims": [MLP_INPUT] })
+        json!([
+            input["name"],
+            input["data_type"],
+            input["dims"],
+            input["optional"]
+        ]),
+        json!(["features", "TYPE_FP32", [MLP_INPUT], false]),
+        "{config}"
     );
     assert_eq!(config["output"][0]["dims"], json!([MLP_CLASSES]));
     assert_eq!(config["output"][0]["labels"], json!(LABELS));

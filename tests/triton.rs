@@ -669,3 +669,114 @@ async fn poll_mode_follows_the_repository_without_failing_a_request() {
     );
     server.stop().await;
 }
+
+/// `n` single-image requests to `model` at once; their statuses and error types.
+async fn burst(server: &TestServer, model: &str, n: usize) -> Vec<(u16, String)> {
+    let body = infer_body(&[1, 28, 28], &images(1), json!([]), json!({}));
+    let path = format!("/v2/models/{model}/infer");
+    let answers = futures_util::future::join_all((0..n).map(|_| server.post(&path, &body))).await;
+    answers
+        .into_iter()
+        .map(|(status, answer, _)| {
+            (
+                status,
+                answer["error_type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn queue_size_preferred_batches_and_optional_inputs_under_a_burst() {
+    if !require_testdata() {
+        return;
+    }
+    let repo = tempfile::tempdir().expect("repo");
+    let repo = repo.path();
+    let config = |batching: &str, optional: bool| {
+        format!(
+            "platform: \"onnxruntime_onnx\"\nmax_batch_size: 8\n\
+             input [{{ name: \"pixels\" data_type: TYPE_FP32 dims: [28, 28] optional: {optional} }}]\n\
+             {OUTPUT}\n{batching}"
+        )
+    };
+    let queue = |size: u32| {
+        format!(
+            "dynamic_batching {{ max_queue_delay_microseconds: 0 default_queue_policy {{ \
+             max_queue_size: {size} }} }}"
+        )
+    };
+    add_model(
+        repo,
+        "small_queue",
+        Some(&config(&queue(1), false)),
+        &[("1", CNN, "model.onnx")],
+    );
+    add_model(
+        repo,
+        "large_queue",
+        Some(&config(&queue(64), false)),
+        &[("1", CNN, "model.onnx")],
+    );
+    let preferred =
+        "dynamic_batching { max_queue_delay_microseconds: 200000 preferred_batch_size: [2] }";
+    add_model(
+        repo,
+        "preferred",
+        Some(&config(preferred, false)),
+        &[("1", MLP, "model.onnx")],
+    );
+    add_model(
+        repo,
+        "optional",
+        Some(&config("", true)),
+        &[("1", MLP, "model.onnx")],
+    );
+    let server = TestServer::start(settings(repo, "none", "")).await;
+
+    // A queue of one refuses what it cannot hold (429 overloaded); one of 64 holds the burst.
+    let answers = burst(&server, "small_queue", 48).await;
+    let refused = answers
+        .iter()
+        .filter(|(s, e)| *s == 429 && e == "overloaded")
+        .count();
+    let served = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert!(refused > 0 && refused + served == 48, "{answers:?}");
+    let answers = burst(&server, "large_queue", 48).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    let metrics = server.metrics().await;
+    let overloaded = metric(
+        &metrics,
+        "inference_errors_total",
+        &[("model", "small_queue"), ("error_type", "overloaded")],
+    );
+    assert_eq!(overloaded as usize, refused, "each refusal counted once");
+
+    // Preferred batch size 2: no pass runs more than 2 rows, though 8 would fit.
+    let answers = burst(&server, "preferred", 12).await;
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    let (_, stats) = server.get("/v2/models/preferred/stats").await;
+    let stats = &stats["model_stats"][0];
+    assert_eq!(stats["inference_count"], 12, "{stats}");
+    let sizes: Vec<u64> = stats["batch_stats"]
+        .as_array()
+        .expect("batch stats")
+        .iter()
+        .map(|b| b["batch_size"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|&s| s <= 2),
+        "{sizes:?}"
+    );
+
+    // An optional input may be left out of a request: the load's warm-up runs the model
+    // without it, and this graph needs it, so the model is UNAVAILABLE saying so.
+    let index = repository_index(&server).await;
+    let (state, why) = state_of(&index, "optional", "1");
+    assert_eq!(state, "UNAVAILABLE", "{index:?}");
+    assert!(why.contains("warm-up failed"), "{why}");
+    server.stop().await;
+}

@@ -322,9 +322,14 @@ impl ModelControl {
 
     /// Makes the served versions those of `models` (the settings file, re-read): loads the
     /// added versions, sets the configured default versions, then unloads what is no longer
-    /// listed (load before unload). Remembers `models` for later admin loads.
+    /// listed (load before unload; under control mode `none`/`poll`, only what the previous
+    /// settings listed: the repository's own models stay). Remembers `models` for later admin
+    /// loads.
     pub async fn reconcile(&self, models: &[ModelConfig]) -> Result<ReconcileReport, ControlError> {
-        self.catalog().configured = models.iter().map(|m| (m.name.clone(), m.clone())).collect();
+        let before = std::mem::replace(
+            &mut self.catalog().configured,
+            models.iter().map(|m| (m.name.clone(), m.clone())).collect(),
+        );
         let served: Vec<VersionKey> = self
             .router
             .send(ListVersions)
@@ -332,7 +337,16 @@ impl ModelControl {
             .into_iter()
             .map(|(key, _)| key)
             .collect();
-        let plan = plan_reconcile(models, &served);
+        let mut plan = plan_reconcile(models, &served);
+        if self.repository.mode != ControlMode::Explicit {
+            // The repository decides what serves: a settings file unloads only what it used
+            // to list.
+            plan.unload.retain(|key| {
+                before
+                    .get(&key.model)
+                    .is_some_and(|m| m.versions.contains(&key.version))
+            });
+        }
         let mut report = ReconcileReport {
             unchanged: plan.keep,
             ..ReconcileReport::default()

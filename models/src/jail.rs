@@ -166,29 +166,21 @@ impl Jail {
     /// Every model directory of the repository (valid name, reached without a refused link),
     /// with its canonical path, sorted by name.
     pub fn model_dirs(&self) -> Vec<(String, PathBuf)> {
-        let mut found: Vec<(String, PathBuf)> = valid_entries(&self.root)
-            .into_iter()
-            .filter_map(|model| {
-                let dir = self
-                    .resolve(&self.root, [std::ffi::OsStr::new(&model)])
-                    .ok()?;
-                dir.is_dir().then_some((model, dir))
-            })
-            .collect();
-        found.sort();
-        found
+        self.subdirs(&self.root)
     }
 
     /// The subdirectories of `model_dir` (validly named, reached without a refused link),
     /// sorted by name.
     pub fn version_dirs(&self, model_dir: &Path) -> Vec<(String, PathBuf)> {
-        let mut found: Vec<(String, PathBuf)> = valid_entries(model_dir)
+        self.subdirs(model_dir)
+    }
+
+    fn subdirs(&self, base: &Path) -> Vec<(String, PathBuf)> {
+        let mut found: Vec<(String, PathBuf)> = valid_entries(base)
             .into_iter()
-            .filter_map(|version| {
-                let dir = self
-                    .resolve(model_dir, [std::ffi::OsStr::new(&version)])
-                    .ok()?;
-                dir.is_dir().then_some((version, dir))
+            .filter_map(|name| {
+                let dir = self.resolve(base, [std::ffi::OsStr::new(&name)]).ok()?;
+                dir.is_dir().then_some((name, dir))
             })
             .collect();
         found.sort();
@@ -199,17 +191,7 @@ impl Jail {
     /// would accept (valid names, no refused link on the way to `model.toml`), sorted. The
     /// files `model.toml` names are judged by the load itself.
     pub fn scan(&self) -> Vec<(String, String)> {
-        let entries = |dir: &Path| -> Vec<String> {
-            std::fs::read_dir(dir)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .filter(|n| is_valid_name(n))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let entries = valid_entries;
         let mut found = Vec::new();
         for model in entries(&self.root) {
             let Ok(model_dir) = self.resolve(&self.root, [std::ffi::OsStr::new(&model)]) else {

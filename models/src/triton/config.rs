@@ -304,7 +304,10 @@ mod tests {
     use super::*;
 
     fn refused(text: &str) -> String {
-        from_text(text, "m").unwrap_err().to_string()
+        match from_text(text, "m").unwrap_err() {
+            ModelError::Load(message) => message,
+            other => panic!("not a load error: {other}"),
+        }
     }
 
     #[test]

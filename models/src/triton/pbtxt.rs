@@ -19,6 +19,11 @@ pub struct FieldAt {
 /// numbered (`input[0]`, `input[1]`, however written). `None` when the structure does not
 /// parse (unbalanced braces, an unterminated string): prost-reflect's own error then says where.
 pub fn fields(text: &str, repeated: &[&str]) -> Option<Vec<FieldAt>> {
+    walk(text, repeated)
+}
+
+/// Every field of `text` (see [`fields`]).
+fn walk(text: &str, repeated: &[&str]) -> Option<Vec<FieldAt>> {
     let tokens = lex(text)?;
     let mut walk = Walk {
         text,
@@ -35,18 +40,10 @@ pub fn fields(text: &str, repeated: &[&str]) -> Option<Vec<FieldAt>> {
 /// Triton's documentation writes it; prost-reflect wants `input: [ {…} ]`). Lines keep their
 /// numbers. `None` when the structure does not parse.
 pub fn colon_before_lists(text: &str) -> Option<String> {
-    let tokens = lex(text)?;
-    let mut walk = Walk {
-        text,
-        tokens: &tokens,
-        at: 0,
-        found: Vec::new(),
-        repeated: &[],
-    };
-    walk.message("", None, 0)?;
+    let found = walk(text, &[])?;
     let mut out = String::with_capacity(text.len() + 16);
     let mut from = 0;
-    for field in &walk.found {
+    for field in &found {
         let name_end = field.span.0 + field.path.rsplit('.').next().map_or(0, str::len);
         let rest = text[name_end..].trim_start();
         if field.span.1 > field.span.0 && rest.starts_with('[') && !field.path.ends_with(']') {

@@ -256,6 +256,26 @@ mod tests {
     }
 
     #[test]
+    fn hostile_texts_are_refused_without_harm() {
+        let deep = format!("optimization {}", "{ a ".repeat(200_000));
+        assert!(parse(&deep).is_err());
+        let deep_known = format!(
+            "{}{}",
+            "dynamic_batching { ".repeat(100_000),
+            "}".repeat(100_000)
+        );
+        assert!(parse(&deep_known).is_err());
+        let many_unknown: String = (0..1000).map(|i| format!("unknown_{i}: 1\n")).collect();
+        let err = parse(&many_unknown).unwrap_err();
+        assert!(
+            err.message.contains("fields burnserve does not know"),
+            "{err:?}"
+        );
+        assert!(parse("\u{0}\u{ffff}💥 { ] [ } :::").is_err());
+        assert!(parse(&"\"".repeat(1 << 16)).is_err());
+    }
+
+    #[test]
     fn refused_and_ignored_fields() {
         let err = parse("name: \"m\"\nsequence_batching { max_sequence_idle_microseconds: 5 }\n")
             .unwrap_err();
