@@ -25,7 +25,18 @@ fn help_lists_the_flags() {
     let out = burnserve().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for flag in ["--config", "--port", "--host", "BURNSERVE__SECTION__KEY"] {
+    for flag in [
+        "--config",
+        "--port",
+        "--host",
+        "BURNSERVE__SECTION__KEY",
+        "--model-repository",
+        "--model-control-mode",
+        "--load-model",
+        "--repository-poll-secs",
+        "--http-port",
+        "--grpc-port",
+    ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }
 }
@@ -248,4 +259,54 @@ fn log_lines_carry_the_request_id_at_the_level_of_the_outcome() {
     assert!(of("corr-88")
         .iter()
         .all(|line| line["span"]["traceparent"] == trace));
+}
+
+/// A Triton command line: `--model-repository DIR --http-port N` without `--config` serves the
+/// repository's models in mode `none` (the bundled `[[models]]`, which this repository lacks,
+/// are not loaded), and the repository API may not load.
+#[test]
+fn triton_flags_serve_a_repository_in_mode_none() {
+    let onnx = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/onnx-testdata/fashion-mlp/model.onnx");
+    if !burnserve_models::testdata::require(
+        "the ONNX test data",
+        onnx.is_file(),
+        "bash scripts/install-onnx-testdata.sh",
+    ) {
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let version = repo.path().join("mlp_onnx/1");
+    std::fs::create_dir_all(&version).unwrap();
+    std::fs::copy(&onnx, version.join("model.onnx")).unwrap();
+    let port = free_port();
+    let child = burnserve()
+        .arg("--model-repository")
+        .arg(repo.path())
+        .arg("--http-port")
+        .arg(port.to_string())
+        .env("BURNSERVE__ADMIN__TOKEN", common::TOKEN)
+        .env("BURNSERVE__LOG__LEVEL", "warn")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Killed(child);
+    common::process::wait_until_ready(port, "/v2/models/mlp_onnx/ready");
+    let reply = common::process::http(
+        port,
+        "GET /v2/models/fashion HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    let load = format!(
+        "POST /v2/repository/models/mlp_onnx/load HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+        common::TOKEN
+    );
+    let reply = common::process::http(port, &load).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 403") && reply.contains("control mode is none"),
+        "{reply}"
+    );
 }

@@ -200,6 +200,29 @@ async fn each_config_field_shows_its_effect() {
         Some(&warmup("[3, 3]")),
         &[("1", MLP, "model.onnx")],
     );
+    let from_file = |file: &str| {
+        format!(
+            "{platform}model_warmup [{{ name: \"file\" batch_size: 2 inputs {{ key: \"pixels\" \
+             value: {{ data_type: TYPE_FP32 dims: [28, 28] input_data_file: \"{file}\" }} }} }}, \
+             {{ name: \"random\" inputs {{ key: \"pixels\" value: {{ data_type: TYPE_FP32 \
+             dims: [28, 28] random_data: true }} }} }}]"
+        )
+    };
+    add_model(
+        repo,
+        "warm_file",
+        Some(&from_file("pixels.bin")),
+        &[("1", MLP, "model.onnx")],
+    );
+    std::fs::create_dir_all(repo.join("warm_file/warmup")).expect("warmup dir");
+    let raw: Vec<u8> = images(2).iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(repo.join("warm_file/warmup/pixels.bin"), raw).expect("warmup data");
+    add_model(
+        repo,
+        "warm_escape",
+        Some(&from_file("../config.pbtxt")),
+        &[("1", MLP, "model.onnx")],
+    );
     add_model(
         repo,
         "nobatch",
@@ -216,6 +239,20 @@ async fn each_config_field_shows_its_effect() {
         None,
         &[("1", CNN, "model.onnx"), ("2", MLP, "model.onnx")],
     );
+    // Our own layout beside Triton's: a model.toml per version, every version served.
+    add_model(
+        repo,
+        "own",
+        None,
+        &[("1", MLP, "graph.onnx"), ("2", MLP, "graph.onnx")],
+    );
+    for version in ["1", "2"] {
+        std::fs::write(
+            repo.join("own").join(version).join("model.toml"),
+            "architecture = \"onnx\"\nweights = \"graph.onnx\"\ntimeout_ms = 4321\n",
+        )
+        .expect("model.toml");
+    }
 
     let server = TestServer::start(settings(repo, "none", "")).await;
     let index = repository_index(&server).await;
@@ -229,9 +266,13 @@ async fn each_config_field_shows_its_effect() {
         ("labelled", "1", "READY"),
         ("warm", "1", "READY"),
         ("warm_bad", "1", "UNAVAILABLE"),
+        ("warm_file", "1", "READY"),
+        ("warm_escape", "1", "UNAVAILABLE"),
         ("nobatch", "1", "READY"),
         ("auto", "1", "UNAVAILABLE"),
         ("auto", "2", "READY"),
+        ("own", "1", "READY"),
+        ("own", "2", "READY"),
     ] {
         assert_eq!(
             state_of(&index, model, version).0,
@@ -243,6 +284,11 @@ async fn each_config_field_shows_its_effect() {
     // graph failed the load, naming it.
     let (_, why) = state_of(&index, "warm_bad", "1");
     assert!(why.contains("model_warmup 'zeros'"), "{why}");
+    let (_, why) = state_of(&index, "warm_escape", "1");
+    assert!(
+        why.contains("model_warmup[0].inputs") && why.contains("warmup directory"),
+        "{why}"
+    );
 
     // Without a version, the latest the policy serves answers.
     let pixels = images(2);
@@ -382,6 +428,15 @@ async fn each_config_field_shows_its_effect() {
         "{answer}"
     );
 
+    let (status, answer, _) = server.post("/v2/models/own/versions/1/infer", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(floats(&answer["outputs"][0]["data"]), expected);
+    let (_, config) = server.get("/v2/models/own/config").await;
+    assert_eq!(
+        config["parameters"]["timeout_ms"]["string_value"], "4321",
+        "{config}"
+    );
+
     // Mode none: the repository decides; its API may not load or unload.
     for action in ["load", "unload"] {
         let (status, answer) = server
@@ -459,6 +514,14 @@ async fn bad_configurations_are_unavailable_naming_file_line_and_field() {
     )
     .expect("link");
     add_model(repo, "good", None, &[("1", MLP, "model.onnx")]);
+    // A config.pbtxt that is a link out of the repository.
+    std::fs::write(outside.path().join("config.pbtxt"), "max_batch_size: 8").expect("config");
+    add_model(repo, "linked_config", None, &[("1", MLP, "model.onnx")]);
+    std::os::unix::fs::symlink(
+        outside.path().join("config.pbtxt"),
+        repo.join("linked_config/config.pbtxt"),
+    )
+    .expect("link");
 
     let server = TestServer::start(settings(repo, "none", "")).await;
     let index = repository_index(&server).await;
@@ -473,6 +536,11 @@ async fn bad_configurations_are_unavailable_naming_file_line_and_field() {
     #[cfg(not(feature = "cuda"))]
     assert!(state_of(&index, "gpu", "1").1.contains("--features cuda"));
     assert_eq!(state_of(&index, "good", "1").0, "READY");
+    let (state, why) = state_of(&index, "linked_config", "1");
+    assert!(
+        state == "UNAVAILABLE" && why.contains("only inside the model repository"),
+        "{why}"
+    );
     let body = infer_body(&[1, 28, 28], &images(1), json!([]), json!({}));
     let (status, answer, _) = server.post("/v2/models/good/infer", &body).await;
     assert_eq!(status, 200, "the rest serves: {answer}");

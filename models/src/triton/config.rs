@@ -52,7 +52,11 @@ pub fn read(
 ) -> Result<Option<TritonConfig>, ModelError> {
     let path = match jail.file(model_dir, "config", CONFIG_FILE) {
         Ok(path) => path,
-        Err(_) if !model_dir.join(CONFIG_FILE).exists() => return Ok(None),
+        // Absent (not even a dangling link): not a Triton model. A link leading out of the
+        // repository is refused, never taken for an absent file.
+        Err(_) if std::fs::symlink_metadata(model_dir.join(CONFIG_FILE)).is_err() => {
+            return Ok(None)
+        }
         Err(e) => return Err(ModelError::Load(format!("{CONFIG_FILE}: {e}"))),
     };
     let text = read_text(&path, MAX_CONFIG_BYTES, CONFIG_FILE)?;
@@ -77,7 +81,7 @@ pub(super) fn read_text(path: &Path, max: u64, name: &str) -> Result<String, Mod
 /// Parses and checks a configuration's text for model `model`.
 pub fn from_text(text: &str, model: &str) -> Result<TritonConfig, ModelError> {
     let parsed = schema::parse(text).map_err(located)?;
-    if !parsed.ignored.is_empty() {
+    if !parsed.ignored.is_empty() && first_time(model, &parsed.ignored) {
         tracing::warn!(
             model,
             fields = %parsed.ignored.join(", "),
@@ -93,6 +97,24 @@ pub fn from_text(text: &str, model: &str) -> Result<TritonConfig, ModelError> {
         instances,
         max_batch_size_given,
     })
+}
+
+/// Whether the ignored fields of `model` are new since they were last logged (a configuration
+/// is read at every index, load and poll; its warning is written once per content).
+fn first_time(model: &str, ignored: &[String]) -> bool {
+    use std::collections::HashSet;
+    use std::hash::{Hash, Hasher};
+    use std::sync::Mutex;
+    static LOGGED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (model, ignored).hash(&mut hasher);
+    // A set of hashes only: a poisoned lock still holds a valid one.
+    let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    let logged = logged.get_or_insert_with(HashSet::new);
+    if logged.len() >= 4096 {
+        logged.clear();
+    }
+    logged.insert(hasher.finish())
 }
 
 /// Whether `platform`/`backend` name the ONNX runtime (or leave it to the model file).

@@ -1,19 +1,19 @@
 //! Triton's model repository, served unchanged: `<repo>/<model>/config.pbtxt` (Triton's model
-//! configuration, `schema`) over `<version>/model.onnx` files, mapped onto our own settings
-//! (`config`), the versions a model's `version_policy` serves (`policy`), and the repository's
-//! models as the control plane sees them (`repository`).
+//! configuration: parsed in `schema`, located in `pbtxt`, checked in `config`) over
+//! `<version>/model.onnx` files, mapped onto our own version specs against each graph
+//! (`mapping`, `warmup`), the repository's models, version policies and fingerprints as the
+//! control plane sees them (`repository`), and the effective configuration served back
+//! (`effective`).
 
-pub mod pbtxt;
-pub mod schema;
-
-pub use schema::{pb, Located, Parsed};
 pub mod config;
+pub mod effective;
 pub mod mapping;
+pub mod pbtxt;
+pub mod repository;
+pub mod schema;
+pub mod warmup;
 
 pub use config::{TritonConfig, CONFIG_FILE};
-pub mod repository;
-
-pub use repository::{scan, version_spec, Description, RepoModel};
-pub mod effective;
-
 pub use effective::effective_config;
+pub use repository::{scan, version_spec, Description, RepoModel};
+pub use schema::{pb, Located, Parsed};

@@ -97,7 +97,9 @@ pub fn scan(jail: &Jail) -> Vec<RepoModel> {
 /// One model directory; `None` when it holds no version and no configuration.
 fn describe(jail: &Jail, name: String, dir: &Path) -> Option<RepoModel> {
     let has_file = |d: &Path, file: &str| jail.file(d, "file", file).is_ok();
-    let has_config = has_file(dir, CONFIG_FILE);
+    // Present in any form: a link out of the repository makes the model unavailable, it does
+    // not turn it into an auto-completed one.
+    let has_config = std::fs::symlink_metadata(dir.join(CONFIG_FILE)).is_ok();
     let versions = jail.version_dirs(dir);
     let own_files = fingerprint_files(dir, 1, 0);
     let fingerprints = versions
