@@ -45,18 +45,8 @@ fn add_model(repo: &Path, model: &str, config: Option<&str>, versions: &[(&str, 
 
 const MLP: &str = "fashion-mlp/model.onnx";
 const CNN: &str = "fashion-cnn/model.onnx";
-const LABELS: [&str; 10] = [
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-];
+/// Fashion-MNIST's classes, as the label file lists them.
+const LABELS: [&str; 10] = burnserve_train::datasets::FASHION_CLASSES;
 
 const OUTPUT: &str = r#"output [{ name: "probabilities" data_type: TYPE_FP32 dims: [10] }]"#;
 
